@@ -1,0 +1,66 @@
+"""The one exception tree of har-edge.
+
+::
+
+    HarEdgeError
+    ├── ConfigError (ValueError)        a config file or option is wrong
+    ├── DataError (ValueError)          a recording, column or value is wrong
+    ├── ModelError                      a model or run directory is unusable
+    ├── ExportError                     conversion / quantisation / MCU export failed
+    ├── BundleError                     a model bundle is missing, corrupt or inconsistent
+    ├── BackendNotAvailable (ImportError)  no interpreter package installed
+    ├── SourceError                     a sensor source cannot be opened or read
+    └── TransportError                  MQTT publishing failed
+
+Library code raises these; only the CLI prints them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "HarEdgeError",
+    "ConfigError",
+    "DataError",
+    "ModelError",
+    "ExportError",
+    "BundleError",
+    "BackendNotAvailable",
+    "SourceError",
+    "TransportError",
+]
+
+
+class HarEdgeError(Exception):
+    """Base class of every error har-edge raises on purpose."""
+
+
+class ConfigError(HarEdgeError, ValueError):
+    """A configuration file, option or argument is invalid."""
+
+
+class DataError(HarEdgeError, ValueError):
+    """Input data is missing or malformed (the message names file, field and value)."""
+
+
+class ModelError(HarEdgeError):
+    """A trained model or run directory is missing pieces or inconsistent."""
+
+
+class ExportError(HarEdgeError):
+    """Converting or quantising a model failed, or the result is not deployable."""
+
+
+class BundleError(HarEdgeError):
+    """A model bundle (``model.tflite`` + manifest) is missing, corrupt or inconsistent."""
+
+
+class BackendNotAvailable(HarEdgeError, ImportError):
+    """No usable inference backend; the message names the extra to install."""
+
+
+class SourceError(HarEdgeError):
+    """A sensor source cannot be opened or read."""
+
+
+class TransportError(HarEdgeError):
+    """Publishing to MQTT failed."""
