@@ -1,0 +1,56 @@
+"""The unit of data that flows from a sensor source into the streaming classifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["SampleChunk", "SourceStats"]
+
+
+@dataclass(frozen=True)
+class SampleChunk:
+    """Consecutive samples from one source.
+
+    Attributes:
+        timestamps_s: ``(n,)`` float64 sample times in seconds (monotonic within a source).
+        values: ``(n, c)`` float64 sensor values, columns in ``channel_names`` order.
+        channel_names: e.g. ``("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")``.
+        units: one unit per channel, e.g. ``("g", "g", "g", "rad/s", "rad/s", "rad/s")``.
+    """
+
+    timestamps_s: NDArray[np.float64]
+    values: NDArray[np.float64]
+    channel_names: tuple[str, ...]
+    units: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.timestamps_s.shape[0])
+
+
+@dataclass
+class SourceStats:
+    """Counters a source keeps; a bad sample or message is counted, logged and skipped."""
+
+    samples: int = 0
+    bad_samples: int = 0
+    bad_messages: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def count_bad(self, reason: str, *, message: bool = False) -> None:
+        """Count one rejected sample (or whole message) under ``reason``."""
+        if message:
+            self.bad_messages += 1
+        else:
+            self.bad_samples += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "samples": self.samples,
+            "bad_samples": self.bad_samples,
+            "bad_messages": self.bad_messages,
+            "reasons": dict(self.reasons),
+        }
