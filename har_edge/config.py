@@ -1,0 +1,168 @@
+"""Frozen configuration dataclasses and the strict TOML reader for training configs.
+
+A training config (``training/configs/*.toml``) has the tables ``[data]``, ``[preprocessing]``
+(raw-stream data sets only), ``[model]`` and ``[train]``; unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from har_edge.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["DataConfig", "PreprocessingConfig", "ModelConfig", "TrainConfig", "RunConfig", "load_run_config"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "uci_har"  # uci_har | hapt_raw | wisdm
+    channels: tuple[str, ...] = ()  # empty = all channels the dataset (or preprocessing) gives
+    sample_rate_hz: float = 50.0
+    window_samples: int = 128
+    hop_samples: int = 64
+    label_policy: str = "pure"
+    test_subjects: tuple[int, ...] = (2, 4, 9, 10, 12, 13, 18, 20, 24)
+    validation_subjects: tuple[int, ...] = (1, 11, 21, 30)
+    max_train_windows: int | None = None  # for smoke tests: a seeded stratified slice
+    max_test_windows: int | None = None
+
+
+@dataclass(frozen=True)
+class PreprocessingConfig:
+    output_channels: tuple[str, ...] = ()
+    gravity_cutoff_hz: float = 0.3
+    gravity_order: int = 3
+    noise_cutoff_hz: float | None = 20.0
+    noise_order: int = 3
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    cell: str = "lstm"  # lstm | simple_rnn
+    units: tuple[int, ...] = (64,)
+    dropout: float = 0.2
+    conv_filters: tuple[int, ...] = ()
+    conv_kernel: int = 5
+    conv_pool: int = 2
+    dense_units: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    patience: int = 10
+    seed: int = 42
+    max_minutes: float = 9.0
+    label_smoothing: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocessing: PreprocessingConfig | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if d["preprocessing"] is None:
+            del d["preprocessing"]
+        return _plain(d)
+
+    def replace(self, **sections: Any) -> "RunConfig":
+        return dataclasses.replace(self, **sections)
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items() if v is not None}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _build(cls: type, table: dict[str, Any], where: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(table).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(fields)}")
+    kwargs = {}
+    defaults = cls()
+    for key, value in table.items():
+        default = getattr(defaults, key)
+        if isinstance(default, tuple):
+            if not isinstance(value, list):
+                raise ConfigError(f"{where}.{key}: expected a list, got {value!r}")
+            value = tuple(value)
+        elif isinstance(default, bool) or default is None:
+            pass
+        elif isinstance(default, (int, float)) and not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")
+        elif isinstance(default, float):
+            value = float(value)
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise ConfigError(f"{where}.{key}: expected a string, got {value!r}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def run_config_from_dict(d: dict[str, Any], *, where: str = "config") -> RunConfig:
+    """Build and validate a :class:`RunConfig` from a parsed TOML/JSON dict."""
+    allowed = {"name", "data", "preprocessing", "model", "train"}
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown table(s) {unknown}; allowed are {sorted(allowed)}")
+    cfg = RunConfig(
+        name=str(d.get("name", "run")),
+        data=_build(DataConfig, d.get("data", {}), f"{where} [data]"),
+        preprocessing=_build(PreprocessingConfig, d["preprocessing"], f"{where} [preprocessing]") if "preprocessing" in d else None,
+        model=_build(ModelConfig, d.get("model", {}), f"{where} [model]"),
+        train=_build(TrainConfig, d.get("train", {}), f"{where} [train]"),
+    )
+    _validate(cfg, where)
+    return cfg
+
+
+def _validate(cfg: RunConfig, where: str) -> None:
+    if cfg.data.dataset not in ("uci_har", "hapt_raw", "wisdm"):
+        raise ConfigError(f"{where}: data.dataset={cfg.data.dataset!r}; expected 'uci_har', 'hapt_raw' or 'wisdm'")
+    if cfg.data.label_policy not in ("pure", "majority"):
+        raise ConfigError(f"{where}: data.label_policy={cfg.data.label_policy!r}; expected 'pure' or 'majority'")
+    if cfg.model.cell not in ("lstm", "simple_rnn"):
+        raise ConfigError(f"{where}: model.cell={cfg.model.cell!r}; expected 'lstm' or 'simple_rnn'")
+    if not cfg.model.units or any(u < 1 for u in cfg.model.units):
+        raise ConfigError(f"{where}: model.units={list(cfg.model.units)}; expected a list of positive integers")
+    if not 0 <= cfg.model.dropout < 1:
+        raise ConfigError(f"{where}: model.dropout={cfg.model.dropout}; expected 0 <= dropout < 1")
+    if cfg.data.window_samples < 2 or cfg.data.hop_samples < 1:
+        raise ConfigError(f"{where}: window_samples/hop_samples must be positive (got {cfg.data.window_samples}/{cfg.data.hop_samples})")
+    if set(cfg.data.test_subjects) & set(cfg.data.validation_subjects):
+        raise ConfigError(f"{where}: validation_subjects overlap test_subjects")
+    if cfg.data.dataset == "hapt_raw" and cfg.preprocessing is None:
+        raise ConfigError(f"{where}: dataset 'hapt_raw' needs a [preprocessing] table (the causal device preprocessing)")
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read a training config TOML file strictly."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        d = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
+    return run_config_from_dict(d, where=str(path))
