@@ -1,0 +1,161 @@
+"""Train a recurrent classifier from a :class:`~har_edge.config.RunConfig` and write a run directory.
+
+Seeded; early stopping on the validation subjects; the held-out test subjects are evaluated once,
+at the end. See :mod:`har_edge.models.run_dir` for what is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from har_edge.config import RunConfig
+from har_edge.data.datasets import SplitWindows, prepare_windows
+from har_edge.data.normalisation import fit_standardiser
+from har_edge.errors import ModelError
+from har_edge.models.builders import build_classifier
+from har_edge.models.evaluation import classification_metrics, plot_confusion_matrix
+from har_edge.models.keras_backend import import_keras, import_tensorflow
+from har_edge.models.run_dir import RunInfo, write_json
+
+__all__ = ["train_run", "load_keras_model", "predict_probabilities", "evaluate_windows"]
+
+log = logging.getLogger(__name__)
+
+
+def _seed_everything(seed: int) -> None:
+    keras = import_keras()
+    keras.utils.set_random_seed(seed)
+
+
+def load_keras_model(run_dir: Path) -> Any:
+    """Load ``RUN_DIR/model.keras`` with tf_keras."""
+    keras = import_keras()
+    path = Path(run_dir) / "model.keras"
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
+        raise ModelError(f"{path}: cannot load the Keras model ({type(exc).__name__}: {exc})") from exc
+
+
+def predict_probabilities(model: Any, X: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+    """Softmax outputs ``(n, n_classes)`` for normalised windows ``(n, T, C)``."""
+    return np.asarray(model.predict(X, batch_size=batch_size, verbose=0), dtype=np.float32)
+
+
+def evaluate_windows(probabilities: np.ndarray, y_true: np.ndarray, label_names: tuple[str, ...]) -> dict[str, Any]:
+    return classification_metrics(y_true, probabilities.argmax(axis=1), label_names)
+
+
+class _TimeLimit:
+    def __new__(cls, max_minutes: float) -> Any:  # build a real keras Callback lazily
+        keras = import_keras()
+
+        class TimeLimit(keras.callbacks.Callback):
+            def on_train_begin(self, logs: Any = None) -> None:
+                self.start = time.monotonic()
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                if (time.monotonic() - self.start) / 60 > max_minutes:
+                    log.warning("time limit of %.1f min reached after epoch %d; stopping", max_minutes, epoch + 1)
+                    self.model.stop_training = True
+
+        return TimeLimit()
+
+
+def train_run(
+    cfg: RunConfig,
+    data_root: Path,
+    out_dir: Path,
+    *,
+    verbose: int = 2,
+    splits: SplitWindows | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> RunInfo:
+    """Train, evaluate on the held-out subjects and write ``out_dir``.
+
+    Returns:
+        The :class:`RunInfo` of the written run (``metrics`` filled).
+    """
+    say = on_progress or log.info
+    tf = import_tensorflow()
+    keras = import_keras()
+    _seed_everything(cfg.train.seed)
+    t0 = time.monotonic()
+    splits = splits or prepare_windows(cfg, data_root)
+    train, val, test = splits.train, splits.validation, splits.test
+    say(f"data: train {len(train)} / validation {len(val)} / test {len(test)} windows, "
+        f"{train.window_samples} samples × {len(train.channel_names)} channels ({time.monotonic() - t0:.1f} s)")
+    norm = fit_standardiser(train.X, channel_names=train.channel_names)
+    Xtr, Xva, Xte = (norm.transform(w.X) for w in (train, val, test))
+    n_classes = len(train.label_names)
+    model = build_classifier(cfg.model, window_samples=train.window_samples, n_channels=Xtr.shape[2], n_classes=n_classes, seed=cfg.train.seed)
+    loss = keras.losses.SparseCategoricalCrossentropy()
+    model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate), loss=loss, metrics=["accuracy"])
+    say(f"model: {model.count_params()} parameters ({cfg.model.cell}, units {list(cfg.model.units)}, conv {list(cfg.model.conv_filters)})")
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, cfg.train.patience // 3), min_lr=1e-5),
+        _TimeLimit(cfg.train.max_minutes),
+    ]
+    t_fit = time.monotonic()
+    history = model.fit(
+        Xtr, train.y, validation_data=(Xva, val.y), epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
+        shuffle=True, callbacks=callbacks, verbose=verbose,
+    )
+    train_seconds = time.monotonic() - t_fit
+    val_probs = predict_probabilities(model, Xva)
+    test_probs = predict_probabilities(model, Xte)
+    val_metrics = evaluate_windows(val_probs, val.y, train.label_names)
+    test_metrics = evaluate_windows(test_probs, test.y, train.label_names)
+    epochs_run = len(history.history["loss"])
+    metrics = {
+        "test_accuracy": test_metrics["accuracy"],
+        "test_macro_f1": test_metrics["macro_f1"],
+        "validation_accuracy": val_metrics["accuracy"],
+        "train_seconds": round(train_seconds, 2),
+        "epochs_run": epochs_run,
+        "parameters": int(model.count_params()),
+        "test_subjects": sorted(set(int(s) for s in test.subject)),
+        "validation_subjects": sorted(set(int(s) for s in val.subject)),
+        "n_train": len(train), "n_validation": len(val), "n_test": len(test),
+        "test": test_metrics,
+        "versions": {"tensorflow": tf.__version__, "tf_keras": keras.__version__, "numpy": np.__version__},
+    }
+    info = RunInfo(
+        run_dir=Path(out_dir), config=cfg, label_names=train.label_names, channel_names=train.channel_names,
+        units=train.units, sample_rate_hz=train.sample_rate_hz, window_samples=train.window_samples,
+        hop_samples=cfg.data.hop_samples, preprocessing=splits.preprocessing, normalisation=norm, metrics=metrics,
+    )
+    _write_run(info, model, history.history)
+    say(f"test ({len(test)} windows, held-out subjects): accuracy {metrics['test_accuracy']:.4f}, "
+        f"macro-F1 {metrics['test_macro_f1']:.4f}; trained {epochs_run} epochs in {train_seconds:.0f} s")
+    return info
+
+
+def _write_run(info: RunInfo, model: Any, history: dict[str, list[float]]) -> None:
+    """Write into a temporary directory, then rename over ``info.run_dir`` (no half-written run)."""
+    out = info.run_dir
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    model.save(tmp / "model.keras")
+    write_json(tmp / "config.json", info.config.to_dict())
+    write_json(tmp / "run.json", info.to_run_json())
+    write_json(tmp / "normalisation.json", info.normalisation.to_dict())
+    write_json(tmp / "metrics.json", info.metrics)
+    write_json(tmp / "history.json", {k: [float(v) for v in vs] for k, vs in history.items()})
+    cm = info.metrics["test"]["confusion_matrix"]
+    plot_confusion_matrix(cm, info.label_names, tmp / "confusion_matrix.png",
+                          title=f"{info.config.name}: test accuracy {info.metrics['test_accuracy']:.3f}")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)

@@ -1,0 +1,219 @@
+"""MQTT connection settings, broker URLs and the topic layout.
+
+Topics are ``<topic_prefix>/<device_id>/<kind>`` for the kinds in :data:`TOPIC_KINDS`:
+
+* ``status``   -- retained plain ``online`` / ``offline`` (also the last will)
+* ``activity`` -- one JSON state per classified window
+* ``event``    -- JSON ``start`` / ``end`` of an activity
+* ``stats``    -- JSON counters, every ``stats_interval_s``
+
+>>> cfg = parse_broker_url("mqtts://pi:secret@broker.local", base=MqttConfig(device_id="kitchen"))
+>>> (cfg.host, cfg.port, cfg.tls, cfg.username)
+('broker.local', 8883, True, 'pi')
+>>> cfg.topic("activity")
+'har/kitchen/activity'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from har_edge.errors import ConfigError
+
+__all__ = ["TOPIC_KINDS", "MqttConfig", "parse_broker_url"]
+
+TOPIC_KINDS = ("status", "activity", "event", "stats")
+"""The topic kinds under ``<topic_prefix>/<device_id>/``."""
+
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_SCHEMES = {"mqtt": False, "tcp": False, "mqtts": True, "ssl": True}
+_DEFAULT_PORTS = {False: 1883, True: 8883}
+
+
+def _check_topic_prefix(name: str, value: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name}={value!r} but expected a non-empty MQTT topic prefix")
+    if any(c in value for c in "+#\0") or value.startswith("/") or value.endswith("/"):
+        raise ConfigError(
+            f"{name}={value!r} but expected a topic prefix without wildcards (+, #), NUL "
+            "or a leading/trailing '/', e.g. 'har' or 'home/har'"
+        )
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """Everything :class:`~har_edge.transport.mqtt.MqttPublisher` needs to reach a broker.
+
+    Values are checked on construction; a bad one raises :class:`ConfigError`.
+
+    Args:
+        host: Broker host name or IP address (no scheme; see :func:`parse_broker_url`).
+        port: Broker TCP port.
+        device_id: Names this device in topics and Home Assistant; ``[A-Za-z0-9_-]+``.
+        topic_prefix: First topic level(s), e.g. ``"har"``.
+        qos: QoS of activity/event/stats messages (status and discovery always use 1).
+        keepalive_s: MQTT keep-alive interval.
+        username: Broker user name, if the broker needs one.
+        password: Broker password (needs ``username``).
+        tls: Connect with TLS.
+        tls_ca_path: CA bundle; ``None`` uses the system trust store.
+        tls_cert_path: Client certificate (mutual TLS).
+        tls_key_path: Client private key (needs ``tls_cert_path``).
+        tls_insecure: Skip the server host-name check (testing only).
+        client_id: MQTT client id; ``None`` means ``"har-edge-<device_id>"``.
+        outbox_path: SQLite outbox file; ``None`` means ``<state_dir>/outbox-<device_id>.sqlite3``
+            when the publisher is given a state directory, else an in-memory outbox.
+        outbox_max_messages: Outbox bound; beyond it the oldest message is dropped and counted.
+        reconnect_min_delay_s: First reconnect back-off (doubles per failed attempt).
+        reconnect_max_delay_s: Back-off cap.
+        discovery: Publish Home Assistant MQTT discovery configs.
+        discovery_prefix: Home Assistant discovery prefix.
+        stats_interval_s: Period of the automatic stats message; ``0`` disables it.
+        max_inflight: Messages sent but not yet acknowledged by the broker, at most.
+    """
+
+    host: str = "localhost"
+    port: int = 1883
+    device_id: str = "har-edge"
+    topic_prefix: str = "har"
+    qos: int = 1
+    keepalive_s: int = 60
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    tls_ca_path: Path | None = None
+    tls_cert_path: Path | None = None
+    tls_key_path: Path | None = None
+    tls_insecure: bool = False
+    client_id: str | None = None
+    outbox_path: Path | None = None
+    outbox_max_messages: int = 100_000
+    reconnect_min_delay_s: float = 1.0
+    reconnect_max_delay_s: float = 60.0
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    stats_interval_s: float = 60.0
+    max_inflight: int = 20
+
+    def __post_init__(self) -> None:
+        host = self.host
+        if not isinstance(host, str) or not host or any(c.isspace() for c in host):
+            raise ConfigError(f"host={host!r} but expected a non-empty host name or IP address")
+        if "://" in host or "/" in host or "@" in host:
+            raise ConfigError(
+                f"host={host!r} looks like a URL; use parse_broker_url() or give the bare host name"
+            )
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 < self.port < 65536:
+            raise ConfigError(f"port={self.port!r} but expected an integer in 1..65535")
+        if not isinstance(self.device_id, str) or not _ID_RE.match(self.device_id):
+            raise ConfigError(
+                f"device_id={self.device_id!r} but expected letters, digits, '_' or '-' only"
+            )
+        _check_topic_prefix("topic_prefix", self.topic_prefix)
+        _check_topic_prefix("discovery_prefix", self.discovery_prefix)
+        if self.qos not in (0, 1, 2) or isinstance(self.qos, bool):
+            raise ConfigError(f"qos={self.qos!r} but expected 0, 1 or 2")
+        if isinstance(self.keepalive_s, bool) or not isinstance(self.keepalive_s, int) or self.keepalive_s < 0:
+            raise ConfigError(f"keepalive_s={self.keepalive_s!r} but expected an integer >= 0")
+        if self.password is not None and self.username is None:
+            raise ConfigError("password is set but username is None; set both or neither")
+        for name in ("tls_ca_path", "tls_cert_path", "tls_key_path"):
+            if getattr(self, name) is not None and not self.tls:
+                raise ConfigError(f"{name}={getattr(self, name)!r} but tls=False; enable tls or drop it")
+        if self.tls_key_path is not None and self.tls_cert_path is None:
+            raise ConfigError(f"tls_key_path={self.tls_key_path!r} but tls_cert_path is None")
+        if self.client_id is not None and (not isinstance(self.client_id, str) or not self.client_id):
+            raise ConfigError(f"client_id={self.client_id!r} but expected a non-empty string or None")
+        if (
+            isinstance(self.outbox_max_messages, bool)
+            or not isinstance(self.outbox_max_messages, int)
+            or self.outbox_max_messages < 1
+        ):
+            raise ConfigError(
+                f"outbox_max_messages={self.outbox_max_messages!r} but expected an integer >= 1"
+            )
+        if not 0 < self.reconnect_min_delay_s <= self.reconnect_max_delay_s:
+            raise ConfigError(
+                f"reconnect_min_delay_s={self.reconnect_min_delay_s!r}, reconnect_max_delay_s="
+                f"{self.reconnect_max_delay_s!r} but expected 0 < min <= max"
+            )
+        if not self.stats_interval_s >= 0:
+            raise ConfigError(
+                f"stats_interval_s={self.stats_interval_s!r} but expected >= 0 (0 disables stats)"
+            )
+        if isinstance(self.max_inflight, bool) or not isinstance(self.max_inflight, int) or self.max_inflight < 1:
+            raise ConfigError(f"max_inflight={self.max_inflight!r} but expected an integer >= 1")
+
+    def topic(self, kind: str) -> str:
+        """Return ``<topic_prefix>/<device_id>/<kind>`` for a kind in :data:`TOPIC_KINDS`.
+
+        Raises:
+            ConfigError: ``kind`` is not one of :data:`TOPIC_KINDS`.
+        """
+        if kind not in TOPIC_KINDS:
+            raise ConfigError(f"topic kind {kind!r} but expected one of {', '.join(TOPIC_KINDS)}")
+        return f"{self.topic_prefix}/{self.device_id}/{kind}"
+
+    @property
+    def discovery_status_topic(self) -> str:
+        """Topic on which Home Assistant announces ``online`` (its birth message)."""
+        return f"{self.discovery_prefix}/status"
+
+    @property
+    def effective_client_id(self) -> str:
+        """The MQTT client id actually used."""
+        return self.client_id or f"har-edge-{self.device_id}"
+
+    def outbox_file(self, state_dir: str | os.PathLike[str] | None = None) -> Path | None:
+        """Resolve the outbox file: ``outbox_path``, else one under ``state_dir``, else ``None``."""
+        if self.outbox_path is not None:
+            return Path(self.outbox_path)
+        if state_dir is not None:
+            return Path(state_dir) / f"outbox-{self.device_id}.sqlite3"
+        return None
+
+
+def parse_broker_url(url: str, *, base: MqttConfig | None = None) -> MqttConfig:
+    """Build a :class:`MqttConfig` from ``mqtt[s]://[user[:password]@]host[:port]``.
+
+    ``mqtt://`` (or ``tcp://``) means plain TCP on port 1883 by default, ``mqtts://`` (or
+    ``ssl://``) TLS on 8883. User name and password are percent-decoded. Fields the URL does not
+    carry (device id, TLS files, ...) come from ``base``; credentials in ``base`` are kept when
+    the URL has none. A plain ``mqtt://`` URL turns TLS off, dropping ``base``'s TLS files.
+
+    Raises:
+        ConfigError: The URL is malformed or has a path, query or fragment.
+    """
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(f"broker url {url!r} but expected mqtt://[user[:pass]@]host[:port]")
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise ConfigError(f"broker url {url!r} has scheme {scheme!r} but expected one of {sorted(_SCHEMES)}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(f"broker url {url!r} has a path, query or fragment; expected scheme://host[:port]")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"broker url {url!r} has an invalid port: expected an integer in 1..65535") from exc
+    host = parts.hostname
+    if not host:
+        raise ConfigError(f"broker url {url!r} has no host")
+    tls = _SCHEMES[scheme]
+    cfg = base if base is not None else MqttConfig()
+    changes: dict[str, object] = {
+        "host": host,
+        "port": _DEFAULT_PORTS[tls] if port is None else port,
+        "tls": tls,
+    }
+    if parts.username is not None:
+        changes["username"] = unquote(parts.username)
+        changes["password"] = unquote(parts.password) if parts.password is not None else None
+    if not tls:
+        changes.update(tls_ca_path=None, tls_cert_path=None, tls_key_path=None, tls_insecure=False)
+    return dataclasses.replace(cfg, **changes)

@@ -1,0 +1,128 @@
+"""Home Assistant MQTT discovery configs for a har-edge device.
+
+Two sensors under one device, each a retained JSON config at
+``<discovery_prefix>/sensor/<device_id>/<object_id>/config``:
+
+* ``activity``   -- an ``enum`` sensor whose state is ``value_json.activity`` and whose
+  attributes are the whole activity payload;
+* ``confidence`` -- the winning score in percent (``state_class: measurement``).
+
+Both use the device's status topic for availability (``online`` / ``offline``).
+
+>>> from har_edge.transport.config import MqttConfig
+>>> [topic for topic, _ in discovery_messages(MqttConfig(device_id="kitchen"), ["sit", "walk"])]
+['homeassistant/sensor/kitchen/activity/config', 'homeassistant/sensor/kitchen/confidence/config']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Any
+
+from har_edge.errors import ConfigError
+from har_edge.transport.config import MqttConfig
+from har_edge.transport.payloads import STATUS_OFFLINE, STATUS_ONLINE, UNCERTAIN
+
+__all__ = [
+    "MODEL",
+    "activity_sensor_config",
+    "confidence_sensor_config",
+    "discovery_messages",
+    "discovery_topic",
+    "package_version",
+]
+
+MODEL = "har-edge"
+
+
+def package_version() -> str:
+    """Installed har-edge version, or ``"unknown"`` when running from a source tree."""
+    try:
+        return metadata.version("har-edge")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def discovery_topic(config: MqttConfig, object_id: str) -> str:
+    """Return ``<discovery_prefix>/sensor/<device_id>/<object_id>/config``."""
+    return f"{config.discovery_prefix}/sensor/{config.device_id}/{object_id}/config"
+
+
+def _options(labels: Sequence[str]) -> list[str]:
+    if isinstance(labels, str):
+        raise ConfigError(f"labels={labels!r} but expected a sequence of label strings")
+    options: list[str] = []
+    for label in labels:
+        if not isinstance(label, str) or not label:
+            raise ConfigError(f"label {label!r} in labels={list(labels)!r} but expected non-empty strings")
+        if label in options:
+            raise ConfigError(f"label {label!r} appears twice in labels={list(labels)!r}")
+        options.append(label)
+    if UNCERTAIN not in options:
+        options.append(UNCERTAIN)
+    return options
+
+
+def _common(config: MqttConfig, object_id: str, name: str, sw_version: str) -> dict[str, Any]:
+    device_key = f"har_edge_{config.device_id}"
+    return {
+        "name": name,
+        "unique_id": f"{device_key}_{object_id}",
+        "state_topic": config.topic("activity"),
+        "availability_topic": config.topic("status"),
+        "payload_available": STATUS_ONLINE,
+        "payload_not_available": STATUS_OFFLINE,
+        "qos": config.qos,
+        "device": {
+            "identifiers": [device_key],
+            "name": config.device_id,
+            "model": MODEL,
+            "manufacturer": MODEL,
+            "sw_version": sw_version,
+        },
+        "origin": {"name": MODEL, "sw_version": sw_version},
+    }
+
+
+def activity_sensor_config(
+    config: MqttConfig, labels: Sequence[str], *, sw_version: str | None = None
+) -> dict[str, Any]:
+    """Config of the activity ``enum`` sensor; options are ``labels`` plus ``"uncertain"``.
+
+    With no labels the sensor is a plain text sensor (HA requires options for ``enum``).
+
+    Raises:
+        ConfigError: A label is empty, not a string, or repeated.
+    """
+    cfg = _common(config, "activity", "Activity", sw_version or package_version())
+    cfg.update(
+        value_template="{{ value_json.activity }}",
+        json_attributes_topic=config.topic("activity"),
+        icon="mdi:run",
+    )
+    if len(labels) > 0:
+        cfg.update(device_class="enum", options=_options(labels))
+    return cfg
+
+
+def confidence_sensor_config(config: MqttConfig, *, sw_version: str | None = None) -> dict[str, Any]:
+    """Config of the confidence sensor (percent, ``state_class: measurement``)."""
+    cfg = _common(config, "confidence", "Activity confidence", sw_version or package_version())
+    cfg.update(
+        value_template="{{ (value_json.confidence * 100) | round(1) }}",
+        unit_of_measurement="%",
+        state_class="measurement",
+        icon="mdi:percent",
+    )
+    return cfg
+
+
+def discovery_messages(
+    config: MqttConfig, labels: Sequence[str], *, sw_version: str | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """All discovery ``(topic, config)`` pairs to publish retained for this device."""
+    return [
+        (discovery_topic(config, "activity"), activity_sensor_config(config, labels, sw_version=sw_version)),
+        (discovery_topic(config, "confidence"), confidence_sensor_config(config, sw_version=sw_version)),
+    ]

@@ -1,0 +1,526 @@
+"""Publish activities to an MQTT broker without losing messages across outages or restarts.
+
+Data flow::
+
+    publish*() --put--> Outbox (SQLite) --sender thread, oldest first--> paho --> broker
+                            ^                                               |
+                            +------- delete row on PUBACK (on_publish) <----+
+
+* Every message is written to the :class:`~har_edge.transport.outbox.Outbox` first, so
+  ``publish*()`` never blocks on the network and never fails because the broker is down.
+* One sender thread drains the outbox in row order while connected, keeping at most
+  ``max_inflight`` messages unacknowledged. A row is deleted only when the broker's PUBACK
+  arrives (QoS 0 rows: once handed to the socket).
+* On a lost connection paho keeps the in-flight messages and re-sends them, in order, after it
+  reconnects; rows that were never acknowledged are also re-sent after a process restart. A
+  message may therefore arrive twice, never out of order: subscribers drop ``seq <= last_seen``.
+* ``on_publish`` only enqueues the acknowledged ``mid``; the sender thread owns the
+  ``mid -> row`` map. (paho runs ``on_publish`` while holding its own message lock, so taking a
+  lock there that is also held around ``Client.publish`` would deadlock.)
+* The status topic gets a retained ``online`` on every connect and ``offline`` from the last
+  will (crash / network loss) or from :meth:`MqttPublisher.close`.
+* With ``discovery`` on, the Home Assistant configs are published retained on every connect and
+  again whenever Home Assistant announces ``online`` on ``<discovery_prefix>/status``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+from har_edge.errors import BackendNotAvailable, ConfigError, TransportError
+from har_edge.transport import payloads
+from har_edge.transport.base import SequencedPublisher, check_qos, check_topic
+from har_edge.transport.config import MqttConfig
+from har_edge.transport.discovery import discovery_messages
+from har_edge.transport.outbox import Outbox, OutboxRow
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.reasoncodes import ReasonCode
+
+__all__ = ["MqttPublisher", "PublisherStats"]
+
+logger = logging.getLogger(__name__)
+
+_INSTALL_HINT = 'pip install "har-edge[device]"'
+_POLL_S = 0.5
+"""Longest the sender sleeps without a wake-up (a safety net; normally it is woken)."""
+_PAHO_EXTRA_INFLIGHT = 8
+"""Room in paho's in-flight window for status/discovery messages beside the data."""
+
+
+def _load_paho() -> ModuleType:
+    """Import ``paho.mqtt.client`` (2.x) or raise :class:`BackendNotAvailable`."""
+    try:
+        import paho.mqtt.client as mqtt_client
+    except ImportError as exc:
+        raise BackendNotAvailable(f"MqttPublisher needs paho-mqtt>=2.0; install it with {_INSTALL_HINT}") from exc
+    if not hasattr(mqtt_client, "CallbackAPIVersion"):
+        raise BackendNotAvailable(
+            "MqttPublisher needs paho-mqtt>=2.0 but an older paho-mqtt is installed; "
+            f"upgrade with {_INSTALL_HINT}"
+        )
+    return mqtt_client
+
+
+@dataclass(frozen=True)
+class PublisherStats:
+    """Counters of one :class:`MqttPublisher` (since it was created, except ``queued``).
+
+    Attributes:
+        published: Messages accepted by ``publish*()`` into the outbox.
+        acked: Messages the broker acknowledged (QoS 0: written to the connection).
+        queued: Messages in the outbox now, in flight included (also older runs' leftovers).
+        dropped: Messages dropped because the outbox was full.
+        reconnects: Successful connections after the first.
+        rejected: Messages the broker refused (MQTT 5 failure reason) or paho could not encode.
+    """
+
+    published: int
+    acked: int
+    queued: int
+    dropped: int
+    reconnects: int
+    rejected: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as a plain dict (for :func:`payloads.stats_payload`)."""
+        return asdict(self)
+
+
+class MqttPublisher(SequencedPublisher):
+    """Store-and-forward MQTT publisher (paho-mqtt 2.x, MQTT 3.1.1, threaded loop).
+
+    The constructor returns at once: it connects in the background and keeps retrying with
+    exponential back-off, so a broker that is down at start is not an error.
+
+    Args:
+        config: Broker, topics, outbox and discovery settings.
+        labels: The model's labels, for the Home Assistant ``enum`` sensor options.
+        state_dir: Directory for the default outbox file (``outbox-<device_id>.sqlite3``) when
+            ``config.outbox_path`` is ``None``; with neither, the outbox is in memory and
+            unsent messages are lost at exit.
+        sw_version: Reported to Home Assistant; defaults to the installed har-edge version.
+
+    Raises:
+        BackendNotAvailable: paho-mqtt 2.x is not installed.
+        ConfigError: Bad labels, or TLS files that cannot be loaded.
+        TransportError: The outbox file cannot be opened.
+
+    Example::
+
+        cfg = parse_broker_url("mqtt://broker.local", base=MqttConfig(device_id="kitchen"))
+        with MqttPublisher(cfg, labels=bundle.labels, state_dir="/var/lib/har-edge") as pub:
+            for state in states:
+                pub.publish_activity(state)
+    """
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        *,
+        labels: Sequence[str] = (),
+        state_dir: str | os.PathLike[str] | None = None,
+        sw_version: str | None = None,
+    ) -> None:
+        super().__init__(config)
+        mqtt = _load_paho()
+        self._mqtt = mqtt
+        self._discovery = (
+            [(topic, payloads.encode(body)) for topic, body in discovery_messages(config, labels, sw_version=sw_version)]
+            if config.discovery
+            else []
+        )
+        self._status_topic = config.topic("status")
+        self._acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Condition()
+        self._connected_event = threading.Event()
+        self._close_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._inflight: dict[int, int] = {}  # mid -> outbox row id; sender thread only
+        self._cursor = 0  # highest row id handed to paho; sender thread only
+        self._connected = False
+        self._closed = False
+        self._finished = False
+        self._published = 0
+        self._acked = 0
+        self._rejected = 0
+        self._connects = 0
+        self._connect_failures = 0
+
+        client = self._build_client(mqtt)
+        path = config.outbox_file(state_dir)
+        if path is None:
+            logger.info("no outbox_path or state_dir: using an in-memory outbox (lost at exit)")
+        self._outbox = Outbox(path if path is not None else ":memory:", max_messages=config.outbox_max_messages)
+        self._client = client
+        try:
+            client.connect_async(config.host, config.port, keepalive=config.keepalive_s)
+        except ValueError as exc:
+            self._outbox.close()
+            raise ConfigError(f"host={config.host!r} port={config.port!r} rejected by paho: {exc}") from exc
+        client.loop_start()
+        self._sender = threading.Thread(
+            target=self._run_sender, name=f"har-edge-mqtt-sender-{config.device_id}", daemon=True
+        )
+        self._sender.start()
+
+    def _build_client(self, mqtt: ModuleType) -> Client:
+        cfg = self.config
+        client: Client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=cfg.effective_client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=True,
+        )
+        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        client.will_set(self._status_topic, payloads.STATUS_OFFLINE, qos=1, retain=True)
+        if cfg.username is not None:
+            client.username_pw_set(cfg.username, cfg.password)
+        if cfg.tls:
+            try:
+                client.tls_set(
+                    ca_certs=str(cfg.tls_ca_path) if cfg.tls_ca_path else None,
+                    certfile=str(cfg.tls_cert_path) if cfg.tls_cert_path else None,
+                    keyfile=str(cfg.tls_key_path) if cfg.tls_key_path else None,
+                )
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                raise ConfigError(
+                    f"TLS setup failed for tls_ca_path={cfg.tls_ca_path!r}, tls_cert_path="
+                    f"{cfg.tls_cert_path!r}, tls_key_path={cfg.tls_key_path!r}: {exc}"
+                ) from exc
+            if cfg.tls_insecure:
+                client.tls_insecure_set(True)
+        # paho annotates the delays as int but computes with them as seconds; floats work.
+        client.reconnect_delay_set(
+            min_delay=cfg.reconnect_min_delay_s,  # type: ignore[arg-type]
+            max_delay=cfg.reconnect_max_delay_s,  # type: ignore[arg-type]
+        )
+        client.max_inflight_messages_set(cfg.max_inflight + _PAHO_EXTRA_INFLIGHT)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def publish(self, topic: str, payload: bytes, *, qos: int | None = None, retain: bool = False) -> None:
+        """Queue a message in the outbox; it is sent when connected. Never blocks on the network.
+
+        Args:
+            topic: Topic to publish to (no wildcards).
+            payload: Message body (``str`` is UTF-8 encoded).
+            qos: 0, 1 or 2; ``None`` means ``config.qos``.
+            retain: Ask the broker to retain the message.
+
+        Raises:
+            ConfigError: Invalid topic or QoS.
+            TransportError: The publisher is closed or the outbox cannot be written.
+        """
+        check_topic(topic)
+        level = check_qos(self.config.qos if qos is None else qos)
+        data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+        if self._closed:
+            raise TransportError(f"publish to {topic!r} after close()")
+        self._outbox.put(topic, data, level, retain)
+        with self._count_lock:
+            self._published += 1
+        self._wake.set()
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until the outbox is empty (all acknowledged); ``False`` on timeout."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        self._wake.set()
+        with self._idle:
+            while len(self._outbox) > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._outbox.closed:
+                    return False
+                self._idle.wait(min(remaining, 0.05))
+        return True
+
+    def wait_connected(self, timeout_s: float = 10.0) -> bool:
+        """Wait until connected to the broker; ``False`` on timeout."""
+        return self._connected_event.wait(max(0.0, timeout_s))
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker connection is currently up."""
+        return self._connected
+
+    @property
+    def outbox(self) -> Outbox:
+        """The underlying outbox (read-only use: ``len()``, ``dropped``)."""
+        return self._outbox
+
+    @property
+    def stats(self) -> PublisherStats:
+        """A snapshot of the publisher's counters."""
+        return PublisherStats(
+            published=self._published,
+            acked=self._acked,
+            queued=len(self._outbox),
+            dropped=self._outbox.dropped,
+            reconnects=max(0, self._connects - 1),
+            rejected=self._rejected,
+        )
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Flush for up to ``timeout_s``, publish retained ``offline`` and disconnect cleanly.
+
+        Messages still unacknowledged stay in the outbox file and are sent by the next
+        publisher that opens it. Idempotent.
+        """
+        with self._close_lock:
+            if self._finished:
+                return
+            self._finished = True
+            self._closed = True
+            deadline = time.monotonic() + max(0.0, timeout_s)
+            self.flush(timeout_s)
+            self._stop.set()
+            self._wake.set()
+            self._sender.join(timeout=max(1.0, deadline - time.monotonic()))
+            if self._connected:
+                try:
+                    info = self._client.publish(self._status_topic, payloads.STATUS_OFFLINE, qos=1, retain=True)
+                    info.wait_for_publish(timeout=max(0.5, deadline - time.monotonic()))
+                except (ValueError, RuntimeError) as exc:
+                    logger.warning("could not publish 'offline' to %s: %s", self._status_topic, exc)
+            self._client.disconnect()
+            self._client.loop_stop()
+            pending = len(self._outbox)
+            if pending:
+                logger.warning(
+                    "%d message(s) not acknowledged at close; %s",
+                    pending,
+                    "lost (in-memory outbox)"
+                    if self._outbox.path == ":memory:"
+                    else f"kept in {self._outbox.path} for the next run",
+                )
+            self._outbox.close()
+
+    def __enter__(self) -> MqttPublisher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("connected" if self._connected else "disconnected")
+        return f"MqttPublisher({self.config.host}:{self.config.port}, {self.config.device_id!r}, {state})"
+
+    # -- SequencedPublisher hooks --------------------------------------------------------------
+
+    def _next_seq(self, stream: str) -> int:
+        return self._outbox.next_seq(stream)
+
+    def _transport_counters(self) -> dict[str, float]:
+        counters: dict[str, float] = {**self.stats.as_dict(), "connected": int(self._connected)}
+        return counters
+
+    # -- sender thread -------------------------------------------------------------------------
+
+    def _run_sender(self) -> None:
+        interval = self.config.stats_interval_s
+        next_stats = time.monotonic() + interval if interval > 0 else math.inf
+        while not self._stop.is_set():
+            self._wake.wait(min(_POLL_S, max(0.0, next_stats - time.monotonic())))
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self._drain_acks()
+                if time.monotonic() >= next_stats and not self._closed:
+                    next_stats = time.monotonic() + interval
+                    self.publish_stats()
+                self._pump()
+            except Exception:  # noqa: BLE001 - the sender must survive anything
+                logger.exception("MQTT sender failed; retrying in 1 s")
+                self._stop.wait(1.0)
+        try:
+            self._drain_acks()
+        except Exception:  # noqa: BLE001
+            logger.exception("MQTT sender failed while stopping")
+
+    def _drain_acks(self) -> None:
+        """Delete the rows whose PUBACK arrived; wake :meth:`flush` waiters."""
+        done: list[int] = []
+        while True:
+            try:
+                mid, failed = self._acks.get_nowait()
+            except queue.Empty:
+                break
+            row_id = self._inflight.pop(mid, None)
+            if row_id is None:
+                continue  # status / discovery message, not from the outbox
+            if failed:
+                logger.error("broker refused outbox message %d; dropping it", row_id)
+                self._rejected += 1
+            else:
+                self._acked += 1
+            done.append(row_id)
+        if done:
+            self._outbox.ack_many(done)
+        with self._idle:
+            self._idle.notify_all()
+
+    def _pump(self) -> None:
+        """Hand the oldest unsent rows to paho while connected and the window has room."""
+        while self._connected and not self._stop.is_set():
+            room = self.config.max_inflight - len(self._inflight)
+            if room <= 0:
+                return
+            rows = self._outbox.peek(room, after_id=self._cursor)
+            if not rows:
+                return
+            for row in rows:
+                if not self._send(row):
+                    return
+
+    def _send(self, row: OutboxRow) -> bool:
+        """Publish one row; ``False`` means "stop for now, retry from this row later"."""
+        mqtt = self._mqtt
+        try:
+            info = self._client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+        except ValueError as exc:  # can never be sent (e.g. a bad topic in an old outbox file)
+            logger.error("dropping outbox message %d on %r: %s", row.id, row.topic, exc)
+            self._outbox.ack(row.id)
+            self._rejected += 1
+            self._cursor = row.id
+            return True
+        if row.qos == 0:
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return False  # paho does not queue QoS 0 while disconnected
+            self._outbox.ack(row.id)
+            self._acked += 1
+        elif info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            # NO_CONN: paho keeps QoS>0 messages and sends them after reconnecting.
+            self._inflight[info.mid] = row.id
+        else:
+            logger.warning("paho did not queue outbox message %d: %s; retrying", row.id, mqtt.error_string(info.rc))
+            return False
+        self._cursor = row.id
+        return True
+
+    # -- paho callbacks (network thread; never let an exception escape) ------------------------
+
+    def _publish_discovery(self, client: Client) -> None:
+        for topic, body in self._discovery:
+            client.publish(topic, body, qos=1, retain=True)
+
+    def _on_connect(
+        self,
+        client: Client,
+        userdata: Any,
+        flags: ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        try:
+            if reason_code.is_failure:
+                logger.warning(
+                    "broker %s:%d refused the connection: %s", self.config.host, self.config.port, reason_code
+                )
+                return
+            self._connects += 1
+            self._connect_failures = 0
+            self._connected = True
+            self._connected_event.set()
+            logger.info(
+                "%s MQTT broker %s:%d as %r (%d message(s) queued)",
+                "reconnected to" if self._connects > 1 else "connected to",
+                self.config.host,
+                self.config.port,
+                self.config.effective_client_id,
+                len(self._outbox),
+            )
+            client.publish(self._status_topic, payloads.STATUS_ONLINE, qos=1, retain=True)
+            if self._discovery:
+                client.subscribe(self.config.discovery_status_topic, qos=1)
+                self._publish_discovery(client)
+            self._wake.set()
+        except Exception:  # noqa: BLE001
+            logger.exception("error in MQTT on_connect callback")
+
+    def _on_connect_fail(self, client: Client, userdata: Any) -> None:
+        try:
+            self._connect_failures += 1
+            logger.log(
+                logging.WARNING if self._connect_failures == 1 else logging.DEBUG,
+                "cannot reach MQTT broker %s:%d (attempt %d); retrying, messages are kept in the outbox",
+                self.config.host,
+                self.config.port,
+                self._connect_failures,
+            )
+        except Exception:  # noqa: BLE001
+            logger.exception("error in MQTT on_connect_fail callback")
+
+    def _on_disconnect(
+        self,
+        client: Client,
+        userdata: Any,
+        flags: DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        try:
+            self._connected = False
+            self._connected_event.clear()
+            if self._closed:
+                logger.info("disconnected from MQTT broker %s:%d", self.config.host, self.config.port)
+            else:
+                logger.warning(
+                    "lost MQTT broker %s:%d (%s); queueing in the outbox and reconnecting",
+                    self.config.host,
+                    self.config.port,
+                    reason_code,
+                )
+        except Exception:  # noqa: BLE001
+            logger.exception("error in MQTT on_disconnect callback")
+
+    def _on_publish(
+        self,
+        client: Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        try:
+            self._acks.put((mid, bool(reason_code.is_failure)))
+            self._wake.set()
+        except Exception:  # noqa: BLE001
+            logger.exception("error in MQTT on_publish callback")
+
+    def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
+        try:
+            if (
+                message.topic == self.config.discovery_status_topic
+                and not message.retain  # a retained birth is old news: we published on connect
+                and message.payload.strip().lower() == payloads.STATUS_ONLINE.encode()
+            ):
+                logger.info("Home Assistant is online; re-publishing discovery configs")
+                self._publish_discovery(client)
+        except Exception:  # noqa: BLE001
+            logger.exception("error in MQTT on_message callback")

@@ -1,0 +1,251 @@
+"""JSON payloads published by har-edge; pure functions, no I/O.
+
+Every JSON payload carries ``"schema_version": 1``. The status topic is the exception: it holds
+the plain strings ``online`` / ``offline``, which is what Home Assistant availability expects.
+
+Activity state (topic ``<prefix>/<device>/activity``)::
+
+    {"schema_version": 1, "device_id": "kitchen", "activity": "walking", "confidence": 0.91,
+     "probabilities": {"walking": 0.91, "sitting": 0.09}, "timestamp": 1700000000.5,
+     "seq": 42, "model_hash": "3f2a...", "window_end_s": 12.5}
+
+``timestamp`` is the Unix time (seconds) of the last sample in the window; ``seq`` is assigned by
+the publisher, increases by one per message on a topic and survives restarts, so subscribers can
+drop duplicates with ``seq <= last_seen``.
+
+>>> p = activity_payload(device_id="d", activity="walk", confidence=0.9,
+...                      probabilities={"walk": 0.9, "sit": 0.1}, timestamp=1.5, model_hash="ab")
+>>> decode(encode(p)) == p
+True
+>>> encode({"b": 1, "a": [1.5]})
+b'{"b":1,"a":[1.5]}'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+from har_edge.errors import DataError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "STATUS_ONLINE",
+    "STATUS_OFFLINE",
+    "UNCERTAIN",
+    "EVENT_TYPES",
+    "activity_payload",
+    "event_payload",
+    "stats_payload",
+    "status_payload",
+    "stamp",
+    "encode",
+    "decode",
+]
+
+SCHEMA_VERSION = 1
+STATUS_ONLINE = "online"
+STATUS_OFFLINE = "offline"
+UNCERTAIN = "uncertain"
+"""Activity label published when no class is confident enough."""
+EVENT_TYPES = ("start", "end")
+
+_PROB_DIGITS = 6
+
+
+def _finite(name: str, value: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name}={value!r} but expected a number") from exc
+    if not math.isfinite(number):
+        raise DataError(f"{name}={value!r} but expected a finite number")
+    return number
+
+
+def _label(name: str, value: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise DataError(f"{name}={value!r} but expected a non-empty string")
+    return value
+
+
+def _seq(seq: int | None) -> int | None:
+    if seq is None:
+        return None
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise DataError(f"seq={seq!r} but expected an integer >= 0")
+    return seq
+
+
+def activity_payload(
+    *,
+    device_id: str,
+    activity: str,
+    confidence: float,
+    probabilities: Mapping[str, float],
+    timestamp: float,
+    model_hash: str,
+    seq: int | None = None,
+    window_end_s: float | None = None,
+) -> dict[str, Any]:
+    """Build an activity state payload.
+
+    Args:
+        device_id: Publishing device.
+        activity: Winning label, or :data:`UNCERTAIN`.
+        confidence: Score of ``activity`` in ``[0, 1]``.
+        probabilities: Score per label (NumPy scalars are fine), rounded to 6 digits.
+        timestamp: Unix time in seconds of the window's last sample.
+        model_hash: Identifies the model bundle that produced the scores.
+        seq: Sequence number; leave ``None`` to let the publisher assign it.
+        window_end_s: Stream-relative end of the window, if known.
+
+    Raises:
+        DataError: A value is missing, non-finite or out of range.
+    """
+    conf = _finite("confidence", confidence)
+    if not 0.0 <= conf <= 1.0:
+        raise DataError(f"confidence={confidence!r} but expected a value in [0, 1]")
+    probs = {
+        _label("probabilities key", str(k)): round(_finite(f"probabilities[{k!r}]", v), _PROB_DIGITS)
+        for k, v in probabilities.items()
+    }
+    payload: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "device_id": _label("device_id", device_id),
+        "activity": _label("activity", activity),
+        "confidence": round(conf, _PROB_DIGITS),
+        "probabilities": probs,
+        "timestamp": _finite("timestamp", timestamp),
+        "model_hash": _label("model_hash", model_hash),
+    }
+    if seq is not None:
+        payload["seq"] = _seq(seq)
+    if window_end_s is not None:
+        payload["window_end_s"] = _finite("window_end_s", window_end_s)
+    return payload
+
+
+def event_payload(
+    *,
+    device_id: str,
+    event_type: str,
+    activity: str,
+    timestamp: float,
+    duration_s: float | None = None,
+    seq: int | None = None,
+) -> dict[str, Any]:
+    """Build an activity ``start`` / ``end`` event payload (key ``"type"``).
+
+    Args:
+        device_id: Publishing device.
+        event_type: ``"start"`` or ``"end"``.
+        activity: The activity that started or ended.
+        timestamp: Unix time in seconds of the transition.
+        duration_s: How long the activity lasted; required for ``"end"``, refused for ``"start"``.
+        seq: Sequence number; leave ``None`` to let the publisher assign it.
+
+    Raises:
+        DataError: Unknown ``event_type``, a missing/negative ``duration_s``, or a bad value.
+    """
+    if event_type not in EVENT_TYPES:
+        raise DataError(f"event_type={event_type!r} but expected one of {EVENT_TYPES}")
+    payload: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "device_id": _label("device_id", device_id),
+        "type": event_type,
+        "activity": _label("activity", activity),
+        "timestamp": _finite("timestamp", timestamp),
+    }
+    if event_type == "end":
+        if duration_s is None:
+            raise DataError("event_type='end' but duration_s is None; expected the activity duration")
+        duration = _finite("duration_s", duration_s)
+        if duration < 0:
+            raise DataError(f"duration_s={duration_s!r} but expected >= 0")
+        payload["duration_s"] = duration
+    elif duration_s is not None:
+        raise DataError(f"event_type='start' but duration_s={duration_s!r}; only 'end' has a duration")
+    if seq is not None:
+        payload["seq"] = _seq(seq)
+    return payload
+
+
+def stats_payload(
+    *, device_id: str, counters: Mapping[str, float], timestamp: float
+) -> dict[str, Any]:
+    """Build a stats payload: ``{schema_version, device_id, timestamp, counters}``.
+
+    Raises:
+        DataError: A counter is not a finite number.
+    """
+    values: dict[str, float] = {}
+    for name, value in counters.items():
+        if isinstance(value, numbers.Integral):
+            values[str(name)] = int(value)
+        else:
+            values[str(name)] = _finite(f"counters[{name!r}]", value)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "device_id": _label("device_id", device_id),
+        "timestamp": _finite("timestamp", timestamp),
+        "counters": values,
+    }
+
+
+def status_payload(online: bool) -> bytes:
+    """Return the plain status payload, ``b"online"`` or ``b"offline"``."""
+    return (STATUS_ONLINE if online else STATUS_OFFLINE).encode("ascii")
+
+
+def stamp(payload: Mapping[str, Any], *, seq: int, device_id: str) -> dict[str, Any]:
+    """Copy ``payload`` with the publisher's ``seq`` and ``device_id`` filled in.
+
+    ``schema_version`` is added when missing; an existing ``seq`` is replaced.
+
+    Raises:
+        DataError: ``payload`` names a different device than the publisher's.
+    """
+    other = payload.get("device_id")
+    if other is not None and other != device_id:
+        raise DataError(f"payload device_id={other!r} but this publisher is device_id={device_id!r}")
+    out: dict[str, Any] = {
+        "schema_version": payload.get("schema_version", SCHEMA_VERSION),
+        "device_id": device_id,
+    }
+    out.update(payload)
+    out["device_id"] = device_id
+    out["seq"] = _seq(seq)
+    return out
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    """Serialise to compact UTF-8 JSON (no spaces; NaN/inf refused).
+
+    Raises:
+        DataError: The payload holds a non-finite float or a non-JSON type.
+    """
+    try:
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode(
+            "utf-8"
+        )
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"payload cannot be encoded as JSON: {exc}") from exc
+
+
+def decode(data: bytes | str) -> dict[str, Any]:
+    """Parse a JSON object payload (the inverse of :func:`encode`).
+
+    Raises:
+        DataError: ``data`` is not JSON or not a JSON object.
+    """
+    try:
+        value = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"payload is not JSON: {data[:80]!r}") from exc
+    if not isinstance(value, dict):
+        raise DataError(f"payload is JSON {type(value).__name__} but expected an object: {data[:80]!r}")
+    return value
