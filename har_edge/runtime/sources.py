@@ -412,36 +412,60 @@ class CsvReplaySource(_SourceBase):
     def _parse_lines(self, lines: list[str], linenos: NDArray[np.intp]) -> tuple[_Array, NDArray[np.intp]]:
         """Parse ``(m, 1 + c)`` floats (timestamp first); returns the rows and their indices in ``lines``.
 
-        numpy parses the block; when it stops at an unparsable row (its error names the row),
-        the rows before it are kept, that row is counted bad and parsing resumes after it.
+        numpy parses the whole block. A block with unparsable lines (and every block after a
+        dirty one) is parsed in pieces of 512 lines; in a failing piece the rows before the one
+        numpy's error names are kept, that row is counted bad and parsing resumes after it.
         """
-        parts, start = [], 0
+        if not self._dirty:
+            try:
+                return self._loadtxt(lines), np.arange(len(lines))
+            except ValueError:
+                self._dirty = True
+        parts, dirty = [], False
+        for s0 in range(0, len(lines), 512):
+            rows, idx = self._parse_piece(lines[s0 : s0 + 512], linenos[s0 : s0 + 512])
+            parts.append((rows, idx + s0))
+            dirty = dirty or len(idx) < len(lines[s0 : s0 + 512])
+        self._dirty = dirty
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _parse_piece(self, lines: list[str], linenos: NDArray[np.intp]) -> tuple[_Array, NDArray[np.intp]]:
+        parts = [(np.empty((0, 1 + len(self._ch_cols))), np.empty(0, np.intp))]
+        start, skipped = 0, 0
         while start < len(lines):
+            if skipped >= 8:  # a badly damaged piece: line by line is cheaper than more retries
+                rows, idx = self._parse_slow(lines[start:], linenos[start:])
+                parts.append((rows, idx + start))
+                break
             try:
                 parts.append((self._loadtxt(lines[start:]), np.arange(start, len(lines))))
                 break
             except ValueError as exc:
                 match = re.search(r"at row (\d+)", str(exc))
                 row = start + int(match[1]) if match else -1
-            head_ok = start <= row < len(lines)
-            if head_ok and row > start:
+            resume = start
+            if start <= row < len(lines):
                 try:
-                    parts.append((self._loadtxt(lines[start:row]), np.arange(start, row)))
+                    head = self._loadtxt(lines[start:row]) if row > start else None
                 except ValueError:
-                    head_ok = False
-            bad_rows, _ = self._parse_slow(lines[row : row + 1], linenos[row : row + 1]) if head_ok else ([], None)
-            if not head_ok or len(bad_rows):  # the error did not point at a bad row: go line by line
-                rows, idx = self._parse_slow(lines[start:], linenos[start:])
-                parts.append((rows, idx + start))
-                break
-            start = row + 1
-        if not parts:
-            return np.empty((0, 1 + len(self._ch_cols))), np.empty(0, np.intp)
+                    head = None
+                else:
+                    resume = row
+                    if head is not None:
+                        parts.append((head, np.arange(start, row)))
+                    parsed, _ = self._parse_slow(lines[row : row + 1], linenos[row : row + 1])
+                    if not len(parsed):  # confirmed bad (and counted): skip it
+                        start, skipped = row + 1, skipped + 1
+                        continue
+            rows, idx = self._parse_slow(lines[resume:], linenos[resume:])
+            parts.append((rows, idx + resume))
+            break
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _blocks(self) -> Iterator[tuple[_Array, _Array, NDArray[np.str_] | None]]:
         """Yield ``(timestamps (m,), values (m, c), labels (m,) | None)`` of the good rows per block."""
         last_t, lineno, want = -math.inf, self._header_lineno + 1, self._n_fields - 1
+        self._dirty = False
         with self.path.open(encoding="utf-8-sig", errors="replace") as f:
             for _ in range(self._header_lineno):
                 f.readline()
@@ -590,6 +614,21 @@ def parse_json_samples(
 _SENSOR_LOGGER_XYZ = ("totalacceleration", "accelerometer", "gravity", "gyroscope")
 
 
+def _time_ns(value: Any) -> int | float:
+    """Sensor Logger ``time`` (epoch ns; an int, or a numeric string in exports)."""
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            try:
+                value = float(value)
+            except ValueError:
+                raise _BadInput("invalid_entry", f"time={value!r:.40} is not a number") from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return _number(value, "time")
+
+
 def _xyz_columns(names: tuple[str, ...]) -> list[tuple[str, int]]:
     """``(group, axis index)`` per channel; ConfigError for names other than acc_*/gyro_*."""
     out = []
@@ -634,7 +673,7 @@ def parse_sensor_logger(
     if not isinstance(message, dict) or not isinstance(message.get("payload"), list):
         raise _BadInput("invalid_message", "expected a Sensor Logger object with a 'payload' list")
     rejected: dict[str, int] = {}
-    series: dict[str, list[list[float]]] = {k: [] for k in _SENSOR_LOGGER_XYZ}
+    series: dict[str, list[list[Any]]] = {k: [] for k in _SENSOR_LOGGER_XYZ}
     for entry in message["payload"]:
         try:
             if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
@@ -643,14 +682,18 @@ def parse_sensor_logger(
             if sensor not in series:
                 continue
             t_raw, vals = entry.get("time"), entry.get("values")
-            t_ns = float(t_raw) if isinstance(t_raw, str) else _number(t_raw, "time")
-            if not isinstance(vals, dict) or not math.isfinite(t_ns):
-                raise _BadInput("invalid_entry", f"{sensor}: 'values' must be an object, 'time' a number")
-            series[sensor].append([t_ns * 1e-9, *(_number(vals.get(a), f"{sensor}.{a}") for a in "xyz")])
+            t_ns = _time_ns(t_raw)
+            if not isinstance(vals, dict):
+                raise _BadInput("invalid_entry", f"{sensor}: 'values' must be an object, got {vals!r:.40}")
+            series[sensor].append([t_ns, *(_number(vals.get(a), f"{sensor}.{a}") for a in "xyz")])
         except (_BadInput, ValueError) as exc:
             reason = exc.reason if isinstance(exc, _BadInput) else "invalid_entry"
             rejected[reason] = rejected.get(reason, 0) + 1
-    arrays = {k: np.asarray(v, dtype=np.float64).reshape(-1, 4) for k, v in series.items()}
+    base = min((row[0] for rows in series.values() for row in rows), default=0)
+    arrays = {  # times relative to the earliest entry, so ns integers keep their precision
+        k: np.asarray([[(r[0] - base) * 1e-9, *r[1:]] for r in v], dtype=np.float64).reshape(-1, 4)
+        for k, v in series.items()
+    }
     for a in arrays.values():
         a[:] = a[np.argsort(a[:, 0], kind="stable")]
     if len(arrays["totalacceleration"]):
@@ -677,7 +720,7 @@ def parse_sensor_logger(
             rejected["unpaired_gyroscope"] = int((~ok).sum())
         acc, gyro = acc[ok], g[near[ok]]
     columns = [(acc if group == "acc" else gyro)[:, 1 + axis] for group, axis in plan]  # type: ignore[index]
-    return acc[:, 0].copy(), np.column_stack(columns).reshape(len(acc), len(names)), rejected
+    return acc[:, 0] + base * 1e-9, np.column_stack(columns).reshape(len(acc), len(names)), rejected
 
 
 # --------------------------------------------------------------------------- push sources

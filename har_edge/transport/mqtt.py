@@ -60,6 +60,15 @@ _PAHO_EXTRA_INFLIGHT = 8
 """Room in paho's in-flight window for status/discovery messages beside the data."""
 
 
+def _drop_paho_noise(record: logging.LogRecord) -> bool:
+    """paho 2.2 logs ERROR "Client is not connected" on every disconnect; we log that ourselves."""
+    return not str(record.msg).startswith("Client is not connected")
+
+
+_PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
+_PAHO_LOGGER.addFilter(_drop_paho_noise)
+
+
 def _load_paho() -> ModuleType:
     """Import ``paho.mqtt.client`` (2.x) or raise :class:`BackendNotAvailable`."""
     try:
@@ -186,7 +195,7 @@ class MqttPublisher(SequencedPublisher):
             protocol=mqtt.MQTTv311,
             clean_session=True,
         )
-        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        client.enable_logger(_PAHO_LOGGER)
         client.will_set(self._status_topic, payloads.STATUS_OFFLINE, qos=1, retain=True)
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password)
@@ -333,6 +342,8 @@ class MqttPublisher(SequencedPublisher):
     # -- SequencedPublisher hooks --------------------------------------------------------------
 
     def _next_seq(self, stream: str) -> int:
+        if self._closed:
+            raise TransportError(f"publish to {self.config.topic(stream)!r} after close()")
         return self._outbox.next_seq(stream)
 
     def _transport_counters(self) -> dict[str, float]:

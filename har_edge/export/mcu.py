@@ -1,0 +1,628 @@
+"""Microcontroller export: C arrays, settings and op-resolver headers, TFLM arena and parity check.
+
+``write_mcu_export`` turns a full-int8 ``.tflite`` plus its bundle manifest into the files a
+TensorFlow Lite Micro build needs (see ``firmware_export/README.md``)::
+
+    har_model_data.h / .cc   alignas(16) g_har_model_data[] + g_har_model_data_len
+    har_model_settings.h     labels, window/hop/rate, channels, normalisation, quantisation,
+                             tensor arena size, model hash, causal-preprocessing SOS filters
+    har_op_resolver.h        HarOpResolver = MicroMutableOpResolver<N> + HarRegisterOps()
+    har_preprocess.h         portable causal preprocessing / quantisation helpers (copied)
+
+The tensor arena is measured with the TFLite Micro Python interpreter by bisection, every probe in
+its own subprocess (a too-small arena can segfault). The host is 64-bit: a 32-bit MCU build needs
+somewhat different sizes, hence the margin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from har_edge.errors import BackendNotAvailable, BundleError, DataError, ExportError
+
+__all__ = [
+    "OP_RESOLVER_METHODS",
+    "CUSTOM_OP_RESOLVER_METHODS",
+    "write_mcu_export",
+    "model_ops",
+    "resolver_methods",
+    "measure_arena",
+    "probe_arena",
+    "run_tflm",
+    "format_c_bytes",
+    "firmware_export_dir",
+]
+
+logger = logging.getLogger(__name__)
+
+_ARENA_ALIGN = 16
+_MAX_ARENA_BYTES = 256 * 1024 * 1024
+_PROBE_TIMEOUT_S = 120.0
+
+# BuiltinOperator name -> tflite::MicroMutableOpResolver method. Names checked against TFLM's
+# tensorflow/lite/micro/micro_mutable_op_resolver.h; the last four (BATCH_MATMUL ...) exist in newer
+# TFLM releases only.
+OP_RESOLVER_METHODS: dict[str, str] = {
+    "ABS": "AddAbs", "ADD": "AddAdd", "ADD_N": "AddAddN", "ARG_MAX": "AddArgMax", "ARG_MIN": "AddArgMin",
+    "ASSIGN_VARIABLE": "AddAssignVariable", "AVERAGE_POOL_2D": "AddAveragePool2D",
+    "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd", "BROADCAST_ARGS": "AddBroadcastArgs", "BROADCAST_TO": "AddBroadcastTo",
+    "CALL_ONCE": "AddCallOnce", "CAST": "AddCast", "CEIL": "AddCeil", "CONCATENATION": "AddConcatenation",
+    "CONV_2D": "AddConv2D", "COS": "AddCos", "CUMSUM": "AddCumSum", "DEPTH_TO_SPACE": "AddDepthToSpace",
+    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D", "DEQUANTIZE": "AddDequantize", "ELU": "AddElu", "EQUAL": "AddEqual",
+    "EXP": "AddExp", "EXPAND_DIMS": "AddExpandDims", "FILL": "AddFill", "FLOOR": "AddFloor",
+    "FLOOR_DIV": "AddFloorDiv", "FLOOR_MOD": "AddFloorMod", "FULLY_CONNECTED": "AddFullyConnected",
+    "GATHER": "AddGather", "GATHER_ND": "AddGatherNd", "GREATER": "AddGreater", "GREATER_EQUAL": "AddGreaterEqual",
+    "HARD_SWISH": "AddHardSwish", "IF": "AddIf", "L2_NORMALIZATION": "AddL2Normalization",
+    "L2_POOL_2D": "AddL2Pool2D", "LEAKY_RELU": "AddLeakyRelu", "LESS": "AddLess", "LESS_EQUAL": "AddLessEqual",
+    "LOG": "AddLog", "LOGICAL_AND": "AddLogicalAnd", "LOGICAL_NOT": "AddLogicalNot", "LOGICAL_OR": "AddLogicalOr",
+    "LOGISTIC": "AddLogistic", "MAXIMUM": "AddMaximum", "MAX_POOL_2D": "AddMaxPool2D", "MIRROR_PAD": "AddMirrorPad",
+    "MEAN": "AddMean", "MINIMUM": "AddMinimum", "MUL": "AddMul", "NEG": "AddNeg", "NOT_EQUAL": "AddNotEqual",
+    "PACK": "AddPack", "PAD": "AddPad", "PADV2": "AddPadV2", "PRELU": "AddPrelu", "QUANTIZE": "AddQuantize",
+    "READ_VARIABLE": "AddReadVariable", "REDUCE_MAX": "AddReduceMax", "RELU": "AddRelu", "RELU6": "AddRelu6",
+    "RESHAPE": "AddReshape", "RESIZE_BILINEAR": "AddResizeBilinear",
+    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor", "ROUND": "AddRound", "RSQRT": "AddRsqrt",
+    "SHAPE": "AddShape", "SIN": "AddSin", "SLICE": "AddSlice", "SOFTMAX": "AddSoftmax",
+    "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd", "SPACE_TO_DEPTH": "AddSpaceToDepth", "SPLIT": "AddSplit",
+    "SPLIT_V": "AddSplitV", "SQUEEZE": "AddSqueeze", "SQRT": "AddSqrt", "SQUARE": "AddSquare",
+    "STRIDED_SLICE": "AddStridedSlice", "SUB": "AddSub", "SVDF": "AddSvdf", "TANH": "AddTanh",
+    "TRANSPOSE_CONV": "AddTransposeConv", "TRANSPOSE": "AddTranspose", "UNPACK": "AddUnpack",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM", "VAR_HANDLE": "AddVarHandle",
+    "WHILE": "AddWhile", "ZEROS_LIKE": "AddZerosLike",
+    "BATCH_MATMUL": "AddBatchMatMul", "SUM": "AddSum", "SQUARED_DIFFERENCE": "AddSquaredDifference",
+    "LOG_SOFTMAX": "AddLogSoftmax",
+}
+# custom_code -> method, for the custom ops TFLM ships.
+CUSTOM_OP_RESOLVER_METHODS: dict[str, str] = {
+    "CIRCULAR_BUFFER": "AddCircularBuffer",
+    "TFLite_Detection_PostProcess": "AddDetectionPostprocess",
+}
+
+# Feature kinds, in the order of har::FeatureKind in har_preprocess.h.
+_FEATURE_KINDS = ("body_acc", "body_gyro", "total_acc", "gravity")
+_AXES = ("x", "y", "z")
+_IMU_NATIVE_UNIT = {"acc": "g", "gyro": "rad/s"}  # what the sketch hands over (after deg/s -> rad/s)
+_MANIFEST_KEYS = ("name", "labels", "sample_rate_hz", "window_samples", "hop_samples", "channels",
+                  "normalisation", "input", "output")
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def firmware_export_dir() -> Path:
+    """The ``firmware_export`` folder: source checkout, else the copy force-included in the wheel."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parents[2] / "firmware_export", here.parents[1] / "_firmware_export"):
+        if (candidate / "templates").is_dir():
+            return candidate
+    raise ExportError(
+        f"firmware templates not found in {here.parents[2] / 'firmware_export'} or "
+        f"{here.parents[1] / '_firmware_export'}; reinstall har-edge"
+    )
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def _render(template_name: str, values: dict[str, str]) -> str:
+    path = firmware_export_dir() / "templates" / template_name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ExportError(f"cannot read firmware template {path}: {exc}") from exc
+    wanted = set(_PLACEHOLDER.findall(text))
+    missing = sorted(wanted - set(values))
+    if missing:
+        raise ExportError(f"template {path} needs placeholder(s) {missing} that the exporter does not fill")
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+# --------------------------------------------------------------------------- C formatting
+
+
+def format_c_bytes(data: bytes, *, per_line: int = 12, indent: str = "    ") -> str:
+    """``data`` as the body of a C initializer: ``0x1c, 0x00, ...`` lines."""
+    hexes = [f"0x{b:02x}" for b in data]
+    lines = (", ".join(hexes[i:i + per_line]) for i in range(0, len(hexes), per_line))
+    return ",\n".join(indent + line for line in lines)
+
+
+def _c_string(s: str) -> str:
+    """A C string literal for ``s`` (UTF-8; non-ASCII as hex escapes)."""
+    out, after_hex = [], False
+    for ch in s:
+        if ch in '"\\':
+            piece = "\\" + ch
+        elif 32 <= ord(ch) < 127:
+            # a hex escape is greedy: close and reopen the literal before a following hex digit
+            piece = ('" "' if after_hex and ch in "0123456789abcdefABCDEF" else "") + ch
+        else:
+            piece = "".join(f"\\x{b:02x}" for b in ch.encode("utf-8"))
+        after_hex = piece.startswith("\\x")
+        out.append(piece)
+    return '"' + "".join(out) + '"'
+
+
+def _c_float(v: float, where: str) -> str:
+    v = float(v)
+    if not math.isfinite(v):
+        raise BundleError(f"{where}={v} is not finite; cannot write it into har_model_settings.h")
+    text = f"{v:.9g}"
+    if not any(c in text for c in ".en"):
+        text += ".0"
+    return text + "f"
+
+
+def _c_double(v: float) -> str:
+    text = repr(float(v))
+    return text if any(c in text for c in ".en") else text + ".0"
+
+
+def _c_rows(rows: NDArray[np.float64], indent: str = "    ") -> str:
+    return ",\n".join(indent + "{" + ", ".join(_c_double(v) for v in row) + "}" for row in rows)
+
+
+# --------------------------------------------------------------------------- flatbuffer
+
+
+def _schema() -> Any:
+    try:
+        from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    except ImportError as exc:
+        raise BackendNotAvailable('tflite-micro is needed for the MCU export: pip install "har-edge[train]"') from exc
+    return schema
+
+
+def _parse_model(tflite_bytes: bytes) -> Any:
+    if len(tflite_bytes) < 8 or tflite_bytes[4:8] != b"TFL3":
+        raise ExportError(f"model is not a TFLite flatbuffer (identifier {tflite_bytes[4:8]!r}, expected b'TFL3')")
+    return _schema().Model.GetRootAsModel(tflite_bytes, 0)
+
+
+def model_ops(tflite_bytes: bytes) -> list[str]:
+    """Sorted op names the model uses: builtin names (``"FULLY_CONNECTED"``) or ``"CUSTOM:<code>"``."""
+    schema = _schema()
+    model = _parse_model(tflite_bytes)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    ops: set[str] = set()
+    for g in range(model.SubgraphsLength()):
+        sub = model.Subgraphs(g)
+        for o in range(sub.OperatorsLength()):
+            code = model.OperatorCodes(sub.Operators(o).OpcodeIndex())
+            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            if builtin == schema.BuiltinOperator.CUSTOM:
+                ops.add("CUSTOM:" + (code.CustomCode() or b"").decode("utf-8", "replace"))
+            else:
+                ops.add(names.get(builtin, f"BUILTIN_{builtin}"))
+    return sorted(ops)
+
+
+def resolver_methods(ops: list[str]) -> list[str]:
+    """``MicroMutableOpResolver`` ``Add*`` method for each op; ``ExportError`` names unmapped ops."""
+    methods, unknown = [], []
+    for op in ops:
+        method = (CUSTOM_OP_RESOLVER_METHODS.get(op[7:]) if op.startswith("CUSTOM:") else OP_RESOLVER_METHODS.get(op))
+        (methods if method else unknown).append(method or op)
+    if unknown:
+        raise ExportError(
+            f"the model uses op(s) {unknown} with no known TFLite Micro resolver method; "
+            f"supported ops are {sorted(OP_RESOLVER_METHODS)}"
+        )
+    return methods
+
+
+def _io_tensor(model: Any, which: str) -> dict[str, Any]:
+    schema = _schema()
+    sub = model.Subgraphs(0)
+    count = sub.InputsLength() if which == "input" else sub.OutputsLength()
+    if count != 1:
+        raise ExportError(f"model has {count} {which} tensors; the MCU export expects exactly 1")
+    t = sub.Tensors(sub.Inputs(0) if which == "input" else sub.Outputs(0))
+    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    q = t.Quantization()
+    scale = q.ScaleAsNumpy() if q is not None and q.ScaleLength() else np.zeros(0)
+    zp = q.ZeroPointAsNumpy() if q is not None and q.ZeroPointLength() else np.zeros(0)
+    return {"shape": [int(d) for d in t.ShapeAsNumpy()], "dtype": types.get(t.Type(), str(t.Type())).lower(),
+            "scale": [float(s) for s in np.atleast_1d(scale)], "zero_point": [int(z) for z in np.atleast_1d(zp)]}
+
+
+# --------------------------------------------------------------------------- TFLM subprocesses
+
+_WORKER = r"""
+import sys
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+mode, model_path, arena = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(model_path, "rb") as f:
+    model = f.read()
+interp = runtime.Interpreter.from_bytes(model, arena_size=arena)
+if mode in ("probe", "hint"):
+    d = interp.get_input_details(0)
+    interp.reset()
+    interp.set_input(np.zeros(d["shape"], d["dtype"]), 0)
+    interp.invoke()
+    interp.get_output(0)
+    if mode == "hint":
+        interp.print_allocations()
+else:
+    x = np.load(sys.argv[4])
+    out = []
+    for window in x:
+        interp.reset()  # the fused LSTM keeps its state between invokes
+        interp.set_input(np.ascontiguousarray(window[None]), 0)
+        interp.invoke()
+        out.append(np.array(interp.get_output(0)).reshape(-1))
+    np.save(sys.argv[5], np.stack(out))
+sys.stdout.write("ok\n")
+"""
+
+
+def _require_tflm() -> None:
+    if importlib.util.find_spec("tflite_micro") is None:
+        raise BackendNotAvailable('tflite-micro is needed for the MCU export: pip install "har-edge[train]"')
+
+
+def _run_worker(args: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-c", _WORKER, *args]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ExportError(f"TFLite Micro worker {args[0]} timed out after {timeout_s:.0f} s") from exc
+
+
+def _probe_file(model_path: Path, arena_bytes: int, *, hint: bool = False) -> tuple[bool, int | None]:
+    proc = _run_worker(["hint" if hint else "probe", str(model_path), str(int(arena_bytes))], _PROBE_TIMEOUT_S)
+    ok = proc.returncode == 0 and proc.stdout.strip().endswith("ok")
+    m = re.search(r"Arena allocation total (\d+) bytes", proc.stderr)
+    return ok, int(m.group(1)) if (ok and m) else None
+
+
+def probe_arena(tflite_bytes: bytes, arena_bytes: int) -> bool:
+    """True when TFLM (host) allocates and invokes the model with ``arena_bytes``; segfault-safe."""
+    _require_tflm()
+    with tempfile.TemporaryDirectory(prefix="har_mcu_") as tmp:
+        path = Path(tmp) / "model.tflite"
+        path.write_bytes(tflite_bytes)
+        return _probe_file(path, arena_bytes)[0]
+
+
+def _align(n: float, step: int = _ARENA_ALIGN) -> int:
+    return int(math.ceil(n / step) * step)
+
+
+def measure_arena(tflite_bytes: bytes, *, granularity: int = _ARENA_ALIGN, max_bytes: int = _MAX_ARENA_BYTES) -> int:
+    """Smallest tensor arena (multiple of ``granularity``) with which TFLM allocates and invokes.
+
+    Parallel k-ary bisection; each probe is a subprocess. Measured on the 64-bit host.
+
+    Raises:
+        ExportError: the model does not run under TFLM even with ``max_bytes``.
+    """
+    _require_tflm()
+    k = max(1, min(3, os.cpu_count() or 1))
+    with tempfile.TemporaryDirectory(prefix="har_mcu_") as tmp:
+        path = Path(tmp) / "model.tflite"
+        path.write_bytes(tflite_bytes)
+        hi = _align(max(64 * 1024, 16 * len(tflite_bytes)), granularity)
+        ok, hint = _probe_file(path, hi, hint=True)
+        while not ok:
+            if hi >= max_bytes:
+                raise ExportError(
+                    f"TFLite Micro cannot allocate and invoke the model even with a {max_bytes} byte arena; "
+                    "TFLM runs float32 and full-int8 models only (see notes/stack.md)"
+                )
+            hi = min(hi * 4, max_bytes)
+            ok, hint = _probe_file(path, hi, hint=True)
+        lo = 0  # an empty arena always fails
+        guesses = [hint, 1.25 * hint, 2 * hint] if hint else []
+        n_probes = 1
+        with ThreadPoolExecutor(max_workers=k) as pool:
+            while hi - lo > granularity:
+                pts = sorted({_align(p, granularity) for p in guesses} - {lo, hi})
+                pts = [p for p in pts if lo < p < hi]
+                guesses = []
+                if not pts:
+                    step = (hi - lo) / (k + 1)
+                    pts = sorted({_align(lo + step * i, granularity) for i in range(1, k + 1)} - {hi})
+                    pts = [p for p in pts if lo < p < hi] or [lo + granularity]
+                results = list(pool.map(lambda a: _probe_file(path, a)[0], pts))
+                n_probes += len(pts)
+                oks = [p for p, r in zip(pts, results) if r]
+                if oks:
+                    hi = min(oks)
+                fails = [p for p, r in zip(pts, results) if not r and p < hi]
+                if any(not r and p > hi for p, r in zip(pts, results)):
+                    logger.warning("TFLM arena probes are not monotonic around %d bytes", hi)
+                if fails:
+                    lo = max(lo, max(fails))
+    logger.info("TFLM arena measured: %d bytes (%d probes, allocator hint %s)", hi, n_probes, hint)
+    return hi
+
+
+def run_tflm(tflite_bytes: bytes, x_int8: NDArray[np.int8], *, arena_bytes: int) -> NDArray[np.int8]:
+    """Run every window of ``x_int8`` ``(n, T, C)`` through TFLM (host), resetting state before each.
+
+    One subprocess for all windows. Returns the raw int8 outputs ``(n, n_classes)``.
+    """
+    _require_tflm()
+    with tempfile.TemporaryDirectory(prefix="har_mcu_") as tmp:
+        model_path, x_path, y_path = Path(tmp) / "model.tflite", Path(tmp) / "x.npy", Path(tmp) / "y.npy"
+        model_path.write_bytes(tflite_bytes)
+        np.save(x_path, np.ascontiguousarray(x_int8, dtype=np.int8))
+        proc = _run_worker(["run", str(model_path), str(int(arena_bytes)), str(x_path), str(y_path)],
+                           _PROBE_TIMEOUT_S + 0.05 * len(x_int8))
+        if proc.returncode != 0 or not y_path.exists():
+            tail = (proc.stderr or "").strip().splitlines()[-3:]
+            raise ExportError(f"TFLite Micro run failed (exit code {proc.returncode}): {' | '.join(tail)}")
+        return np.load(y_path).astype(np.int8)
+
+
+# --------------------------------------------------------------------------- manifest → headers
+
+
+def _check_manifest(manifest: dict[str, Any], model: Any, sha256: str) -> None:
+    missing = [k for k in _MANIFEST_KEYS if k not in manifest]
+    if missing:
+        raise BundleError(f"manifest lacks key(s) {missing}; the MCU export needs {list(_MANIFEST_KEYS)}")
+    n_ch = len(manifest["channels"])
+    norm = manifest["normalisation"]
+    for key in ("mean", "std"):
+        if len(norm.get(key, [])) != n_ch:
+            raise BundleError(f"manifest normalisation.{key} has {len(norm.get(key, []))} values, expected {n_ch} (one per channel)")
+    if any(not float(s) > 0 for s in norm["std"]):
+        raise BundleError(f"manifest normalisation.std={norm['std']} must be > 0 for every channel")
+    if manifest.get("model_sha256") not in (None, sha256):
+        raise BundleError(f"manifest model_sha256={manifest['model_sha256']} but the model bytes hash to {sha256}")
+    for which in ("input", "output"):
+        m, t = manifest[which], _io_tensor(model, which)
+        if t["dtype"] != "int8" or m.get("dtype") != "int8":
+            raise ExportError(
+                f"{which} tensor is {t['dtype']} (manifest says {m.get('dtype')!r}); the MCU export needs a full-int8 "
+                "model (--quant int8)"
+            )
+        if list(m.get("shape", [])) != t["shape"]:
+            raise BundleError(f"manifest {which}.shape={m.get('shape')} but the model's {which} tensor is {t['shape']}")
+        if len(t["scale"]) != 1 or not math.isclose(float(m["scale"]), t["scale"][0], rel_tol=1e-6) \
+                or int(m["zero_point"]) != t["zero_point"][0]:
+            raise BundleError(
+                f"manifest {which} quantisation (scale={m.get('scale')}, zero_point={m.get('zero_point')}) does not match "
+                f"the model (scale={t['scale']}, zero_point={t['zero_point']})"
+            )
+    shape = manifest["input"]["shape"]
+    if shape[1:] != [int(manifest["window_samples"]), n_ch]:
+        raise BundleError(f"input shape {shape} does not match window_samples={manifest['window_samples']} × {n_ch} channels")
+    if manifest["output"]["shape"][-1] != len(manifest["labels"]):
+        raise BundleError(f"output shape {manifest['output']['shape']} does not match {len(manifest['labels'])} labels")
+
+
+def _preprocessing_block(manifest: dict[str, Any]) -> str:
+    """C++ for the causal preprocessing constants (or for the raw channel map without it)."""
+    from har_edge.data.preprocessing import PreprocessingSpec
+    from har_edge.data.units import unit_scale
+    from scipy import signal as sps
+
+    names = [c["name"] for c in manifest["channels"]]
+    pre = manifest.get("preprocessing")
+    if pre is None:
+        index, scale = [], []
+        for ch in manifest["channels"]:
+            sensor, _, axis = str(ch["name"]).partition("_")
+            try:
+                factor = unit_scale(_IMU_NATIVE_UNIT[sensor], str(ch.get("unit", "")))
+                axis_index = _AXES.index(axis)
+            except (KeyError, ValueError, DataError):
+                logger.info("channel %r (%s) is not a raw IMU channel: no raw channel map", ch["name"], ch.get("unit"))
+                return "#define HAR_HAS_PREPROCESSING 0\n#define HAR_HAS_RAW_CHANNEL_MAP 0\n"
+            index.append((0 if sensor == "acc" else 3) + axis_index)
+            scale.append(factor)
+        return (
+            "#define HAR_HAS_PREPROCESSING 0\n#define HAR_HAS_RAW_CHANNEL_MAP 1\n"
+            "// Model channel c = raw IMU value kHarChannelRawIndex[c] (0-2 acc g xyz, 3-5 gyro rad/s xyz)\n"
+            "// multiplied by kHarChannelRawScale[c] (unit conversion).\n"
+            f"constexpr int kHarChannelRawIndex[kHarNumChannels] = {{{', '.join(map(str, index))}}};\n"
+            f"constexpr float kHarChannelRawScale[kHarNumChannels] = {{{', '.join(_c_float(s, 'scale') for s in scale)}}};\n"
+        )
+    try:
+        spec = PreprocessingSpec.from_dict(pre)
+    except DataError as exc:
+        raise BundleError(f"manifest preprocessing is invalid: {exc}") from exc
+    if list(spec.output_channels) != names:
+        raise BundleError(f"preprocessing output_channels={list(spec.output_channels)} but manifest channels are {names}")
+    if not math.isclose(spec.sample_rate_hz, float(manifest["sample_rate_hz"])):
+        raise BundleError(f"preprocessing sample_rate_hz={spec.sample_rate_hz} but manifest sample_rate_hz={manifest['sample_rate_hz']}")
+    fs = spec.sample_rate_hz
+
+    def sos_arrays(prefix: str, order: int | None, cutoff: float | None) -> str:
+        if cutoff is None or order is None:
+            return (f"constexpr int kHar{prefix}Sections = 0;  // no filter\n"
+                    f"constexpr double kHar{prefix}Sos[1][6] = {{{{0, 0, 0, 1, 0, 0}}}};\n"
+                    f"constexpr double kHar{prefix}Zi[1][2] = {{{{0, 0}}}};\n")
+        sos = np.asarray(sps.butter(order, cutoff, fs=fs, output="sos"), dtype=np.float64)
+        zi = np.asarray(sps.sosfilt_zi(sos), dtype=np.float64)
+        sos = sos / sos[:, 3:4]  # a0 = 1, as the C++ cascade assumes
+        return (f"// Butterworth low-pass, order {order}, {cutoff} Hz at {fs} Hz: scipy.signal.butter(..., output='sos')\n"
+                f"constexpr int kHar{prefix}Sections = {len(sos)};\n"
+                f"constexpr double kHar{prefix}Sos[{len(sos)}][6] = {{\n{_c_rows(sos)}}};  // b0 b1 b2 a0 a1 a2\n"
+                f"// sosfilt_zi: state per unit input; the cascade starts at zi × first sample (steady state)\n"
+                f"constexpr double kHar{prefix}Zi[{len(zi)}][2] = {{\n{_c_rows(zi)}}};\n")
+
+    raw = spec.used_inputs
+    raw_scale = [unit_scale(_IMU_NATIVE_UNIT[r.split("_")[0]], spec.input_units[spec.input_channels.index(r)]) for r in raw]
+    source = []
+    for name in spec.output_channels:
+        kind, axis = name.rsplit("_", 1)
+        source.append(f"{{{_FEATURE_KINDS.index(kind)}, {_AXES.index(axis)}}}")
+    return (
+        "#define HAR_HAS_PREPROCESSING 1\n#define HAR_HAS_RAW_CHANNEL_MAP 0\n"
+        f"// Raw inputs, in this order: {', '.join(raw)} (IMU g / rad/s × kHarRawInputScale).\n"
+        f"constexpr int kHarNumRawInputs = {len(raw)};\n"
+        f"constexpr const char* kHarRawInputNames[kHarNumRawInputs] = {{{', '.join(_c_string(r) for r in raw)}}};\n"
+        f"constexpr float kHarRawInputScale[kHarNumRawInputs] = {{{', '.join(_c_float(s, 'scale') for s in raw_scale)}}};\n"
+        f"{sos_arrays('Noise', spec.noise_order, spec.noise_cutoff_hz)}"
+        f"{sos_arrays('Gravity', spec.gravity_order, spec.gravity_cutoff_hz)}"
+        "// Per model channel: {har::FeatureKind (0 body_acc, 1 body_gyro, 2 total_acc, 3 gravity), axis 0-2}.\n"
+        f"constexpr int kHarChannelSource[kHarNumChannels][2] = {{{', '.join(source)}}};\n"
+    )
+
+
+def _settings_values(manifest: dict[str, Any], *, sha256: str, arena_bytes: int, arena_measured: int,
+                     arena_margin: float, model_bytes: int) -> dict[str, str]:
+    labels = [str(x) for x in manifest["labels"]]
+    chans = manifest["channels"]
+    inp, out = manifest["input"], manifest["output"]
+    norm = manifest["normalisation"]
+    comments = "\n".join(f"//   {i}: {c['name']} [{c.get('unit', '?')}]" for i, c in enumerate(chans))
+    return {
+        "name": _c_string(str(manifest["name"])),
+        "name_comment": str(manifest["name"]).replace("\n", " "),
+        "sha256": sha256,
+        "model_bytes": str(model_bytes),
+        "num_classes": str(len(labels)),
+        "labels": ", ".join(_c_string(x) for x in labels),
+        "window_samples": str(int(manifest["window_samples"])),
+        "hop_samples": str(int(manifest["hop_samples"])),
+        "sample_rate_hz": _c_float(manifest["sample_rate_hz"], "sample_rate_hz"),
+        "num_channels": str(len(chans)),
+        "channel_comments": comments,
+        "channel_names": ", ".join(_c_string(str(c["name"])) for c in chans),
+        "channel_units": ", ".join(_c_string(str(c.get("unit", ""))) for c in chans),
+        "channel_mean": ", ".join(_c_float(v, "normalisation.mean") for v in norm["mean"]),
+        "channel_std": ", ".join(_c_float(v, "normalisation.std") for v in norm["std"]),
+        "input_scale": _c_float(inp["scale"], "input.scale"),
+        "input_zero_point": str(int(inp["zero_point"])),
+        "output_scale": _c_float(out["scale"], "output.scale"),
+        "output_zero_point": str(int(out["zero_point"])),
+        "arena_bytes": str(arena_bytes),
+        "arena_measured": str(arena_measured),
+        "arena_margin": f"{arena_margin:g}",
+        "preprocessing": _preprocessing_block(manifest),
+    }
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _check_arrays(x: NDArray[Any] | None, y: NDArray[Any] | None, ref: NDArray[Any] | None,
+                  manifest: dict[str, Any]) -> None:
+    if x is None:
+        if y is not None or ref is not None:
+            raise ExportError("y_test / litert_outputs_int8 given without X_test_int8")
+        return
+    shape = tuple(manifest["input"]["shape"][1:])
+    if x.dtype != np.int8 or x.ndim != 3 or x.shape[1:] != shape or len(x) == 0:
+        raise ExportError(f"X_test_int8 must be int8 (n, {shape[0]}, {shape[1]}) with n > 0; got {x.dtype} {x.shape}")
+    if y is not None and len(y) != len(x):
+        raise ExportError(f"y_test has {len(y)} labels for {len(x)} windows")
+    n_classes = len(manifest["labels"])
+    if ref is not None and (np.asarray(ref).reshape(len(ref), -1).shape != (len(x), n_classes)):
+        raise ExportError(f"litert_outputs_int8 must be ({len(x)}, {n_classes}); got {np.asarray(ref).shape}")
+
+
+def write_mcu_export(tflite_bytes: bytes, manifest: dict[str, Any], out_dir: Path, *,
+                     X_test_int8: NDArray[np.int8] | None = None, y_test: NDArray[np.integer] | None = None,
+                     litert_outputs_int8: NDArray[np.int8] | None = None, arena_margin: float = 0.25) -> dict[str, Any]:
+    """Write the TFLM sources for a full-int8 model into ``out_dir`` and verify them on the host.
+
+    Args:
+        tflite_bytes: the full-int8 ``.tflite`` (int8 input ``(1, T, C)`` and output ``(1, K)``).
+        manifest: the bundle manifest (labels, channels, normalisation, input/output quantisation, ...).
+        out_dir: created if missing; receives the headers listed in the module docstring.
+        X_test_int8: optional quantised test windows ``(n, T, C)`` int8 to run under TFLM.
+        y_test: optional labels ``(n,)`` (class indices; one-hot ``(n, K)`` is accepted) for accuracy.
+        litert_outputs_int8: optional LiteRT int8 outputs ``(n, K)`` for the parity check.
+        arena_margin: fraction added to the measured arena (host is 64-bit; MCUs are 32-bit).
+
+    Returns:
+        Report dict: ``arena_bytes``, ``arena_bytes_measured``, ``arena_margin``, ``ops``, ``files``,
+        ``model_bytes``, ``tflm`` (``accuracy``, ``max_abs_diff_steps``, ``argmax_agreement``, ``n``,
+        ``passed``; ``None`` without ``X_test_int8``) and ``note``.
+
+    Raises:
+        BundleError: manifest missing keys or inconsistent with the model.
+        ExportError: not full int8, unsupported op, TFLM cannot run the model, bad test arrays.
+    """
+    if not 0 <= arena_margin <= 10:
+        raise ExportError(f"arena_margin={arena_margin}; expected a fraction between 0 and 10")
+    sha256 = hashlib.sha256(tflite_bytes).hexdigest()
+    model = _parse_model(tflite_bytes)
+    _check_manifest(manifest, model, sha256)
+    _check_arrays(X_test_int8, y_test, litert_outputs_int8, manifest)
+    ops = model_ops(tflite_bytes)
+    methods = resolver_methods(ops)
+
+    measured = measure_arena(tflite_bytes)
+    arena_bytes = _align(measured * (1.0 + arena_margin))
+    values = _settings_values(manifest, sha256=sha256, arena_bytes=arena_bytes, arena_measured=measured,
+                              arena_margin=arena_margin, model_bytes=len(tflite_bytes))
+    common = {"name_comment": values["name_comment"], "sha256": sha256}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        "har_model_data.h": _render("har_model_data.h.tmpl", common),
+        "har_model_data.cc": _render("har_model_data.cc.tmpl", {
+            **common, "model_bytes": str(len(tflite_bytes)), "bytes": format_c_bytes(tflite_bytes)}),
+        "har_model_settings.h": _render("har_model_settings.h.tmpl", values),
+        "har_op_resolver.h": _render("har_op_resolver.h.tmpl", {
+            **common, "num_ops": str(len(methods)), "ops_comment": ", ".join(ops),
+            "register_calls": "\n".join(f"  if (r.{m}() != kTfLiteOk) return kTfLiteError;" for m in methods)}),
+    }
+    for fname, text in files.items():
+        (out_dir / fname).write_text(text, encoding="utf-8")
+    shutil.copyfile(firmware_export_dir() / "src" / "har_preprocess.h", out_dir / "har_preprocess.h")
+    written = [*files, "har_preprocess.h"]
+    logger.info("wrote MCU sources %s to %s (arena %d bytes)", written, out_dir, arena_bytes)
+
+    tflm = None
+    if X_test_int8 is not None:
+        tflm = _verify(tflite_bytes, X_test_int8, y_test, litert_outputs_int8, arena_bytes, manifest)
+    return {
+        "arena_bytes": arena_bytes,
+        "arena_bytes_measured": measured,
+        "arena_margin": arena_margin,
+        "ops": ops,
+        "resolver_methods": methods,
+        "files": written,
+        "model_bytes": len(tflite_bytes),
+        "model_sha256": sha256,
+        "tflm": tflm,
+        "note": ("arena measured with the TFLite Micro Python interpreter on a 64-bit host (pointers and "
+                 "struct sizes differ on a 32-bit MCU build, and the board's TFLM version may differ): "
+                 "check AllocateTensors() on the device and arena_used_bytes() before trimming the margin"),
+    }
+
+
+def _verify(tflite_bytes: bytes, x: NDArray[np.int8], y: NDArray[Any] | None, ref: NDArray[Any] | None,
+            arena_bytes: int, manifest: dict[str, Any]) -> dict[str, Any]:
+    out = run_tflm(tflite_bytes, x, arena_bytes=arena_bytes).astype(np.int32)
+    pred = out.argmax(axis=1)
+    report: dict[str, Any] = {"n": int(len(x)), "accuracy": None, "max_abs_diff_steps": None,
+                              "argmax_agreement": None, "passed": None}
+    if y is not None:
+        labels = np.asarray(y)
+        labels = labels.argmax(axis=1) if labels.ndim == 2 else labels.reshape(-1)
+        report["accuracy"] = float(np.mean(pred == labels))
+    if ref is not None:
+        ref32 = np.asarray(ref).reshape(len(x), -1).astype(np.int32)
+        report["max_abs_diff_steps"] = int(np.abs(out - ref32).max())
+        report["argmax_agreement"] = float(np.mean(pred == ref32.argmax(axis=1)))
+        report["passed"] = report["max_abs_diff_steps"] <= 1
+        if not report["passed"]:
+            logger.warning("TFLM and LiteRT int8 outputs differ by up to %d quantisation steps (limit 1) on %d windows",
+                           report["max_abs_diff_steps"], len(x))
+    logger.info("TFLM host verification: %s", json.dumps(report))
+    return report

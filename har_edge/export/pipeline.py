@@ -1,0 +1,256 @@
+"""``har-edge export``: a trained run → quantised bundles with a measured parity report.
+
+For each mode: convert (fixed batch 1, fused LSTM), check the ops, write the bundle (model +
+manifest, atomically), evaluate on the held-out test subjects in LiteRT through the same
+:class:`~har_edge.runtime.classifier.Classifier` the device uses, and compare with Keras.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from har_edge import __version__
+from har_edge.data.datasets import prepare_windows
+from har_edge.data.preprocessing import RAW_CHANNELS
+from har_edge.data.units import normalise_unit_name
+from har_edge.errors import BackendNotAvailable, ExportError, HarEdgeError
+from har_edge.export.bundle import write_bundle
+from har_edge.export.converter import QUANT_MODES, build_export_twin, check_deployable_ops, convert_to_tflite, list_tflite_ops, representative_windows
+from har_edge.models.evaluation import classification_metrics
+from har_edge.models.run_dir import RunInfo, load_run_info, write_json
+from har_edge.models.training import load_keras_model, predict_probabilities
+from har_edge.runtime.classifier import REFERENCE_WEIGHTS_NAME, Classifier
+from har_edge.runtime.interpreter import BACKENDS, TfliteRunner
+
+__all__ = ["export_run", "build_manifest"]
+
+log = logging.getLogger(__name__)
+
+
+def build_manifest(info: RunInfo, mode: str, runner: TfliteRunner, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Everything the device needs, from the run and the converted model's tensor details."""
+    pre = info.preprocessing
+    raw = [{"name": n, "unit": u} for n, u in zip(pre.used_inputs, pre.input_units)] if pre is not None else \
+        [{"name": n, "unit": normalise_unit_name(u)} for n, u in zip(info.channel_names, info.units)]
+    scale_in, zero_in = runner.input_quant
+    scale_out, zero_out = runner.output_quant
+    return {
+        "name": info.config.name,
+        "quantization": mode,
+        "labels": list(info.label_names),
+        "sample_rate_hz": info.sample_rate_hz,
+        "window_samples": info.window_samples,
+        "hop_samples": info.hop_samples,
+        "channels": [{"name": n, "unit": u} for n, u in zip(info.channel_names, info.units)],
+        "raw_inputs": raw,
+        "preprocessing": None if pre is None else pre.to_dict(),
+        "normalisation": info.normalisation.to_dict(),
+        "input": {"shape": list(runner.input_shape), "dtype": runner.input_dtype.name, "scale": float(scale_in), "zero_point": int(zero_in)},
+        "output": {"shape": list(runner.output_shape), "dtype": runner.output_dtype.name, "scale": float(scale_out), "zero_point": int(zero_out)},
+        "model": {"cell": info.config.model.cell, "units": list(info.config.model.units), "conv_filters": list(info.config.model.conv_filters)},
+        "metrics": metrics,
+        "har_edge_version": __version__,
+        "created_unix_s": round(time.time(), 3),
+    }
+
+
+_PROBE = r"""
+import sys, numpy as np
+kind, path = sys.argv[1], sys.argv[2]
+data = open(path, "rb").read()
+if kind == "tflm":
+    from tflite_micro.python.tflite_micro import runtime
+    it = runtime.Interpreter.from_bytes(data)
+    shape = it.get_input_details(0)["shape"]; dtype = it.get_input_details(0)["dtype"]
+    it.set_input(np.zeros(shape, dtype=dtype), 0); it.invoke(); out = it.get_output(0)
+else:
+    if kind == "tensorflow":
+        import tensorflow as tf; Interp = tf.lite.Interpreter
+    else:
+        mod = {"tflite-runtime": "tflite_runtime.interpreter", "litert": "ai_edge_litert.interpreter"}[kind]
+        import importlib; Interp = importlib.import_module(mod).Interpreter
+    it = Interp(model_content=data); it.allocate_tensors(); d = it.get_input_details()[0]
+    it.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"])); it.invoke()
+    out = it.get_tensor(it.get_output_details()[0]["index"])
+print("nan" if not np.isfinite(out.astype(np.float64)).all() else "ok")
+"""
+
+
+def _interpreter_support(model_path: Path) -> dict[str, str]:
+    """Which interpreters load and run the model: ``ok``, ``fails: …`` or ``not installed`` (each in a subprocess)."""
+    result = {}
+    for kind in ("litert", "tflite-runtime", "tensorflow", "tflm"):
+        try:
+            p = subprocess.run([sys.executable, "-c", _PROBE, kind, str(model_path)], capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            result[kind] = "fails: timeout"
+            continue
+        out = p.stdout.strip().splitlines()
+        if p.returncode == 0 and out and out[-1] == "ok":
+            result[kind] = "ok"
+        elif p.returncode == 0 and out and out[-1] == "nan":
+            result[kind] = "fails: returns NaN"
+        elif "ModuleNotFoundError" in p.stderr:
+            result[kind] = "not installed"
+        else:
+            last = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1]
+            result[kind] = f"fails: {last[:160]}"
+    return result
+
+
+def _latency_ms(clf: Classifier, X: np.ndarray, repeats: int = 300) -> float:
+    xs = X[: min(len(X), 50)]
+    for x in xs[:10]:
+        clf.probabilities_normalised(x)
+    times = []
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        clf.probabilities_normalised(xs[i % len(xs)])
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)
+
+
+def export_run(
+    run_dir: str | Path,
+    quant: str,
+    out_dir: str | Path,
+    *,
+    data_root: Path,
+    target: str | None = None,
+    representative_count: int = 300,
+    check_interpreters: bool = True,
+) -> dict[str, Any]:
+    """Export ``run_dir`` in one mode (or ``all``) to ``out_dir``; returns the report (also ``report.json``).
+
+    Layout: one mode → ``OUT_DIR/model.tflite`` + ``manifest.json``; ``all`` → ``OUT_DIR/<mode>/...``.
+    ``target="mcu"`` adds ``OUT_DIR/mcu/`` (C array, settings, op resolver, measured arena) for int8.
+    """
+    modes = list(QUANT_MODES) if quant == "all" else [quant]
+    if quant != "all" and quant not in QUANT_MODES:
+        raise ExportError(f"unknown --quant {quant!r}; expected one of {', '.join(QUANT_MODES)} or all")
+    if target not in (None, "mcu"):
+        raise ExportError(f"unknown --target {target!r}; expected 'mcu'")
+    if target == "mcu" and "int8" not in modes:
+        raise ExportError("--target mcu needs the int8 model: use --quant int8 (or all)")
+    info = load_run_info(run_dir)
+    model = load_keras_model(info.run_dir)
+    out = Path(out_dir)
+    stage = out.with_name(out.name + ".staging")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        report = _export_into(info, model, modes, stage, data_root=data_root, target=target,
+                              representative_count=representative_count, check_interpreters=check_interpreters, single=quant != "all")
+        write_json(stage / "report.json", report)
+        if out.exists():
+            shutil.rmtree(out)
+        stage.rename(out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return report
+
+
+def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, data_root: Path, target: str | None,
+                 representative_count: int, check_interpreters: bool, single: bool) -> dict[str, Any]:
+    splits = prepare_windows(info.config, data_root)
+    norm = info.normalisation
+    Xte, yte = norm.transform(splits.test.X), splits.test.y
+    Xtr = norm.transform(splits.train.X)
+    labels = info.label_names
+    keras_probs = predict_probabilities(model, Xte)
+    keras_m = classification_metrics(yte, keras_probs.argmax(1), labels)
+    twin = build_export_twin(model, info.config, window_samples=info.window_samples, n_channels=len(info.channel_names), n_classes=len(labels))
+    rep = representative_windows(Xtr, splits.train.y, count=representative_count, seed=info.config.train.seed)
+    ref_npz = _reference_weights(model)
+    report: dict[str, Any] = {
+        "run_dir": str(info.run_dir),
+        "n_test_windows": int(len(yte)),
+        "test_subjects": sorted(set(int(s) for s in splits.test.subject)),
+        "keras": {"test_accuracy": keras_m["accuracy"], "test_macro_f1": keras_m["macro_f1"]},
+        "modes": {},
+        "machine": {"python": platform.python_version(), "processor": platform.machine()},
+    }
+    for mode in modes:
+        t0 = time.monotonic()
+        data = convert_to_tflite(twin, mode, representative=rep if mode == "int8" else None)
+        ops = list_tflite_ops(data)
+        check_deployable_ops(ops, cell=info.config.model.cell)
+        mode_dir = stage if single else stage / mode
+        probe = TfliteRunner(data, where=f"{mode} model")
+        metrics = {"keras": report["keras"]}
+        manifest = build_manifest(info, mode, probe, metrics)
+        probe.close()
+        extra = {REFERENCE_WEIGHTS_NAME: ref_npz} if ref_npz and mode == "float32" else None
+        bundle = write_bundle(mode_dir, data, manifest, extra_files=extra)
+        with Classifier(bundle) as clf:
+            probs = clf.predict_normalised(Xte)
+            m = classification_metrics(yte, probs.argmax(1), labels)
+            latency = _latency_ms(clf, Xte)
+            raw_int8 = None
+            if mode == "int8":
+                raw_int8 = np.stack([clf._runner.run(clf.quantise_input(x[None])) for x in Xte])[:, 0]
+        entry = {
+            "test_accuracy": m["accuracy"],
+            "test_macro_f1": m["macro_f1"],
+            "accuracy_drop_pp": round((keras_m["accuracy"] - m["accuracy"]) * 100, 3),
+            "size_bytes": len(data),
+            "ops": ops,
+            "max_abs_diff_vs_keras": float(np.abs(probs - keras_probs).max()),
+            "p99_abs_diff_vs_keras": float(np.percentile(np.abs(probs - keras_probs).max(axis=1), 99)),
+            "argmax_agreement": float((probs.argmax(1) == keras_probs.argmax(1)).mean()),
+            "latency_ms_per_window": round(latency, 4),
+            "latency_backend": clf.backend,
+            "input": manifest["input"],
+            "output": manifest["output"],
+            "bundle": str(mode_dir.name if not single else "."),
+            "seconds": round(time.monotonic() - t0, 1),
+        }
+        if check_interpreters:
+            entry["interpreters"] = _interpreter_support(bundle.model_path)
+        # keep the manifest's metrics in sync with what we just measured
+        manifest["metrics"] = {"keras": report["keras"], "tflite": {k: entry[k] for k in ("test_accuracy", "test_macro_f1", "max_abs_diff_vs_keras", "argmax_agreement")}}
+        write_bundle(mode_dir, data, manifest, extra_files=extra)
+        report["modes"][mode] = entry
+        if mode == "int8" and target == "mcu":
+            from har_edge.export.mcu import write_mcu_export
+
+            Xq = np.stack([clf_quant(manifest, x) for x in Xte])
+            report["mcu"] = write_mcu_export(data, dict(manifest, model_sha256=bundle.model_sha256), stage / "mcu",
+                                             X_test_int8=Xq, y_test=yte, litert_outputs_int8=raw_int8)
+        log.info("%s: accuracy %.4f (keras %.4f), %d bytes, %.3f ms/window", mode, m["accuracy"], keras_m["accuracy"], len(data), latency)
+    if single:
+        report["tflite"] = report["modes"][modes[0]]
+        report["quantization"] = modes[0]
+    return report
+
+
+def clf_quant(manifest: dict[str, Any], x_norm: np.ndarray) -> np.ndarray:
+    """Quantise one normalised window ``(T, C)`` to int8 with the manifest's input scale / zero point."""
+    s, z = manifest["input"]["scale"], manifest["input"]["zero_point"]
+    return np.clip(np.round(x_norm / s + z), -128, 127).astype(np.int8)
+
+
+def _reference_weights(model: Any) -> bytes | None:
+    """The float weights for ``--backend numpy`` (NumPy reference engine), or None if unavailable."""
+    try:
+        import tempfile
+
+        from har_edge.models.reference import ReferenceModel
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / REFERENCE_WEIGHTS_NAME
+            ReferenceModel.from_keras(model).save_npz(path)
+            return path.read_bytes()
+    except (ImportError, HarEdgeError, AttributeError, TypeError) as exc:
+        log.warning("numpy reference weights not written: %s", exc)
+        return None

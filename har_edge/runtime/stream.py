@@ -1,0 +1,197 @@
+"""Streaming classification: samples in (any rate, units, chunking), one result per hop out.
+
+Per chunk: drop bad rows (NaN/inf, out-of-order or duplicate timestamps; counted, never fatal) →
+pick and convert the channels the bundle's raw inputs need → resample to the model's rate if the
+source differs → the bundle's **causal preprocessing** (:class:`~har_edge.data.preprocessing.CausalPreprocessor`,
+the same code the model was trained with) → ring buffer → every ``hop_samples`` classify the last
+``window_samples`` from zero LSTM state → smoothing → activity events.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+from numpy.typing import NDArray
+
+from har_edge.data.preprocessing import CausalPreprocessor
+from har_edge.data.resampling import StreamResampler
+from har_edge.data.units import unit_scale
+from har_edge.errors import ConfigError, DataError
+from har_edge.runtime.classifier import Classifier, Prediction
+from har_edge.runtime.samples import SampleChunk
+from har_edge.runtime.smoothing import ActivityEvent, ActivityTracker, Smoother, SmoothingConfig
+
+__all__ = ["StreamResult", "StreamStats", "StreamClassifier"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """One classification: ``timestamp`` is the source time of the window's last sample."""
+
+    seq: int
+    timestamp: float
+    activity: str
+    confidence: float
+    probabilities: dict[str, float]
+    raw: Prediction
+    events: tuple[ActivityEvent, ...]
+
+
+@dataclass
+class StreamStats:
+    samples_in: int = 0
+    samples_used: int = 0
+    bad_samples: int = 0
+    out_of_order: int = 0
+    classifications: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def count(self, reason: str, n: int = 1) -> None:
+        self.reasons[reason] = self.reasons.get(reason, 0) + n
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "samples_in": self.samples_in, "samples_used": self.samples_used, "bad_samples": self.bad_samples,
+            "out_of_order": self.out_of_order, "classifications": self.classifications, "reasons": dict(self.reasons),
+        }
+
+
+class StreamClassifier:
+    """Feed :class:`SampleChunk` s with :meth:`feed`; get :class:`StreamResult` s back."""
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        *,
+        smoothing: SmoothingConfig = SmoothingConfig(),
+        source_rate_hz: float | None = None,
+        rate_tolerance: float = 0.02,
+    ) -> None:
+        self.clf = classifier
+        b = classifier.bundle
+        self.labels = b.labels
+        self.window = b.window_samples
+        self.hop = b.hop_samples
+        self.rate_hz = b.sample_rate_hz
+        self.raw_names = tuple(n for n, _ in b.raw_inputs)
+        self.raw_units = tuple(u for _, u in b.raw_inputs)
+        pre = b.preprocessing
+        self._pre = CausalPreprocessor(pre) if pre is not None else None
+        if pre is not None and pre.used_inputs != self.raw_names:
+            raise ConfigError(f"bundle raw inputs {self.raw_names} disagree with its preprocessing inputs {pre.used_inputs}")
+        self._resampler: StreamResampler | None = None
+        if source_rate_hz is not None and abs(source_rate_hz - self.rate_hz) > rate_tolerance * self.rate_hz:
+            self._resampler = StreamResampler(self.rate_hz, source_rate_hz=source_rate_hz)
+        self.smoother = Smoother(self.labels, smoothing)
+        self.tracker = ActivityTracker()
+        self.stats = StreamStats()
+        self._layout: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        self._cols: NDArray[np.int64] | None = None
+        self._scale: NDArray[np.float64] | None = None
+        self._buf = np.zeros((0, len(b.channel_names)), dtype=np.float32)
+        self._tbuf = np.zeros(0, dtype=np.float64)
+        self._last_t: float | None = None
+        self._seq = 0
+
+    def _bind(self, chunk: SampleChunk) -> None:
+        """Map the source's channels/units onto the bundle's raw inputs (once per layout)."""
+        layout = (chunk.channel_names, chunk.units)
+        if layout == self._layout:
+            return
+        missing = [n for n in self.raw_names if n not in chunk.channel_names]
+        if missing:
+            raise ConfigError(
+                f"the source provides {list(chunk.channel_names)} but the model needs {list(self.raw_names)} (missing {missing})"
+            )
+        idx = [chunk.channel_names.index(n) for n in self.raw_names]
+        self._cols = np.asarray(idx)
+        self._scale = np.array([unit_scale(chunk.units[i], u) for i, u in zip(idx, self.raw_units)])
+        self._layout = layout
+
+    def _clean(self, chunk: SampleChunk) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        t = np.asarray(chunk.timestamps_s, dtype=np.float64)
+        x = np.asarray(chunk.values, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] != t.shape[0] or x.shape[1] != len(chunk.channel_names):
+            self.stats.bad_samples += len(t)
+            self.stats.count("malformed chunk", len(t))
+            log.warning("dropped a malformed chunk: values %s for %d timestamps and %d channels", x.shape, len(t), len(chunk.channel_names))
+            return np.zeros(0), np.zeros((0, len(self.raw_names)))
+        x = x[:, self._cols] * self._scale  # type: ignore[index]
+        ok = np.isfinite(x).all(axis=1) & np.isfinite(t)
+        if not ok.all():
+            n_bad = int((~ok).sum())
+            self.stats.bad_samples += n_bad
+            self.stats.count("non-finite value", n_bad)
+            t, x = t[ok], x[ok]
+        # strictly increasing timestamps: drop samples not after the last accepted one
+        if t.size:
+            prev = self._last_t if self._last_t is not None else -np.inf
+            run_max = np.maximum.accumulate(np.concatenate([[prev], t]))[:-1]
+            mono = t > run_max
+            if not mono.all():
+                n_bad = int((~mono).sum())
+                self.stats.out_of_order += n_bad
+                self.stats.count("out-of-order or duplicate timestamp", n_bad)
+                t, x = t[mono], x[mono]
+            if t.size:
+                self._last_t = float(t[-1])
+        return t, x
+
+    def feed(self, chunk: SampleChunk) -> list[StreamResult]:
+        """Process one chunk; returns the classifications completed by it (possibly none)."""
+        self.stats.samples_in += len(chunk)
+        if len(chunk) == 0:
+            return []
+        self._bind(chunk)
+        t, x = self._clean(chunk)
+        if t.size == 0:
+            return []
+        if self._resampler is not None:
+            t, x = self._resampler.process(t, x)
+            if t.size == 0:
+                return []
+        feats = self._pre.process(x) if self._pre is not None else x.astype(np.float32)
+        self.stats.samples_used += int(t.size)
+        return self._push(t, feats)
+
+    def _push(self, t: NDArray[np.float64], feats: NDArray[np.float32]) -> list[StreamResult]:
+        buf = np.concatenate([self._buf, feats]) if self._buf.size else feats
+        tbuf = np.concatenate([self._tbuf, t]) if self._tbuf.size else t
+        out: list[StreamResult] = []
+        start = 0
+        while buf.shape[0] - start >= self.window:
+            win = buf[start : start + self.window]
+            out.append(self._classify(win, float(tbuf[start + self.window - 1])))
+            start += self.hop
+        self._buf, self._tbuf = buf[start:], tbuf[start:]
+        return out
+
+    def _classify(self, window: NDArray[np.float32], t_end: float) -> StreamResult:
+        try:
+            pred = self.clf.classify(window)
+        except DataError as exc:  # e.g. a filter blew up on garbage that slipped through
+            self.stats.count(f"window rejected: {exc}")
+            log.warning("window ending at %.3f s rejected: %s", t_end, exc)
+            probs = np.full(len(self.labels), 1.0 / len(self.labels), dtype=np.float32)
+            pred = Prediction("uncertain", -1, 0.0, probs, 0.0)
+        activity, conf, smoothed = self.smoother.update(pred.probabilities)
+        events = tuple(self.tracker.update(activity, t_end))
+        self._seq += 1
+        self.stats.classifications += 1
+        return StreamResult(
+            seq=self._seq, timestamp=t_end, activity=activity, confidence=round(conf, 4),
+            probabilities={l: round(float(p), 4) for l, p in zip(self.labels, smoothed)}, raw=pred, events=events,
+        )
+
+    def finish(self) -> list[ActivityEvent]:
+        """End of stream: close the running activity."""
+        return self.tracker.finish(self._last_t if self._last_t is not None else 0.0)
+
+    def run(self, chunks: Iterable[SampleChunk]) -> Iterator[StreamResult]:
+        for chunk in chunks:
+            yield from self.feed(chunk)
