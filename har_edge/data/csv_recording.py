@@ -72,9 +72,9 @@ def load_csv_recording(
             raise DataError(f"{path}: empty file; expected a header like 'timestamp,acc_x,acc_y,acc_z'") from None
         rows = list(reader)
     if channels is None:
-        channels = [c for c in _SENSOR_COLUMNS if columns.get(c, c) in header]
-        if not channels:
-            raise DataError(f"{path}: no sensor columns {list(_SENSOR_COLUMNS)} in header {header}")
+        # the accelerometer triad is required; the gyroscope triad is read when any of it is present
+        has_gyro = any(columns.get(c, c) in header for c in _SENSOR_COLUMNS[3:])
+        channels = list(_SENSOR_COLUMNS[: 6 if has_gyro else 3])
     wanted = [time_column] + [columns.get(c, c) for c in channels]
     missing = [c for c in wanted if c not in header]
     if missing:
@@ -97,7 +97,7 @@ def load_csv_recording(
     steps = np.diff(t)
     if (steps <= 0).any():
         r = int(np.argmax(steps <= 0))
-        raise DataError(f"{path}: line {r + 3}: timestamp {t[r + 1]!r} does not increase (previous {t[r]!r})")
+        raise DataError(f"{path}: line {r + 3}: timestamp {float(t[r + 1])!r} does not increase (previous {float(t[r])!r})")
     if len(t) < 2:
         raise DataError(f"{path}: {len(t)} sample(s); need at least 2 to know the rate")
     inferred = 1.0 / float(np.median(steps))

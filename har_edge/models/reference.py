@@ -71,9 +71,7 @@ NPZ_FORMAT = "har_edge.reference/1"
 Array = NDArray[np.floating]
 
 
-# ---------------------------------------------------------------------------------------------
 # Activations
-# ---------------------------------------------------------------------------------------------
 def sigmoid(z: Array) -> Array:
     """σ(z) = 1 / (1 + e^{-z}), elementwise, in the dtype of ``z``."""
     with np.errstate(over="ignore"):  # e^{-z} → inf for very negative z gives σ = 0, as it should
@@ -117,9 +115,7 @@ def _as(a: np.ndarray, x: np.ndarray) -> np.ndarray:
     return a.astype(x.dtype, copy=False)
 
 
-# ---------------------------------------------------------------------------------------------
 # Layers. Each has ``forward(x)``, ``config()`` (JSON-able) and ``arrays()`` (for the .npz).
-# ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class Conv1DLayer:
     """``y[t] = act(Σ_k x[t + k - pad_left] · kernel[k] + bias)``, stride 1.
@@ -358,9 +354,7 @@ def _layer_from_arrays(kind: str, name: str, config: dict[str, Any], arrays: dic
     return layer
 
 
-# ---------------------------------------------------------------------------------------------
 # Reading a tf_keras model by duck typing (no TensorFlow import here)
-# ---------------------------------------------------------------------------------------------
 _SKIPPED = {"InputLayer", "Dropout"}  # Dropout is the identity at inference
 
 
@@ -408,9 +402,7 @@ def _layer_from_keras(layer: Any) -> Layer | None:
                      f"supported: Conv1D, MaxPooling1D, LSTM, SimpleRNN, Dense, Dropout, InputLayer")
 
 
-# ---------------------------------------------------------------------------------------------
 # The model
-# ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class ReferenceModel:
     """A stack of reference layers applied in order.

@@ -13,7 +13,7 @@ import math
 import struct
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -57,7 +57,7 @@ def _open_bus(bus: int | I2cBus) -> tuple[I2cBus, bool]:
         missing = [m for m in ("read_byte_data", "write_byte_data", "read_i2c_block_data") if not hasattr(bus, m)]
         if missing:
             raise ConfigError(f"bus={bus!r} is neither a bus number nor an SMBus-like object (lacks {missing})")
-        return bus, False
+        return cast(I2cBus, bus), False
     try:
         from smbus2 import SMBus
     except ImportError:
@@ -125,8 +125,8 @@ class Mpu6050(_Driver):
     filter set to the widest bandwidth below half the rate.
     """
 
-    channel_names = DEFAULT_CHANNELS
-    units = ("g", "g", "g", "rad/s", "rad/s", "rad/s")
+    channel_names: tuple[str, ...] = DEFAULT_CHANNELS
+    units: tuple[str, ...] = ("g", "g", "g", "rad/s", "rad/s", "rad/s")
     PWR_MGMT_1, SMPLRT_DIV, CONFIG, GYRO_CONFIG, ACCEL_CONFIG = 0x6B, 0x19, 0x1A, 0x1B, 0x1C
     ACCEL_XOUT_H, WHO_AM_I = 0x3B, 0x75
     ACCEL_LSB_PER_G = {2: 16384.0, 4: 8192.0, 8: 4096.0, 16: 2048.0}
@@ -179,7 +179,8 @@ class Mpu6050(_Driver):
     def read(self) -> NDArray[np.float64]:
         """One ``(6,)`` sample: acceleration in g, angular rate in rad/s."""
         raw = self.read_raw()
-        return np.array(raw[:3] + raw[4:], dtype=np.float64) * self._scale
+        sample: NDArray[np.float64] = np.array(raw[:3] + raw[4:], dtype=np.float64) * self._scale
+        return sample
 
 
 class Adxl345(_Driver):
@@ -189,8 +190,8 @@ class Adxl345(_Driver):
     of 3200 / 2^k Hz that is at least ``sample_rate_hz``.
     """
 
-    channel_names = ACC_CHANNELS
-    units = ("g", "g", "g")
+    channel_names: tuple[str, ...] = ACC_CHANNELS
+    units: tuple[str, ...] = ("g", "g", "g")
     DEVID, BW_RATE, POWER_CTL, DATA_FORMAT, DATAX0 = 0x00, 0x2C, 0x2D, 0x31, 0x32
     G_PER_LSB = 0.0039
     RANGES_G = (2, 4, 8, 16)
@@ -225,7 +226,8 @@ class Adxl345(_Driver):
 
     def read(self) -> NDArray[np.float64]:
         """One ``(3,)`` sample in g."""
-        return np.array(self.read_raw(), dtype=np.float64) * self.G_PER_LSB
+        sample: NDArray[np.float64] = np.array(self.read_raw(), dtype=np.float64) * self.G_PER_LSB
+        return sample
 
 
 class I2cSource(_SourceBase):

@@ -43,7 +43,6 @@ import io
 import json
 import logging
 import math
-import queue
 import re
 import sys
 import threading
@@ -51,7 +50,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, TextIO, TypeVar, runtime_checkable
+from typing import Any, Literal, Protocol, TextIO, TypeVar, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
@@ -106,9 +105,11 @@ class Source(Protocol):
 
     def close(self) -> None: ...
 
-    def __enter__(self) -> Source: ...
+    def __enter__(self) -> Any: ...
 
-    def __exit__(self, *exc: object) -> None: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
 
 class _BadInput(DataError):
@@ -309,9 +310,9 @@ def _column_plan(
     def col(canonical: str) -> str:
         return columns.get(canonical, canonical)
 
+    wanted: tuple[str, ...]
     if channel_names is None:
-        has_gyro = [col(c) in found for c in GYRO_CHANNELS]
-        wanted = DEFAULT_CHANNELS if any(has_gyro) else ACC_CHANNELS
+        wanted = DEFAULT_CHANNELS if any(col(c) in found for c in GYRO_CHANNELS) else ACC_CHANNELS
     else:
         wanted = _resolve_channels(channel_names, DEFAULT_CHANNELS)
     missing = [col(c) for c in ("timestamp", *wanted) if col(c) not in found]
@@ -371,6 +372,7 @@ class CsvReplaySource(_SourceBase):
             header, channel_names, columns, repr(str(self.path))
         )
         self._n_fields = len(header)
+        self._dirty = False  # the previous block had unparsable lines
         self.last_labels: NDArray[np.str_] | None = None
         super().__init__(
             f"csv:{self.path}",
@@ -599,7 +601,8 @@ def parse_json_samples(
         items = [message]
     else:
         raise _BadInput("invalid_message", f"expected a JSON object, got {type(message).__name__}")
-    rows, rejected = [], {}
+    rows: list[list[float]] = []
+    rejected: dict[str, int] = {}
     for item in items:
         try:
             rows.append(_json_sample(item, names))
@@ -725,70 +728,87 @@ def parse_sensor_logger(
 
 # --------------------------------------------------------------------------- push sources
 
-_END = object()
+_PENDING_ROWS = 100_000  # samples buffered between producer and chunks() before back-pressure / drops
 _MESSAGE_REASONS = ("invalid_json", "invalid_message")  # a whole line / message is unusable
 
 
-class _QueueSource(_SourceBase):
-    """A producer thread or callback puts ``(t (n,), values (n, c))`` items on a queue;
-    ``chunks()`` drops non-increasing timestamps and yields at ``chunk_samples`` or after
-    ``max_latency_s``."""
+class _PushSource(_SourceBase):
+    """A producer (reader thread or paho callback) offers ``[t, v_1..v_c]`` rows; ``chunks()``
+    drops non-increasing timestamps and yields at ``chunk_samples`` rows or ``max_latency_s``."""
 
     def __init__(self, *args: Any, max_latency_s: float = 0.1, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not max_latency_s > 0:
             raise ConfigError(f"max_latency_s={max_latency_s!r}; expected a positive number of seconds")
         self.max_latency_s = float(max_latency_s)
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pending: list[list[float]] = []
+        self._ended = False
+        self._error: BaseException | None = None
 
     def _start(self) -> None:
         """Start producing (thread or network loop)."""
 
+    def _offer(self, rows: list[list[float]], *, block: bool) -> None:
+        """Hand rows to ``chunks()``; when it lags, block (a reader) or drop and count (a callback)."""
+        while block and len(self._pending) >= _PENDING_ROWS and not self.closed:
+            time.sleep(0.01)
+        with self._lock:
+            if len(self._pending) >= _PENDING_ROWS:
+                dropped = True
+            else:
+                dropped = False
+                self._pending.extend(rows)
+                if len(self._pending) >= self.chunk_samples:
+                    self._wake.set()
+        if dropped:
+            self._count_bad("queue_overflow", f"consumer too slow; {_PENDING_ROWS} samples waiting", len(rows))
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        with self._lock:
+            self._ended, self._error = True, error
+        self._wake.set()
+
     def close(self) -> None:
         super().close()
-        self._queue.put(_END)
+        self._wake.set()
 
     def chunks(self) -> Iterator[SampleChunk]:
         if self.closed:
             return
         self._start()
-        buf_t: list[_Array] = []
-        buf_v: list[_Array] = []
-        n_buf, oldest, last_t, ended = 0, 0.0, -math.inf, False
-        while not ended and not self.closed:
-            wait = self.max_latency_s - (time.monotonic() - oldest) if n_buf else self.max_latency_s
-            try:
-                item = self._queue.get(timeout=max(wait, 0.001))
-            except queue.Empty:
-                item = None
-            if item is _END:
-                ended = True
-            elif isinstance(item, BaseException):
-                raise item
-            elif item is not None:
-                t, v = item
-                keep = self._keep_increasing(t, last_t)
-                if keep.any():
-                    if not n_buf:
-                        oldest = time.monotonic()
-                    buf_t.append(t[keep])
-                    buf_v.append(v[keep])
-                    n_buf += int(keep.sum())
-                    last_t = float(t[keep][-1])
+        width = 1 + len(self.channel_names)
+        buf, last_t, oldest = np.empty((0, width)), -math.inf, 0.0
+        while True:
+            age = time.monotonic() - oldest
+            self._wake.wait(max(self.max_latency_s - age, 0.001) if len(buf) else self.max_latency_s)
+            self._wake.clear()
             if self.closed:
                 return
-            due = n_buf and (ended or time.monotonic() - oldest >= self.max_latency_s)
-            if n_buf >= self.chunk_samples or due:
-                t_all, v_all = np.concatenate(buf_t), np.concatenate(buf_v)
-                step = self.chunk_samples
-                full = n_buf if due else n_buf - n_buf % step
-                for s in range(0, full, step):
-                    yield self._chunk(t_all[s : min(s + step, full)], v_all[s : min(s + step, full)])
-                buf_t, buf_v, n_buf = [t_all[full:]], [v_all[full:]], n_buf - full
-                oldest = time.monotonic()
+            with self._lock:
+                rows, self._pending = self._pending, []
+                ended, error = self._ended, self._error
+            if rows:
+                arr = np.asarray(rows, dtype=np.float64).reshape(-1, width)
+                arr = arr[self._keep_increasing(arr[:, 0], last_t)]
+                if len(arr):
+                    oldest = oldest if len(buf) else time.monotonic()
+                    buf, last_t = np.concatenate([buf, arr]), float(arr[-1, 0])
+            if error is not None:
+                raise error
+            due = ended or (len(buf) and time.monotonic() - oldest >= self.max_latency_s)
+            full = len(buf) if due else len(buf) - len(buf) % self.chunk_samples
+            for s in range(0, full, self.chunk_samples):
+                part = buf[s : min(s + self.chunk_samples, full)]
+                yield self._chunk(part[:, 0].copy(), part[:, 1:].copy())
+            if full:
+                buf, oldest = buf[full:], time.monotonic()
+            if ended:
+                return
 
 
-class StdinSource(_QueueSource):
+class StdinSource(_PushSource):
     """CSV or JSON lines (auto-detected per line by a leading ``{``) from a text stream.
 
     CSV lines follow a header if the first CSV line is one (same rules as ``csv:``), else the
@@ -868,22 +888,23 @@ class StdinSource(_QueueSource):
                         t, v, rejected = parse_json_samples(line, self.channel_names)
                         for reason, n in rejected.items():
                             self._count_bad(reason, f"in JSON batch {line[:80]!r}", n)
-                        self._queue.put((t, v))
+                        self._offer(np.column_stack([t, v]).tolist(), block=True)
                     else:
                         row = self._csv_row(line)
                         if row is not None:
-                            self._queue.put((np.array(row[:1]), np.array([row[1:]])))
+                            self._offer([row], block=True)
                 except _BadInput as exc:
                     self._count_bad(exc.reason, str(exc), message=exc.reason in _MESSAGE_REASONS)
         except SourceError as exc:
-            self._queue.put(exc)
+            self._finish(exc)
         except Exception as exc:  # the stream itself failed
             logger.exception("stdin: reading failed")
-            self._queue.put(SourceError(f"reading stdin failed: {exc}"))
-        self._queue.put(_END)
+            self._finish(SourceError(f"reading stdin failed: {exc}"))
+        else:
+            self._finish()
 
 
-class MqttSource(_QueueSource):
+class MqttSource(_PushSource):
     """Subscribes to an MQTT topic (paho-mqtt 2.x) and yields the samples it receives.
 
     Payloads: the JSON sample schema, or Sensor Logger messages (``payload_format="auto"``
@@ -902,7 +923,7 @@ class MqttSource(_QueueSource):
         username: str | None = None,
         password: str | None = None,
         tls: bool = False,
-        transport: str = "tcp",
+        transport: Literal["tcp", "websockets"] = "tcp",
         qos: int = 0,
         client_id: str = "",
         keepalive_s: int = 30,
@@ -938,10 +959,11 @@ class MqttSource(_QueueSource):
         self.pair_tolerance_s = pair_tolerance_s
         self._subscribed = threading.Event()
         try:
-            import paho.mqtt.client as mqtt
+            from paho.mqtt.client import Client
+            from paho.mqtt.enums import CallbackAPIVersion
         except ImportError:
             raise BackendNotAvailable('MQTT input needs paho-mqtt: pip install "har-edge[device]"') from None
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, transport=transport)
+        self._client = Client(CallbackAPIVersion.VERSION2, client_id=client_id, transport=transport)
         if username is not None:
             self._client.username_pw_set(username, password)
         if tls:
@@ -1018,7 +1040,7 @@ class MqttSource(_QueueSource):
             for reason, n in rejected.items():
                 self._count_bad(reason, f"in a message on {msg.topic}", n)
             if len(t):
-                self._queue.put((t, v))
+                self._offer(np.column_stack([t, v]).tolist(), block=False)  # never block paho's thread
             elif not rejected:
                 self._count_bad("no_samples", f"message on {msg.topic} had no usable samples", message=True)
         except (_BadInput, ConfigError) as exc:

@@ -162,6 +162,6 @@ def test_callback_never_raises() -> None:
     src._on_message(None, None, msg)  # a well-formed sample
     src._on_message(None, None, SimpleNamespace(topic="x", payload=None))  # TypeError inside
     src._on_message(None, None, SimpleNamespace(topic="x", payload=b"{}"))
-    assert src._queue.qsize() == 1
+    assert len(src._pending) == 1
     assert src.stats.reasons == {"internal_error": 1, "missing_field": 1}
     src.close()
