@@ -1,5 +1,11 @@
-"""Shared fixtures. The Mosquitto broker fixture lives in tests/fixtures/broker.py."""
+"""Shared fixtures: the Mosquitto broker (tests/fixtures/broker.py) and tiny models (tests/fixtures/models.py)."""
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fixtures.broker"]
+import os
+import tempfile
+
+pytest_plugins = ["tests.fixtures.broker", "tests.fixtures.models"]
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("HAR_EDGE_TEST_TMP", tempfile.gettempdir())

@@ -395,7 +395,7 @@ def _check_manifest(manifest: dict[str, Any], model: Any, sha256: str) -> None:
                 f"{which} tensor is {t['dtype']} (manifest says {m.get('dtype')!r}); the MCU export needs a full-int8 "
                 "model (--quant int8)"
             )
-        if list(m.get("shape", [])) != t["shape"]:
+        if [int(d) for d in m.get("shape", [])] != t["shape"]:
             raise BundleError(f"manifest {which}.shape={m.get('shape')} but the model's {which} tensor is {t['shape']}")
         if len(t["scale"]) != 1 or not math.isclose(float(m["scale"]), t["scale"][0], rel_tol=1e-6) \
                 or int(m["zero_point"]) != t["zero_point"][0]:
@@ -403,10 +403,12 @@ def _check_manifest(manifest: dict[str, Any], model: Any, sha256: str) -> None:
                 f"manifest {which} quantisation (scale={m.get('scale')}, zero_point={m.get('zero_point')}) does not match "
                 f"the model (scale={t['scale']}, zero_point={t['zero_point']})"
             )
-    shape = manifest["input"]["shape"]
+    shape = [int(d) for d in manifest["input"]["shape"]]
     if shape[1:] != [int(manifest["window_samples"]), n_ch]:
         raise BundleError(f"input shape {shape} does not match window_samples={manifest['window_samples']} × {n_ch} channels")
-    if manifest["output"]["shape"][-1] != len(manifest["labels"]):
+    if not 1 <= int(manifest["hop_samples"]) <= int(manifest["window_samples"]):
+        raise BundleError(f"hop_samples={manifest['hop_samples']}; expected 1..window_samples={manifest['window_samples']}")
+    if int(manifest["output"]["shape"][-1]) != len(manifest["labels"]):
         raise BundleError(f"output shape {manifest['output']['shape']} does not match {len(manifest['labels'])} labels")
 
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 import logging
 import math
 import struct
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
 from har_edge.errors import BackendNotAvailable, ConfigError, SourceError
-from har_edge.runtime.samples import SampleChunk
-from har_edge.runtime.sources import ACC_CHANNELS, DEFAULT_CHANNELS, DEFAULT_CHUNK_SAMPLES, _SourceBase
+from har_edge.runtime.sources import ACC_CHANNELS, DEFAULT_CHANNELS, DEFAULT_CHUNK_SAMPLES, _PushSource
 
 __all__ = ["I2cBus", "I2cDevice", "Mpu6050", "Adxl345", "I2cSource", "open_i2c_source"]
 
@@ -112,6 +112,7 @@ class _Driver:
     def close(self) -> None:
         """Close the bus if this driver opened it."""
         if self._owns_bus:
+            self._owns_bus = False
             close = getattr(self._bus, "close", None)
             if close is not None:
                 close()
@@ -230,13 +231,15 @@ class Adxl345(_Driver):
         return sample
 
 
-class I2cSource(_SourceBase):
-    """Polls an I2C device on a ``time.monotonic`` schedule and yields chunks of its samples.
+class I2cSource(_PushSource):
+    """Polls an I2C device from a background thread on a ``time.monotonic`` schedule.
 
-    Timestamps are ``time.monotonic()`` at each read. A failed read (``OSError``) is counted
-    (reason ``i2c_read_error``) and skipped; after ``reinit_after`` consecutive failures the
-    device is re-initialised (retried with backoff up to 30 s). If polling falls behind by
-    more than 5 periods the missed ticks are dropped (reason ``overrun``), not replayed.
+    Timestamps are ``time.monotonic()`` at each read; ``chunks()`` yields at ``chunk_samples``
+    samples or ``max_latency_s``, so a slow consumer does not delay the polling. A failed read
+    (``OSError``) is counted (reason ``i2c_read_error``) and skipped; after ``reinit_after``
+    consecutive failures the device is re-initialised (retried with backoff up to 30 s). If
+    polling falls behind by more than 5 periods the missed ticks are dropped (reason
+    ``overrun``), not replayed.
     """
 
     def __init__(
@@ -266,16 +269,24 @@ class I2cSource(_SourceBase):
             nominal_rate_hz=rate,
             chunk_samples=chunk_samples,
             axis_map=axis_map,
+            max_latency_s=max_latency_s,
         )
         self.device = device
-        self.max_latency_s = max_latency_s
         self.reinit_after = reinit_after
         self.reinit_backoff_s = reinit_backoff_s
+        self._io_lock = threading.Lock()  # close() never closes the bus in the middle of a read
+        self._thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"har-edge-{self.name}", daemon=True)
+            self._thread.start()
 
     def _reinitialise(self, backoff_s: float) -> float:
         """Try ``device.initialise()``; returns the next backoff (0 after success)."""
         try:
-            self.device.initialise()
+            with self._io_lock:
+                self.device.initialise()
         except (OSError, SourceError) as exc:
             logger.warning("%s: re-initialising failed (%s); retrying in %.1f s", self.name, exc, backoff_s)
             self._closed.wait(backoff_s)
@@ -283,20 +294,29 @@ class I2cSource(_SourceBase):
         logger.warning("%s: device re-initialised after %d failed reads", self.name, self.reinit_after)
         return 0.0
 
-    def chunks(self) -> Iterator[SampleChunk]:
-        """Poll until ``close()``; yield at ``chunk_samples`` samples or ``max_latency_s``."""
+    def _run(self) -> None:
+        try:
+            self._poll()
+        except Exception as exc:  # a driver bug, not a bus hiccup: end the stream with it
+            logger.exception("%s: polling failed", self.name)
+            self._finish(SourceError(f"{self.name}: polling failed: {exc}"))
+        else:
+            self._finish()
+
+    def _poll(self) -> None:
         period = 1.0 / float(self.nominal_rate_hz or 1.0)
         next_t = time.monotonic()
-        buf_t: list[float] = []
-        buf_v: list[NDArray[np.float64]] = []
         failures, backoff = 0, self.reinit_backoff_s
         while not self.closed:
             delay = next_t - time.monotonic()
             if delay > 0 and self._closed.wait(delay):
-                break
+                return
             now = time.monotonic()
             try:
-                sample = self.device.read()
+                with self._io_lock:
+                    if self.closed:
+                        return
+                    sample = self.device.read()
             except OSError as exc:
                 failures += 1
                 self._count_bad("i2c_read_error", f"{exc} ({failures} in a row)")
@@ -305,24 +325,21 @@ class I2cSource(_SourceBase):
                     failures = 0
             else:
                 failures, backoff = 0, self.reinit_backoff_s
-                buf_t.append(now)
-                buf_v.append(sample[self._columns])
+                self._offer([[now, *sample[self._columns].tolist()]], block=False)
             next_t += period
             behind = time.monotonic() - next_t
             if behind > 5 * period:
                 missed = int(behind / period)
                 next_t += missed * period
                 self._count_bad("overrun", f"polling fell {behind * 1e3:.0f} ms behind", missed)
-            if buf_t and (len(buf_t) >= self.chunk_samples or now - buf_t[0] >= self.max_latency_s):
-                chunk = self._chunk(np.array(buf_t), np.vstack(buf_v))
-                buf_t, buf_v = [], []
-                if self.closed:
-                    break
-                yield chunk
 
     def close(self) -> None:
+        """Stop polling and close the bus if the driver opened it."""
         super().close()
-        self.device.close()
+        with self._io_lock:
+            self.device.close()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
 
 
 def open_i2c_source(

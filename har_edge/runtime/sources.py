@@ -105,7 +105,7 @@ class Source(Protocol):
 
     def close(self) -> None: ...
 
-    def __enter__(self) -> Any: ...
+    def __enter__(self) -> Source: ...
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -529,6 +529,7 @@ class CsvReplaySource(_SourceBase):
                     return
                 self.last_labels = None if labels is None else labels[start : start + step]
                 yield self._chunk(ts, values[start : start + step])
+        logger.info("%s: replay finished: %s", self.name, self.stats.as_dict())
 
 
 # --------------------------------------------------------------------------- JSON & Sensor Logger
@@ -950,10 +951,10 @@ class MqttSource(_PushSource):
         )
         if payload_format == "sensor_logger":
             _xyz_columns(names)  # reject channels Sensor Logger cannot give
-        sl_units = {"acc": "m/s^2", "gyro": "rad/s"}
+        sl_units = {"acc": "m/s^2", "gyro": "rad/s"}  # Sensor Logger's; converted to self.units
+        groups = [c.split("_")[0] for c in names]
         self._sl_scale = np.array(
-            [unit_scale(sl_units[c[:c.index("_")]], u) if c.split("_")[0] in sl_units else 1.0
-             for c, u in zip(names, self.units)]
+            [unit_scale(sl_units[g], u) if g in sl_units else 1.0 for g, u in zip(groups, self.units)]
         )
         self.topic, self.qos, self.payload_format = topic, qos, payload_format
         self.pair_tolerance_s = pair_tolerance_s

@@ -6,25 +6,25 @@ Data flow::
                             ^                                               |
                             +------- delete row on PUBACK (on_publish) <----+
 
-* Every message is written to the :class:`~har_edge.transport.outbox.Outbox` first, so
-  ``publish*()`` never blocks on the network and never fails because the broker is down.
-* One sender thread drains the outbox in row order while connected, keeping at most
-  ``max_inflight`` messages unacknowledged. A row is deleted only when the broker's PUBACK
-  arrives (QoS 0 rows: once handed to the socket).
-* On a lost connection paho keeps the in-flight messages and re-sends them, in order, after it
-  reconnects; rows that were never acknowledged are also re-sent after a process restart. A
-  message may therefore arrive twice, never out of order: subscribers drop ``seq <= last_seen``.
-* ``on_publish`` only enqueues the acknowledged ``mid``; the sender thread owns the
-  ``mid -> row`` map. (paho runs ``on_publish`` while holding its own message lock, so taking a
-  lock there that is also held around ``Client.publish`` would deadlock.)
-* The status topic gets a retained ``online`` on every connect and ``offline`` from the last
-  will (crash / network loss) or from :meth:`MqttPublisher.close`.
-* With ``discovery`` on, the Home Assistant configs are published retained on every connect and
-  again whenever Home Assistant announces ``online`` on ``<discovery_prefix>/status``.
+* ``publish*()`` only writes to the :class:`~har_edge.transport.outbox.Outbox`: it never blocks
+  on the network and never fails because the broker is down.
+* One sender thread drains the outbox in row order while connected, at most ``max_inflight``
+  unacknowledged; a row is deleted on the broker's PUBACK (QoS 0: once handed to the socket).
+* On every (re)connect ``on_connect`` drops paho's own copies of unacknowledged messages
+  (``Client.drop_out_messages()``) and the sender re-sends the outbox from the oldest row, as
+  after a process restart. One ordered stream: a message may arrive twice, never after a newer
+  one, so subscribers drop ``seq <= last_seen``. The sender checks the connection and calls
+  ``Client.publish`` under ``_send_lock``, which ``on_connect``/``on_disconnect`` also take, so no
+  message of an old connection can overtake the re-sent rows on a new one.
+* ``on_publish`` only enqueues the ``mid``; the sender owns the ``mid -> row`` map (paho calls
+  ``on_publish`` holding its message lock: locking there around ``Client.publish`` deadlocks).
+* Status: retained ``online`` on connect; ``offline`` from the last will or :meth:`close`.
+  Home Assistant discovery is published on connect and when HA announces ``online``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -32,10 +32,11 @@ import queue
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from har_edge.errors import BackendNotAvailable, ConfigError, TransportError
 from har_edge.transport import payloads
@@ -46,27 +47,49 @@ from har_edge.transport.outbox import Outbox, OutboxRow
 
 if TYPE_CHECKING:
     from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
-    from paho.mqtt.properties import Properties
     from paho.mqtt.reasoncodes import ReasonCode
 
 __all__ = ["MqttPublisher", "PublisherStats"]
 
 logger = logging.getLogger(__name__)
 
-_INSTALL_HINT = 'pip install "har-edge[device]"'
-_POLL_S = 0.5
-"""Longest the sender sleeps without a wake-up (a safety net; normally it is woken)."""
-_PAHO_EXTRA_INFLIGHT = 8
-"""Room in paho's in-flight window for status/discovery messages beside the data."""
-
-
-def _drop_paho_noise(record: logging.LogRecord) -> bool:
-    """paho 2.2 logs ERROR "Client is not connected" on every disconnect; we log that ourselves."""
-    return not str(record.msg).startswith("Client is not connected")
-
-
+# paho's own log lines go here at DEBUG; this module reports connection trouble itself
+# (paho 2.2 logs ERROR for every dropped connection and after every clean disconnect).
 _PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
-_PAHO_LOGGER.addFilter(_drop_paho_noise)
+_INSTALL_HINT = 'pip install "har-edge[device]"'
+_POLL_S = 0.5  # longest sender sleep without a wake-up (safety net)
+_PAHO_EXTRA_INFLIGHT = 8  # room in paho's window for status/discovery messages
+_CALLBACK_LOCK_TIMEOUT_S = 5.0  # the sender holds _send_lock for milliseconds at most
+
+
+@contextmanager
+def _held(lock: threading.Lock) -> Iterator[None]:
+    """Hold ``lock`` for a paho callback, but never wait forever on the network thread."""
+    acquired = lock.acquire(timeout=_CALLBACK_LOCK_TIMEOUT_S)
+    if not acquired:
+        logger.error("MQTT callback could not take the send lock in %.0f s", _CALLBACK_LOCK_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        if acquired:
+            lock.release()
+
+
+_Callback = TypeVar("_Callback", bound=Callable[..., None])
+
+
+def _guarded(method: _Callback) -> _Callback:
+    """Log and swallow exceptions of a paho callback (they would stop paho's network thread)."""
+    name = method.__name__.lstrip("_")
+
+    @functools.wraps(method)
+    def wrapper(*args: Any) -> None:
+        try:
+            method(*args)
+        except Exception:  # noqa: BLE001
+            logger.exception("error in MQTT %s callback", name)
+
+    return cast(_Callback, wrapper)
 
 
 def _load_paho() -> ModuleType:
@@ -74,12 +97,9 @@ def _load_paho() -> ModuleType:
     try:
         import paho.mqtt.client as mqtt_client
     except ImportError as exc:
-        raise BackendNotAvailable(f"MqttPublisher needs paho-mqtt>=2.0; install it with {_INSTALL_HINT}") from exc
+        raise BackendNotAvailable(f"MqttPublisher needs paho-mqtt>=2.0: {_INSTALL_HINT}") from exc
     if not hasattr(mqtt_client, "CallbackAPIVersion"):
-        raise BackendNotAvailable(
-            "MqttPublisher needs paho-mqtt>=2.0 but an older paho-mqtt is installed; "
-            f"upgrade with {_INSTALL_HINT}"
-        )
+        raise BackendNotAvailable(f"MqttPublisher needs paho-mqtt>=2.0, found 1.x: {_INSTALL_HINT}")
     return mqtt_client
 
 
@@ -130,9 +150,8 @@ class MqttPublisher(SequencedPublisher):
     Example::
 
         cfg = parse_broker_url("mqtt://broker.local", base=MqttConfig(device_id="kitchen"))
-        with MqttPublisher(cfg, labels=bundle.labels, state_dir="/var/lib/har-edge") as pub:
-            for state in states:
-                pub.publish_activity(state)
+        with MqttPublisher(cfg, labels=manifest.labels, state_dir="/var/lib/har-edge") as pub:
+            pub.publish_activity(state)
     """
 
     def __init__(
@@ -146,11 +165,8 @@ class MqttPublisher(SequencedPublisher):
         super().__init__(config)
         mqtt = _load_paho()
         self._mqtt = mqtt
-        self._discovery = (
-            [(topic, payloads.encode(body)) for topic, body in discovery_messages(config, labels, sw_version=sw_version)]
-            if config.discovery
-            else []
-        )
+        configs = discovery_messages(config, labels, sw_version=sw_version) if config.discovery else []
+        self._discovery = [(topic, payloads.encode(body)) for topic, body in configs]
         self._status_topic = config.topic("status")
         self._acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -159,16 +175,13 @@ class MqttPublisher(SequencedPublisher):
         self._connected_event = threading.Event()
         self._close_lock = threading.Lock()
         self._count_lock = threading.Lock()
-        self._inflight: dict[int, int] = {}  # mid -> outbox row id; sender thread only
-        self._cursor = 0  # highest row id handed to paho; sender thread only
-        self._connected = False
-        self._closed = False
-        self._finished = False
-        self._published = 0
-        self._acked = 0
-        self._rejected = 0
-        self._connects = 0
-        self._connect_failures = 0
+        self._send_lock = threading.Lock()  # connection state vs. Client.publish of outbox rows
+        self._generation = 0  # successful connects, bumped under _send_lock
+        # sender thread only: mid -> row id, highest row id handed to paho, their connection
+        self._inflight: dict[int, int] = {}
+        self._cursor = self._sent_generation = 0
+        self._connected = self._closed = self._finished = False
+        self._published = self._acked = self._rejected = self._connects = self._connect_failures = 0
 
         client = self._build_client(mqtt)
         path = config.outbox_file(state_dir)
@@ -195,7 +208,7 @@ class MqttPublisher(SequencedPublisher):
             protocol=mqtt.MQTTv311,
             clean_session=True,
         )
-        client.enable_logger(_PAHO_LOGGER)
+        client.on_log = self._on_log
         client.will_set(self._status_topic, payloads.STATUS_OFFLINE, qos=1, retain=True)
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password)
@@ -229,13 +242,9 @@ class MqttPublisher(SequencedPublisher):
     # -- public API ----------------------------------------------------------------------------
 
     def publish(self, topic: str, payload: bytes, *, qos: int | None = None, retain: bool = False) -> None:
-        """Queue a message in the outbox; it is sent when connected. Never blocks on the network.
+        """Queue a message in the outbox (sent when connected); never blocks on the network.
 
-        Args:
-            topic: Topic to publish to (no wildcards).
-            payload: Message body (``str`` is UTF-8 encoded).
-            qos: 0, 1 or 2; ``None`` means ``config.qos``.
-            retain: Ask the broker to retain the message.
+        ``payload`` may be ``str`` (UTF-8 encoded); ``qos=None`` means ``config.qos``.
 
         Raises:
             ConfigError: Invalid topic or QoS.
@@ -313,15 +322,9 @@ class MqttPublisher(SequencedPublisher):
                     logger.warning("could not publish 'offline' to %s: %s", self._status_topic, exc)
             self._client.disconnect()
             self._client.loop_stop()
-            pending = len(self._outbox)
-            if pending:
-                logger.warning(
-                    "%d message(s) not acknowledged at close; %s",
-                    pending,
-                    "lost (in-memory outbox)"
-                    if self._outbox.path == ":memory:"
-                    else f"kept in {self._outbox.path} for the next run",
-                )
+            if len(self._outbox):
+                where = "lost" if self._outbox.path == ":memory:" else f"kept in {self._outbox.path}"
+                logger.warning("%d message(s) unacknowledged at close: %s", len(self._outbox), where)
             self._outbox.close()
 
     def __enter__(self) -> MqttPublisher:
@@ -335,10 +338,6 @@ class MqttPublisher(SequencedPublisher):
     ) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else ("connected" if self._connected else "disconnected")
-        return f"MqttPublisher({self.config.host}:{self.config.port}, {self.config.device_id!r}, {state})"
-
     # -- SequencedPublisher hooks --------------------------------------------------------------
 
     def _next_seq(self, stream: str) -> int:
@@ -347,8 +346,7 @@ class MqttPublisher(SequencedPublisher):
         return self._outbox.next_seq(stream)
 
     def _transport_counters(self) -> dict[str, float]:
-        counters: dict[str, float] = {**self.stats.as_dict(), "connected": int(self._connected)}
-        return counters
+        return {**self.stats.as_dict(), "connected": int(self._connected)}
 
     # -- sender thread -------------------------------------------------------------------------
 
@@ -398,16 +396,26 @@ class MqttPublisher(SequencedPublisher):
 
     def _pump(self) -> None:
         """Hand the oldest unsent rows to paho while connected and the window has room."""
-        while self._connected and not self._stop.is_set():
-            room = self.config.max_inflight - len(self._inflight)
-            if room <= 0:
-                return
-            rows = self._outbox.peek(room, after_id=self._cursor)
-            if not rows:
-                return
-            for row in rows:
-                if not self._send(row):
+        while not self._stop.is_set():
+            with self._send_lock:
+                if not self._connected:
                     return
+                if self._sent_generation != self._generation:
+                    # New connection: paho's copies were dropped in on_connect; start over
+                    # from the oldest unacknowledged row.
+                    self._drain_acks()
+                    self._inflight.clear()
+                    self._cursor = 0
+                    self._sent_generation = self._generation
+                room = self.config.max_inflight - len(self._inflight)
+                if room <= 0:
+                    return
+                rows = self._outbox.peek(room, after_id=self._cursor)
+                if not rows:
+                    return
+                for row in rows:
+                    if not self._send(row):
+                        return
 
     def _send(self, row: OutboxRow) -> bool:
         """Publish one row; ``False`` means "stop for now, retry from this row later"."""
@@ -426,7 +434,7 @@ class MqttPublisher(SequencedPublisher):
             self._outbox.ack(row.id)
             self._acked += 1
         elif info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-            # NO_CONN: paho keeps QoS>0 messages and sends them after reconnecting.
+            # NO_CONN (connection just died): the row is re-sent after the next connect.
             self._inflight[info.mid] = row.id
         else:
             logger.warning("paho did not queue outbox message %d: %s; retrying", row.id, mqtt.error_string(info.rc))
@@ -434,104 +442,68 @@ class MqttPublisher(SequencedPublisher):
         self._cursor = row.id
         return True
 
-    # -- paho callbacks (network thread; never let an exception escape) ------------------------
+    # -- paho callbacks (network thread; @_guarded: an exception would kill paho's loop) ------
 
     def _publish_discovery(self, client: Client) -> None:
         for topic, body in self._discovery:
             client.publish(topic, body, qos=1, retain=True)
 
+    @_guarded
     def _on_connect(
-        self,
-        client: Client,
-        userdata: Any,
-        flags: ConnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
+        self, client: Client, userdata: Any, flags: ConnectFlags, reason_code: ReasonCode, properties: Any
     ) -> None:
-        try:
-            if reason_code.is_failure:
-                logger.warning(
-                    "broker %s:%d refused the connection: %s", self.config.host, self.config.port, reason_code
-                )
-                return
-            self._connects += 1
-            self._connect_failures = 0
+        cfg = self.config
+        if reason_code.is_failure:
+            logger.warning("broker %s:%d refused the connection: %s", cfg.host, cfg.port, reason_code)
+            return
+        with _held(self._send_lock):
+            stale = client.drop_out_messages()  # the sender re-sends them from the outbox
+            self._generation += 1
             self._connected = True
-            self._connected_event.set()
-            logger.info(
-                "%s MQTT broker %s:%d as %r (%d message(s) queued)",
-                "reconnected to" if self._connects > 1 else "connected to",
-                self.config.host,
-                self.config.port,
-                self.config.effective_client_id,
-                len(self._outbox),
-            )
-            client.publish(self._status_topic, payloads.STATUS_ONLINE, qos=1, retain=True)
-            if self._discovery:
-                client.subscribe(self.config.discovery_status_topic, qos=1)
-                self._publish_discovery(client)
-            self._wake.set()
-        except Exception:  # noqa: BLE001
-            logger.exception("error in MQTT on_connect callback")
+        self._connects += 1
+        self._connect_failures = 0
+        self._connected_event.set()
+        logger.info(
+            "connected to MQTT broker %s:%d as %r (connect #%d, %d queued, %d paho copies dropped)",
+            *(cfg.host, cfg.port, cfg.effective_client_id, self._connects, len(self._outbox), len(stale)),
+        )
+        client.publish(self._status_topic, payloads.STATUS_ONLINE, qos=1, retain=True)
+        if self._discovery:
+            client.subscribe(cfg.discovery_status_topic, qos=1)
+            self._publish_discovery(client)
+        self._wake.set()
 
+    @_guarded
     def _on_connect_fail(self, client: Client, userdata: Any) -> None:
-        try:
-            self._connect_failures += 1
-            logger.log(
-                logging.WARNING if self._connect_failures == 1 else logging.DEBUG,
-                "cannot reach MQTT broker %s:%d (attempt %d); retrying, messages are kept in the outbox",
-                self.config.host,
-                self.config.port,
-                self._connect_failures,
-            )
-        except Exception:  # noqa: BLE001
-            logger.exception("error in MQTT on_connect_fail callback")
+        self._connect_failures += 1
+        level = logging.WARNING if self._connect_failures == 1 else logging.DEBUG
+        msg = "cannot reach MQTT broker %s:%d (attempt %d); retrying, messages stay in the outbox"
+        logger.log(level, msg, self.config.host, self.config.port, self._connect_failures)
 
+    @_guarded
     def _on_disconnect(
-        self,
-        client: Client,
-        userdata: Any,
-        flags: DisconnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
+        self, client: Client, userdata: Any, flags: DisconnectFlags, reason_code: ReasonCode, properties: Any
     ) -> None:
-        try:
+        with _held(self._send_lock):
             self._connected = False
-            self._connected_event.clear()
-            if self._closed:
-                logger.info("disconnected from MQTT broker %s:%d", self.config.host, self.config.port)
-            else:
-                logger.warning(
-                    "lost MQTT broker %s:%d (%s); queueing in the outbox and reconnecting",
-                    self.config.host,
-                    self.config.port,
-                    reason_code,
-                )
-        except Exception:  # noqa: BLE001
-            logger.exception("error in MQTT on_disconnect callback")
+        self._connected_event.clear()
+        level, what = (logging.INFO, "closed") if self._closed else (logging.WARNING, "lost; reconnecting")
+        logger.log(level, "MQTT connection to %s:%d %s (%s)", self.config.host, self.config.port, what, reason_code)
 
-    def _on_publish(
-        self,
-        client: Client,
-        userdata: Any,
-        mid: int,
-        reason_code: ReasonCode,
-        properties: Properties,
-    ) -> None:
-        try:
-            self._acks.put((mid, bool(reason_code.is_failure)))
-            self._wake.set()
-        except Exception:  # noqa: BLE001
-            logger.exception("error in MQTT on_publish callback")
+    @_guarded
+    def _on_publish(self, client: Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Any) -> None:
+        self._acks.put((mid, bool(reason_code.is_failure)))
+        self._wake.set()
 
+    @_guarded
     def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
-        try:
-            if (
-                message.topic == self.config.discovery_status_topic
-                and not message.retain  # a retained birth is old news: we published on connect
-                and message.payload.strip().lower() == payloads.STATUS_ONLINE.encode()
-            ):
-                logger.info("Home Assistant is online; re-publishing discovery configs")
-                self._publish_discovery(client)
-        except Exception:  # noqa: BLE001
-            logger.exception("error in MQTT on_message callback")
+        if (
+            message.topic == self.config.discovery_status_topic
+            and not message.retain  # a retained birth is old news: we published on connect
+            and message.payload.strip().lower() == payloads.STATUS_ONLINE.encode()
+        ):
+            logger.info("Home Assistant is online; re-publishing discovery configs")
+            self._publish_discovery(client)
+
+    def _on_log(self, client: Client, userdata: Any, level: int, buf: str) -> None:
+        _PAHO_LOGGER.debug("%s", buf)

@@ -388,7 +388,7 @@ def test_firmware_float_filters_stay_close(export9: dict[str, Any], tmp_path: Pa
     raw = _raw_stream()
     expected = CausalPreprocessor(PreprocessingSpec.from_dict(export9["manifest"]["preprocessing"])).process(raw)
     feats, _ = _host_pipeline(export9, tmp_path, raw, "-DHAR_PREPROCESS_REAL=float")
-    np.testing.assert_allclose(feats, expected, atol=2e-3)
+    np.testing.assert_allclose(feats, expected, atol=2e-4)  # measured ~3e-5 over 3000 samples
 
 
 @pytest.mark.tf

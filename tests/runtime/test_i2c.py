@@ -199,6 +199,20 @@ def test_i2c_source_keeps_going_when_reinit_fails() -> None:
     assert len(first[0]) == 5 and time.monotonic() - start < 2.0  # ...but reads recover and samples flow
 
 
+def test_slow_consumer_does_not_stall_polling() -> None:
+    src = I2cSource(Adxl345(adxl_bus(), sample_rate_hz=200), chunk_samples=10)
+    got = []
+    for chunk in src.chunks():
+        got.append(chunk)
+        time.sleep(0.1)  # e.g. inference on every chunk
+        if len(got) == 4:
+            break
+    src.close()
+    t = np.concatenate([c.timestamps_s for c in got])
+    assert len(t) == 40
+    assert np.diff(t).max() < 0.05 and t[-1] - t[0] < 0.3  # 40 samples at 200 Hz, not paced by the consumer
+
+
 def test_i2c_source_channel_subset_and_axis_map() -> None:
     src = I2cSource(Mpu6050(mpu_bus()), channel_names=ACC_CHANNELS, axis_map={"acc_x": "-acc_y"},
                     chunk_samples=2)

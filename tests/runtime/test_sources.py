@@ -206,7 +206,7 @@ def test_pacing_follows_timestamps(tmp_path: Path, speed: float, expected_s: flo
     src = CsvReplaySource(path, speed=speed, chunk_samples=10)
     start = time.monotonic()
     arrivals = [time.monotonic() - start for _ in src.chunks()]
-    assert arrivals[-1] == pytest.approx(expected_s, abs=0.1)
+    assert expected_s - 0.03 <= arrivals[-1] <= expected_s + 0.25  # never early; late only under load
     assert arrivals[0] < arrivals[-1] - expected_s / 2  # chunks are spread out, not bunched at the end
 
 
