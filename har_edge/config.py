@@ -64,7 +64,9 @@ class TrainConfig:
     patience: int = 10
     seed: int = 42
     max_minutes: float = 9.0
-    label_smoothing: float = 0.0
+    augment_rotation_deg: float = 0.0
+    augment_scale: float = 0.0
+    augment_noise: float = 0.0
 
 
 @dataclass(frozen=True)

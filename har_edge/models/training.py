@@ -16,7 +16,8 @@ import numpy as np
 
 from har_edge.config import RunConfig
 from har_edge.data.datasets import SplitWindows, prepare_windows
-from har_edge.data.normalisation import fit_standardiser
+from har_edge.data.augmentation import AugmentationSpec, augment_windows
+from har_edge.data.normalisation import Standardiser, fit_standardiser
 from har_edge.errors import ModelError
 from har_edge.models.builders import build_classifier
 from har_edge.models.evaluation import classification_metrics, plot_confusion_matrix
@@ -52,6 +53,30 @@ def predict_probabilities(model: Any, X: np.ndarray, *, batch_size: int = 512) -
 
 def evaluate_windows(probabilities: np.ndarray, y_true: np.ndarray, label_names: tuple[str, ...]) -> dict[str, Any]:
     return classification_metrics(y_true, probabilities.argmax(axis=1), label_names)
+
+
+def _AugmentedBatches(X: np.ndarray, y: np.ndarray, channels: tuple[str, ...], aug: AugmentationSpec,
+                      norm: Standardiser, batch_size: int, seed: int) -> Any:
+    """A keras ``Sequence`` giving freshly augmented, normalised batches each epoch."""
+    keras = import_keras()
+    rng = np.random.default_rng(seed)
+
+    class Batches(keras.utils.Sequence):
+        def __init__(self) -> None:
+            super().__init__()
+            self.order = rng.permutation(len(X))
+
+        def __len__(self) -> int:
+            return int(np.ceil(len(X) / batch_size))
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            idx = self.order[i * batch_size : (i + 1) * batch_size]
+            return norm.transform(augment_windows(X[idx], channels, aug, rng)), y[idx]
+
+        def on_epoch_end(self) -> None:
+            self.order = rng.permutation(len(X))
+
+    return Batches()
 
 
 class _TimeLimit:
@@ -106,9 +131,15 @@ def train_run(
         _TimeLimit(cfg.train.max_minutes),
     ]
     t_fit = time.monotonic()
+    aug = AugmentationSpec(cfg.train.augment_rotation_deg, cfg.train.augment_scale, cfg.train.augment_noise)
+    fit_x: Any = Xtr
+    fit_kwargs: dict[str, Any] = {"batch_size": cfg.train.batch_size, "shuffle": True}
+    if aug.enabled:
+        fit_x = _AugmentedBatches(train.X, train.y, train.channel_names, aug, norm, cfg.train.batch_size, cfg.train.seed)
+        fit_kwargs = {}
     history = model.fit(
-        Xtr, train.y, validation_data=(Xva, val.y), epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
-        shuffle=True, callbacks=callbacks, verbose=verbose,
+        fit_x, None if aug.enabled else train.y, validation_data=(Xva, val.y), epochs=cfg.train.epochs,
+        callbacks=callbacks, verbose=verbose, **fit_kwargs,
     )
     train_seconds = time.monotonic() - t_fit
     val_probs = predict_probabilities(model, Xva)

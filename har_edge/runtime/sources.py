@@ -35,6 +35,13 @@ m/s^2 and rad/s; an MQTT source converts them to its declared units.
 
 ``axis_map={"acc_x": "-acc_y", "acc_y": "acc_x"}`` remaps or flips axes of a differently
 mounted sensor (target ← [sign] source channel; unlisted channels pass through).
+
+``stats.reasons`` keys: ``wrong_field_count``, ``non_numeric``, ``non_finite``,
+``duplicate_timestamp``, ``non_increasing_timestamp``, ``missing_field``, ``invalid_sample``
+(bad samples); ``invalid_json``, ``invalid_message``, ``no_samples`` (bad messages; every
+MQTT message that yields nothing counts as one); Sensor Logger: ``invalid_entry``,
+``accelerometer_without_gravity``, ``missing_gyroscope``, ``unpaired_gyroscope``; live
+sources: ``queue_overflow``, ``i2c_read_error``, ``overrun``.
 """
 
 from __future__ import annotations
