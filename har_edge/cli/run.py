@@ -1,20 +1,260 @@
-"""``run`` and ``doctor`` (device side: no TensorFlow). Filled in by the runtime work."""
+"""``har-edge run`` and ``har-edge doctor``: the device side (no TensorFlow needed).
+
+``run`` settings come from ``--config FILE.toml`` (see ``devices/raspberry-pi/config.example.toml``)
+and are overridden by command-line flags.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
 
-__all__ = ["add_run_parsers", "cmd_run", "cmd_doctor"]
+from har_edge.errors import ConfigError, HarEdgeError
+
+__all__ = ["add_run_parsers", "cmd_run", "cmd_doctor", "load_device_config"]
+
+log = logging.getLogger(__name__)
+
+_DEFAULTS: dict[str, Any] = {
+    "bundle": None, "source": None, "backend": "auto", "speed": "1", "broker": None, "device_id": "har-edge",
+    "topic_prefix": "har", "qos": 1, "state_dir": None, "stats_interval_s": 60.0, "chunk_samples": None,
+    "smoothing": {"method": "mean", "window": 3, "votes": 2, "confidence_floor": 0.5},
+    "mqtt": {}, "source_options": {},
+}
+
+
+def load_device_config(path: str | None) -> dict[str, Any]:
+    """Read the device TOML (top-level keys as in ``_DEFAULTS``; ``[smoothing]``, ``[mqtt]``, ``[source_options]``)."""
+    cfg = json.loads(json.dumps(_DEFAULTS))
+    if not path:
+        return cfg
+    import tomllib
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: device config not found")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML ({exc})") from exc
+    unknown = sorted(set(data) - set(_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"{p}: unknown key(s) {unknown}; allowed: {sorted(_DEFAULTS)}")
+    for k, v in data.items():
+        if isinstance(_DEFAULTS[k], dict):
+            if not isinstance(v, dict):
+                raise ConfigError(f"{p}: [{k}] must be a table")
+            cfg[k].update(v)
+        else:
+            cfg[k] = v
+    return cfg
 
 
 def add_run_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    sub.add_parser("run", help="stream sensor samples through a bundle")
-    sub.add_parser("doctor", help="check backend, bundle and broker")
+    p = sub.add_parser("run", help="classify a sensor stream with a bundle; print JSON lines or publish over MQTT")
+    p.add_argument("--bundle", help="bundle directory or its model.tflite (manifest.json beside it)")
+    p.add_argument("--source", help="csv:PATH | stdin | mqtt://host:port/topic | i2c:mpu6050[@bus:addr] | i2c:adxl345[@bus:addr]")
+    p.add_argument("--speed", help="csv replay pace: 1 = real time (default), N = N× faster, max = as fast as possible")
+    p.add_argument("--broker", help="mqtt://[user:pass@]host:port (mqtts:// for TLS); without it, JSON lines go to stdout")
+    p.add_argument("--device-id", help="device id in topics (default har-edge)")
+    p.add_argument("--topic-prefix", help="topic prefix (default har)")
+    p.add_argument("--backend", help="auto | litert | tflite-runtime | tensorflow | numpy")
+    p.add_argument("--config", help="device TOML config (flags override it)")
+    p.add_argument("--state-dir", help="directory for the MQTT outbox (messages survive restarts)")
+    p.add_argument("--stats-interval", type=float, dest="stats_interval_s", help="seconds between stats messages")
+    p.add_argument("--confidence-floor", type=float, help="below this smoothed confidence the activity is 'uncertain'")
+    p.add_argument("--smoothing", choices=["none", "mean", "vote"], help="prediction smoothing")
+    p.add_argument("--flush-timeout", type=float, default=60.0, help="seconds to wait at the end for the broker to take everything")
+    p = sub.add_parser("doctor", help="check the interpreter backend, a bundle and the broker connection")
+    p.add_argument("--bundle")
+    p.add_argument("--broker")
+    p.add_argument("--backend")
+    p.add_argument("--config")
+
+
+def _resolve(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = load_device_config(getattr(args, "config", None))
+    for key in ("bundle", "source", "backend", "speed", "broker", "device_id", "topic_prefix", "state_dir", "stats_interval_s"):
+        v = getattr(args, key, None)
+        if v is not None:
+            cfg[key] = v
+    if getattr(args, "confidence_floor", None) is not None:
+        cfg["smoothing"]["confidence_floor"] = args.confidence_floor
+    if getattr(args, "smoothing", None) is not None:
+        cfg["smoothing"]["method"] = args.smoothing
+    if not cfg["bundle"]:
+        raise ConfigError("no bundle: pass --bundle PATH or set bundle in the --config file")
+    return cfg
+
+
+def _mqtt_config(cfg: dict[str, Any], broker: str) -> Any:
+    from har_edge.transport.config import MqttConfig, parse_broker_url
+
+    fields = {f.name for f in dataclasses.fields(MqttConfig)}
+    extra = dict(cfg["mqtt"])
+    unknown = sorted(set(extra) - fields)
+    if unknown:
+        raise ConfigError(f"[mqtt]: unknown key(s) {unknown}; allowed: {sorted(fields)}")
+    for k in ("tls_ca_path", "tls_cert_path", "tls_key_path", "outbox_path"):
+        if extra.get(k):
+            extra[k] = Path(extra[k])
+    base = MqttConfig(**{**extra, "device_id": cfg["device_id"], "topic_prefix": cfg["topic_prefix"], "qos": int(cfg["qos"])})
+    return parse_broker_url(broker, base=base)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return 2
+    from har_edge.runtime.classifier import Classifier
+    from har_edge.runtime.smoothing import SmoothingConfig
+    from har_edge.runtime.sources import open_source
+    from har_edge.runtime.stream import StreamClassifier
+    from har_edge.transport.service import PublisherSink, StdoutSink, run_service
+
+    cfg = _resolve(args)
+    if not cfg["source"]:
+        raise ConfigError("no source: pass --source (csv:PATH, stdin, mqtt://..., i2c:...) or set source in --config")
+    backend = None if cfg["backend"] in (None, "auto") else cfg["backend"]
+    speed: Any = cfg["speed"]
+    speed = "max" if str(speed) == "max" else float(speed)
+    opts = dict(cfg["source_options"])
+    spec = str(cfg["source"])
+    if spec.startswith("csv:"):
+        opts["speed"] = speed
+        opts.setdefault("chunk_samples", 512 if speed == "max" else 16)
+    stop = threading.Event()
+    with Classifier.from_bundle(cfg["bundle"], backend=backend) as clf:
+        source = open_source(spec, **opts)
+        stream = StreamClassifier(clf, smoothing=SmoothingConfig(**cfg["smoothing"]), source_rate_hz=source.nominal_rate_hz)
+
+        def _stop(signum: int, frame: Any) -> None:
+            log.warning("signal %d: stopping after the current chunk", signum)
+            stop.set()
+            source.close()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _stop)
+        publisher = None
+        try:
+            if cfg["broker"]:
+                from har_edge.transport.mqtt import MqttPublisher
+
+                mcfg = _mqtt_config(cfg, cfg["broker"])
+                publisher = MqttPublisher(mcfg, labels=clf.labels, state_dir=cfg["state_dir"])
+                sink: Any = PublisherSink(publisher, model_hash=clf.bundle.model_sha256, device_id=mcfg.device_id)
+            else:
+                sink = StdoutSink(sys.stdout, model_hash=clf.bundle.model_sha256, device_id=cfg["device_id"])
+            summary = run_service(source, stream, sink, stats_interval_s=float(cfg["stats_interval_s"]), stop=stop)
+            sink.close()
+            delivered = True
+            if publisher is not None:
+                delivered = publisher.flush(args.flush_timeout)
+        finally:
+            source.close()
+            if publisher is not None:
+                publisher.close()
+    counters = summary.counters(source, stream)
+    print(f"har-edge run: {summary.classifications} classifications, {summary.events} events, "
+          f"{counters['bad_samples']} bad samples, {counters['out_of_order']} out-of-order, "
+          f"{counters['bad_messages']} bad messages in {summary.seconds:.1f} s", file=sys.stderr)
+    if not delivered:
+        print(f"har-edge run: error: the broker did not take every message within {args.flush_timeout:.0f} s; "
+              "they stay in the outbox and are sent on the next run", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    return 2
+    import numpy as np
+
+    cfg = load_device_config(args.config)
+    for key in ("bundle", "broker", "backend"):
+        if getattr(args, key, None):
+            cfg[key] = getattr(args, key)
+    ok = True
+
+    def report(good: bool, what: str, detail: str) -> None:
+        nonlocal ok
+        ok &= good
+        print(f"[{'ok' if good else 'FAIL'}] {what}: {detail}")
+
+    from har_edge.runtime.interpreter import load_interpreter_class
+
+    backend = None if cfg["backend"] in (None, "auto") else cfg["backend"]
+    try:
+        if backend != "numpy":
+            name, _ = load_interpreter_class(backend)
+            report(True, "backend", name)
+    except HarEdgeError as exc:
+        report(False, "backend", str(exc))
+    if cfg["bundle"]:
+        try:
+            from har_edge.runtime.classifier import Classifier
+
+            with Classifier.from_bundle(cfg["bundle"], backend=backend) as clf:
+                b = clf.bundle
+                rng = np.random.default_rng(0)
+                x = rng.standard_normal((b.window_samples, len(b.channel_names))).astype(np.float32)
+                p1 = clf.probabilities_normalised(x)
+                clf.probabilities_normalised(x * 2)
+                p2 = clf.probabilities_normalised(x)
+                same = bool(np.array_equal(p1, p2))
+                report(True, "bundle", f"{b.model_path} ({b.manifest['quantization']}, {len(b.model_bytes)} bytes, "
+                       f"labels {list(b.labels)}, {b.window_samples} samples at {b.sample_rate_hz:g} Hz, hop {b.hop_samples})")
+                report(same, "state reset", "two invokes of one window agree" if same else "LSTM state leaks between invokes")
+                t0 = time.perf_counter()
+                for _ in range(50):
+                    clf.probabilities_normalised(x)
+                report(True, "latency", f"{(time.perf_counter() - t0) / 50 * 1e3:.3f} ms per window ({clf.backend})")
+        except HarEdgeError as exc:
+            report(False, "bundle", str(exc))
+    else:
+        print("[skip] bundle: pass --bundle")
+    if cfg["broker"]:
+        try:
+            report(*_check_broker(_mqtt_config(cfg, cfg["broker"])))
+        except HarEdgeError as exc:
+            report(False, "broker", str(exc))
+    else:
+        print("[skip] broker: pass --broker mqtt://host:port")
+    return 0 if ok else 1
+
+
+def _check_broker(mcfg: Any, timeout_s: float = 5.0) -> tuple[bool, str, str]:
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError:
+        return False, "broker", 'paho-mqtt is not installed: pip install "har-edge[device]"'
+    done = threading.Event()
+    result: dict[str, Any] = {}
+
+    def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        result["rc"] = reason_code
+        done.set()
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    if mcfg.username:
+        c.username_pw_set(mcfg.username, mcfg.password)
+    if mcfg.tls:
+        c.tls_set(ca_certs=str(mcfg.tls_ca_path) if mcfg.tls_ca_path else None)
+    c.on_connect = on_connect
+    try:
+        c.connect(mcfg.host, mcfg.port, keepalive=10)
+    except OSError as exc:
+        return False, "broker", f"cannot reach {mcfg.host}:{mcfg.port}: {exc}"
+    c.loop_start()
+    done.wait(timeout_s)
+    c.loop_stop()
+    c.disconnect()
+    rc = result.get("rc")
+    if rc is None:
+        return False, "broker", f"{mcfg.host}:{mcfg.port} accepted TCP but sent no CONNACK within {timeout_s:.0f} s"
+    if getattr(rc, "is_failure", False):
+        return False, "broker", f"{mcfg.host}:{mcfg.port} refused the connection: {rc}"
+    return True, "broker", f"connected to {mcfg.host}:{mcfg.port}"

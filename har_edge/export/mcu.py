@@ -97,7 +97,7 @@ CUSTOM_OP_RESOLVER_METHODS: dict[str, str] = {
 _FEATURE_KINDS = ("body_acc", "body_gyro", "total_acc", "gravity")
 _AXES = ("x", "y", "z")
 _IMU_NATIVE_UNIT = {"acc": "g", "gyro": "rad/s"}  # what the sketch hands over (after deg/s -> rad/s)
-_MANIFEST_KEYS = ("name", "labels", "sample_rate_hz", "window_samples", "hop_samples", "channels",
+_MANIFEST_KEYS = ("labels", "sample_rate_hz", "window_samples", "hop_samples", "channels",
                   "normalisation", "input", "output")
 
 
@@ -483,15 +483,15 @@ def _preprocessing_block(manifest: dict[str, Any]) -> str:
 
 
 def _settings_values(manifest: dict[str, Any], *, sha256: str, arena_bytes: int, arena_measured: int,
-                     arena_margin: float, model_bytes: int) -> dict[str, str]:
+                     arena_margin: float, model_bytes: int, preprocessing: str) -> dict[str, str]:
     labels = [str(x) for x in manifest["labels"]]
     chans = manifest["channels"]
     inp, out = manifest["input"], manifest["output"]
     norm = manifest["normalisation"]
     comments = "\n".join(f"//   {i}: {c['name']} [{c.get('unit', '?')}]" for i, c in enumerate(chans))
     return {
-        "name": _c_string(str(manifest["name"])),
-        "name_comment": str(manifest["name"]).replace("\n", " "),
+        "name": _c_string(str(manifest.get("name", "har_model"))),
+        "name_comment": str(manifest.get("name", "har_model")).replace("\n", " "),
         "sha256": sha256,
         "model_bytes": str(model_bytes),
         "num_classes": str(len(labels)),
@@ -512,7 +512,7 @@ def _settings_values(manifest: dict[str, Any], *, sha256: str, arena_bytes: int,
         "arena_bytes": str(arena_bytes),
         "arena_measured": str(arena_measured),
         "arena_margin": f"{arena_margin:g}",
-        "preprocessing": _preprocessing_block(manifest),
+        "preprocessing": preprocessing,
     }
 
 
@@ -551,8 +551,8 @@ def write_mcu_export(tflite_bytes: bytes, manifest: dict[str, Any], out_dir: Pat
 
     Returns:
         Report dict: ``arena_bytes``, ``arena_bytes_measured``, ``arena_margin``, ``ops``, ``files``,
-        ``model_bytes``, ``tflm`` (``accuracy``, ``max_abs_diff_steps``, ``argmax_agreement``, ``n``,
-        ``passed``; ``None`` without ``X_test_int8``) and ``note``.
+        ``model_bytes``, ``tflm`` (``accuracy``, ``max_abs_diff_steps``, ``p99_abs_diff_steps``,
+        ``frac_within_1_step``, ``argmax_agreement``, ``n``, ``passed`` = max diff <= 1 step; ``n`` = 0 and ``None`` values without ``X_test_int8``) and ``note``.
 
     Raises:
         BundleError: manifest missing keys or inconsistent with the model.
@@ -566,11 +566,12 @@ def write_mcu_export(tflite_bytes: bytes, manifest: dict[str, Any], out_dir: Pat
     _check_arrays(X_test_int8, y_test, litert_outputs_int8, manifest)
     ops = model_ops(tflite_bytes)
     methods = resolver_methods(ops)
+    preprocessing = _preprocessing_block(manifest)  # validates the spec before the slow arena search
 
     measured = measure_arena(tflite_bytes)
     arena_bytes = _align(measured * (1.0 + arena_margin))
     values = _settings_values(manifest, sha256=sha256, arena_bytes=arena_bytes, arena_measured=measured,
-                              arena_margin=arena_margin, model_bytes=len(tflite_bytes))
+                              arena_margin=arena_margin, model_bytes=len(tflite_bytes), preprocessing=preprocessing)
     common = {"name_comment": values["name_comment"], "sha256": sha256}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -589,7 +590,8 @@ def write_mcu_export(tflite_bytes: bytes, manifest: dict[str, Any], out_dir: Pat
     written = [*files, "har_preprocess.h"]
     logger.info("wrote MCU sources %s to %s (arena %d bytes)", written, out_dir, arena_bytes)
 
-    tflm = None
+    tflm: dict[str, Any] = {"n": 0, "accuracy": None, "max_abs_diff_steps": None, "p99_abs_diff_steps": None,
+                            "frac_within_1_step": None, "argmax_agreement": None, "passed": None}
     if X_test_int8 is not None:
         tflm = _verify(tflite_bytes, X_test_int8, y_test, litert_outputs_int8, arena_bytes, manifest)
     return {
@@ -613,18 +615,24 @@ def _verify(tflite_bytes: bytes, x: NDArray[np.int8], y: NDArray[Any] | None, re
     out = run_tflm(tflite_bytes, x, arena_bytes=arena_bytes).astype(np.int32)
     pred = out.argmax(axis=1)
     report: dict[str, Any] = {"n": int(len(x)), "accuracy": None, "max_abs_diff_steps": None,
-                              "argmax_agreement": None, "passed": None}
+                              "p99_abs_diff_steps": None, "frac_within_1_step": None, "argmax_agreement": None,
+                              "passed": None}
     if y is not None:
         labels = np.asarray(y)
         labels = labels.argmax(axis=1) if labels.ndim == 2 else labels.reshape(-1)
         report["accuracy"] = float(np.mean(pred == labels))
     if ref is not None:
         ref32 = np.asarray(ref).reshape(len(x), -1).astype(np.int32)
-        report["max_abs_diff_steps"] = int(np.abs(out - ref32).max())
+        diff = np.abs(out - ref32)
+        report["max_abs_diff_steps"] = int(diff.max())
+        report["p99_abs_diff_steps"] = float(np.percentile(diff, 99))
+        report["frac_within_1_step"] = float(np.mean(diff <= 1))
         report["argmax_agreement"] = float(np.mean(pred == ref32.argmax(axis=1)))
         report["passed"] = report["max_abs_diff_steps"] <= 1
         if not report["passed"]:
-            logger.warning("TFLM and LiteRT int8 outputs differ by up to %d quantisation steps (limit 1) on %d windows",
-                           report["max_abs_diff_steps"], len(x))
+            # TFLM's int8 LSTM kernel rounds differently from LiteRT's; larger models drift a few steps
+            logger.warning("TFLM vs LiteRT int8 outputs: max %d steps (limit 1), %.2f%% within 1 step, argmax "
+                           "agreement %.4f on %d windows", report["max_abs_diff_steps"],
+                           100 * report["frac_within_1_step"], report["argmax_agreement"], len(x))
     logger.info("TFLM host verification: %s", json.dumps(report))
     return report

@@ -20,7 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from har_edge.errors import BackendNotAvailable, ConfigError, SourceError
-from har_edge.runtime.sources import ACC_CHANNELS, DEFAULT_CHANNELS, DEFAULT_CHUNK_SAMPLES, _PushSource
+from har_edge.runtime.live_sources import _PushSource
+from har_edge.runtime.source_base import ACC_CHANNELS, DEFAULT_CHANNELS, DEFAULT_CHUNK_SAMPLES
 
 __all__ = ["I2cBus", "I2cDevice", "Mpu6050", "Adxl345", "I2cSource", "open_i2c_source"]
 

@@ -92,6 +92,17 @@ def _guarded(method: _Callback) -> _Callback:
     return cast(_Callback, wrapper)
 
 
+def _drop_paho_copies(client: Client) -> int:
+    """Drop paho's unacknowledged QoS>0 messages so it does not re-send them; return how many."""
+    drop = getattr(client, "drop_out_messages", None)
+    if drop is not None:  # public API in paho-mqtt 2.2
+        return len(drop())
+    with client._out_message_mutex:  # older 2.x: same effect through its private queue
+        count = len(client._out_messages)
+        client._out_messages.clear()
+    return count
+
+
 def _load_paho() -> ModuleType:
     """Import ``paho.mqtt.client`` (2.x) or raise :class:`BackendNotAvailable`."""
     try:
@@ -138,8 +149,8 @@ class MqttPublisher(SequencedPublisher):
         config: Broker, topics, outbox and discovery settings.
         labels: The model's labels, for the Home Assistant ``enum`` sensor options.
         state_dir: Directory for the default outbox file (``outbox-<device_id>.sqlite3``) when
-            ``config.outbox_path`` is ``None``; with neither, the outbox is in memory and
-            unsent messages are lost at exit.
+            ``config.outbox_path`` is ``None``; with neither, the outbox is in memory: unsent
+            messages are lost at exit and ``seq`` restarts at 1 (use one on a device).
         sw_version: Reported to Home Assistant; defaults to the installed har-edge version.
 
     Raises:
@@ -176,17 +187,17 @@ class MqttPublisher(SequencedPublisher):
         self._close_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._send_lock = threading.Lock()  # connection state vs. Client.publish of outbox rows
-        self._generation = 0  # successful connects, bumped under _send_lock
         # sender thread only: mid -> row id, highest row id handed to paho, their connection
         self._inflight: dict[int, int] = {}
         self._cursor = self._sent_generation = 0
         self._connected = self._closed = self._finished = False
-        self._published = self._acked = self._rejected = self._connects = self._connect_failures = 0
+        self._published = self._acked = self._rejected = self._connect_failures = 0
+        self._connects = 0  # successful connects; bumped under _send_lock, names the connection
 
         client = self._build_client(mqtt)
         path = config.outbox_file(state_dir)
         if path is None:
-            logger.info("no outbox_path or state_dir: using an in-memory outbox (lost at exit)")
+            logger.warning("no outbox_path or state_dir: in-memory outbox, lost at exit; seq restarts at 1")
         self._outbox = Outbox(path if path is not None else ":memory:", max_messages=config.outbox_max_messages)
         self._client = client
         try:
@@ -400,13 +411,13 @@ class MqttPublisher(SequencedPublisher):
             with self._send_lock:
                 if not self._connected:
                     return
-                if self._sent_generation != self._generation:
+                if self._sent_generation != self._connects:
                     # New connection: paho's copies were dropped in on_connect; start over
                     # from the oldest unacknowledged row.
                     self._drain_acks()
                     self._inflight.clear()
                     self._cursor = 0
-                    self._sent_generation = self._generation
+                    self._sent_generation = self._connects
                 room = self.config.max_inflight - len(self._inflight)
                 if room <= 0:
                     return
@@ -457,15 +468,14 @@ class MqttPublisher(SequencedPublisher):
             logger.warning("broker %s:%d refused the connection: %s", cfg.host, cfg.port, reason_code)
             return
         with _held(self._send_lock):
-            stale = client.drop_out_messages()  # the sender re-sends them from the outbox
-            self._generation += 1
+            stale = _drop_paho_copies(client)  # the sender re-sends them from the outbox
+            self._connects += 1
             self._connected = True
-        self._connects += 1
         self._connect_failures = 0
         self._connected_event.set()
         logger.info(
             "connected to MQTT broker %s:%d as %r (connect #%d, %d queued, %d paho copies dropped)",
-            *(cfg.host, cfg.port, cfg.effective_client_id, self._connects, len(self._outbox), len(stale)),
+            *(cfg.host, cfg.port, cfg.effective_client_id, self._connects, len(self._outbox), stale),
         )
         client.publish(self._status_topic, payloads.STATUS_ONLINE, qos=1, retain=True)
         if self._discovery:

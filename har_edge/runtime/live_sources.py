@@ -1,0 +1,373 @@
+"""Live (push) sources: a producer thread or network callback offers rows, ``chunks()`` yields
+them. :class:`_PushSource` is the shared base (also of the I2C source), with
+:class:`StdinSource` (CSV / JSON lines) and :class:`MqttSource` (paho-mqtt, imported lazily).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal, TextIO
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+
+from har_edge.data.units import unit_scale
+from har_edge.errors import BackendNotAvailable, ConfigError, SourceError
+from har_edge.runtime.sample_formats import (
+    _column_plan,
+    _loads,
+    _split_header,
+    _xyz_columns,
+    parse_json_samples,
+    parse_sensor_logger,
+)
+from har_edge.runtime.samples import SampleChunk
+from har_edge.runtime.source_base import (
+    ACC_CHANNELS,
+    ACCEPTED_SPECS,
+    DEFAULT_CHANNELS,
+    DEFAULT_CHUNK_SAMPLES,
+    _BadInput,
+    _resolve_channels,
+    _resolve_units,
+    _SourceBase,
+)
+
+__all__ = ["StdinSource", "MqttSource"]
+
+# Every source module logs under the name it had before the split, so logging
+# configuration (and caplog filters) keyed on ``har_edge.runtime.sources`` still apply.
+logger = logging.getLogger("har_edge.runtime.sources")
+
+_PENDING_ROWS = 100_000  # samples buffered between producer and chunks() before back-pressure / drops
+_MESSAGE_REASONS = ("invalid_json", "invalid_message")  # a whole line / message is unusable
+
+
+class _PushSource(_SourceBase):
+    """A producer (reader thread or paho callback) offers ``[t, v_1..v_c]`` rows; ``chunks()``
+    drops non-increasing timestamps and yields at ``chunk_samples`` rows or ``max_latency_s``."""
+
+    def __init__(self, *args: Any, max_latency_s: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not max_latency_s > 0:
+            raise ConfigError(f"max_latency_s={max_latency_s!r}; expected a positive number of seconds")
+        self.max_latency_s = float(max_latency_s)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pending: list[list[float]] = []
+        self._ended = False
+        self._error: BaseException | None = None
+
+    def _start(self) -> None:
+        """Start producing (thread or network loop)."""
+
+    def _offer(self, rows: list[list[float]], *, block: bool) -> None:
+        """Hand rows to ``chunks()``; when it lags, block (a reader) or drop and count (a callback)."""
+        while block and len(self._pending) >= _PENDING_ROWS and not self.closed:
+            time.sleep(0.01)
+        with self._lock:
+            if len(self._pending) >= _PENDING_ROWS:
+                dropped = True
+            else:
+                dropped = False
+                self._pending.extend(rows)
+                if len(self._pending) >= self.chunk_samples:
+                    self._wake.set()
+        if dropped:
+            self._count_bad("queue_overflow", f"consumer too slow; {_PENDING_ROWS} samples waiting", len(rows))
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        with self._lock:
+            self._ended, self._error = True, error
+        self._wake.set()
+
+    def close(self) -> None:
+        super().close()
+        self._wake.set()
+
+    def chunks(self) -> Iterator[SampleChunk]:
+        if self.closed:
+            return
+        self._start()
+        width = 1 + len(self.channel_names)
+        buf, last_t, oldest = np.empty((0, width)), -math.inf, 0.0
+        while True:
+            age = time.monotonic() - oldest
+            self._wake.wait(max(self.max_latency_s - age, 0.001) if len(buf) else self.max_latency_s)
+            self._wake.clear()
+            if self.closed:
+                return
+            with self._lock:
+                rows, self._pending = self._pending, []
+                ended, error = self._ended, self._error
+            if rows:
+                arr = np.asarray(rows, dtype=np.float64).reshape(-1, width)
+                arr = arr[self._keep_increasing(arr[:, 0], last_t)]
+                if len(arr):
+                    oldest = oldest if len(buf) else time.monotonic()
+                    buf, last_t = np.concatenate([buf, arr]), float(arr[-1, 0])
+            if error is not None:
+                raise error
+            due = ended or (len(buf) and time.monotonic() - oldest >= self.max_latency_s)
+            full = len(buf) if due else len(buf) - len(buf) % self.chunk_samples
+            for s in range(0, full, self.chunk_samples):
+                part = buf[s : min(s + self.chunk_samples, full)]
+                yield self._chunk(part[:, 0].copy(), part[:, 1:].copy())
+            if full:
+                buf, oldest = buf[full:], time.monotonic()
+            if ended:
+                return
+
+
+class StdinSource(_PushSource):
+    """CSV or JSON lines (auto-detected per line by a leading ``{``) from a text stream.
+
+    CSV lines follow a header if the first CSV line is one (same rules as ``csv:``), else the
+    default layout ``timestamp,acc_x,acc_y,acc_z[,gyro_x,gyro_y,gyro_z][,label]``.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        channel_names: Sequence[str] | None = None,
+        units: Sequence[str] | Mapping[str, str] | None = None,
+        columns: Mapping[str, str] | None = None,
+        axis_map: Mapping[str, str] | None = None,
+        chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+        max_latency_s: float = 0.1,
+        nominal_rate_hz: float | None = None,
+    ) -> None:
+        names = _resolve_channels(channel_names, DEFAULT_CHANNELS)
+        super().__init__(
+            "stdin", names, _resolve_units(names, units), nominal_rate_hz=nominal_rate_hz,
+            chunk_samples=chunk_samples, axis_map=axis_map, max_latency_s=max_latency_s,
+        )
+        self._stream = stream
+        self._columns = columns
+        self._layout: tuple[int, list[int], int] | None = None  # t index, channel indices, n fields
+        self._seen_csv = False
+        self._thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._read, name="har-edge-stdin", daemon=True)
+            self._thread.start()
+
+    def _csv_row(self, line: str) -> list[float] | None:
+        fields = [f.strip() for f in line.split(",")]
+        if not self._seen_csv:
+            self._seen_csv = True
+            try:
+                float(fields[0])
+            except ValueError:  # a header
+                _, t, cols, _ = _column_plan(_split_header(line), self.channel_names, self._columns, "stdin")
+                self._layout = (t, cols, len(fields))
+                return None
+        if self._layout is not None:
+            t_col, cols, n = self._layout
+            if len(fields) != n:
+                raise _BadInput("wrong_field_count", f"{len(fields)} fields, header has {n}: {line!r}")
+        else:
+            n = len(fields)
+            if n not in (4, 5, 7, 8):
+                raise _BadInput("wrong_field_count", f"{n} fields, expected 4 or 7 (+label): {line!r}")
+            layout = DEFAULT_CHANNELS if n >= 7 else ACC_CHANNELS
+            missing = [c for c in self.channel_names if c not in layout]
+            if missing:
+                raise _BadInput("missing_field", f"line lacks {missing}: {line!r}")
+            t_col, cols = 0, [1 + layout.index(c) for c in self.channel_names]
+        try:
+            row = [float(fields[t_col]), *(float(fields[k]) for k in cols)]
+        except ValueError:
+            raise _BadInput("non_numeric", repr(line)) from None
+        if not all(math.isfinite(x) for x in row):
+            raise _BadInput("non_finite", repr(line))
+        return row
+
+    def _read(self) -> None:
+        stream = self._stream if self._stream is not None else sys.stdin
+        try:
+            for raw in stream:
+                if self.closed:
+                    break
+                line = raw.strip()
+                if not line:
+                    continue
+                try:
+                    if line.startswith("{"):
+                        t, v, rejected = parse_json_samples(line, self.channel_names)
+                        for reason, n in rejected.items():
+                            self._count_bad(reason, f"in JSON batch {line[:80]!r}", n)
+                        self._offer(np.column_stack([t, v]).tolist(), block=True)
+                    else:
+                        row = self._csv_row(line)
+                        if row is not None:
+                            self._offer([row], block=True)
+                except _BadInput as exc:
+                    self._count_bad(exc.reason, str(exc), message=exc.reason in _MESSAGE_REASONS)
+        except SourceError as exc:
+            self._finish(exc)
+        except Exception as exc:  # the stream itself failed
+            logger.exception("stdin: reading failed")
+            self._finish(SourceError(f"reading stdin failed: {exc}"))
+        else:
+            self._finish()
+
+
+class MqttSource(_PushSource):
+    """Subscribes to an MQTT topic (paho-mqtt 2.x) and yields the samples it receives.
+
+    Payloads: the JSON sample schema, or Sensor Logger messages (``payload_format="auto"``
+    tells them apart by a ``payload`` list). JSON samples are taken to be in the declared
+    ``units``; Sensor Logger values are converted from m/s^2 / rad/s into them (declared
+    default: g and rad/s; m/s^2 and rad/s when ``payload_format="sensor_logger"``). paho
+    reconnects and re-subscribes after a broker loss; ``close()`` disconnects.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        topic: str,
+        *,
+        port: int = 1883,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool = False,
+        transport: Literal["tcp", "websockets"] = "tcp",
+        qos: int = 0,
+        client_id: str = "",
+        keepalive_s: int = 30,
+        payload_format: str = "auto",
+        channel_names: Sequence[str] | None = None,
+        units: Sequence[str] | Mapping[str, str] | None = None,
+        axis_map: Mapping[str, str] | None = None,
+        chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+        max_latency_s: float = 0.1,
+        pair_tolerance_s: float = 0.05,
+        nominal_rate_hz: float | None = None,
+    ) -> None:
+        if payload_format not in ("auto", "json", "sensor_logger"):
+            raise ConfigError(f"payload_format={payload_format!r}; expected 'auto', 'json' or 'sensor_logger'")
+        if qos not in (0, 1, 2):
+            raise ConfigError(f"qos={qos!r}; expected 0, 1 or 2")
+        names = _resolve_channels(channel_names, DEFAULT_CHANNELS)
+        if units is None and payload_format == "sensor_logger":
+            units = {"acc": "m/s^2", "gyro": "rad/s"}
+        super().__init__(
+            f"mqtt:{host}:{port}/{topic}", names, _resolve_units(names, units),
+            nominal_rate_hz=nominal_rate_hz, chunk_samples=chunk_samples, axis_map=axis_map,
+            max_latency_s=max_latency_s,
+        )
+        if payload_format == "sensor_logger":
+            _xyz_columns(names)  # reject channels Sensor Logger cannot give
+        sl_units = {"acc": "m/s^2", "gyro": "rad/s"}  # Sensor Logger's; converted to self.units
+        groups = [c.split("_")[0] for c in names]
+        self._sl_scale = np.array(
+            [unit_scale(sl_units[g], u) if g in sl_units else 1.0 for g, u in zip(groups, self.units)]
+        )
+        self.topic, self.qos, self.payload_format = topic, qos, payload_format
+        self.pair_tolerance_s = pair_tolerance_s
+        self._subscribed = threading.Event()
+        try:
+            from paho.mqtt.client import Client
+            from paho.mqtt.enums import CallbackAPIVersion
+        except ImportError:
+            raise BackendNotAvailable('MQTT input needs paho-mqtt: pip install "har-edge[device]"') from None
+        self._client = Client(CallbackAPIVersion.VERSION2, client_id=client_id, transport=transport)
+        if username is not None:
+            self._client.username_pw_set(username, password)
+        if tls:
+            self._client.tls_set()
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._host, self._port, self._keepalive_s = host, port, keepalive_s
+        self._started = False
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> MqttSource:
+        """``mqtt[s]://[user:pass@]host[:port]/topic`` (``ws``/``wss`` = websockets); ``#`` may be literal."""
+        scheme, _, rest = url.partition("://")
+        netloc, _, topic = rest.partition("/")
+        defaults = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
+        if scheme not in defaults:
+            raise ConfigError(f"MQTT URL {url!r}: scheme must be one of {sorted(defaults)}")
+        parts = urlsplit(f"//{netloc}")
+        try:
+            port = parts.port or defaults[scheme]
+        except ValueError:
+            raise ConfigError(f"MQTT URL {url!r}: bad port") from None
+        topic = unquote(topic)
+        if not parts.hostname or not topic:
+            raise ConfigError(f"MQTT URL {url!r} needs a host and a topic: {ACCEPTED_SPECS[2]}")
+        return cls(
+            parts.hostname, topic, port=port, username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None, tls=scheme in ("mqtts", "wss"),
+            transport="websockets" if scheme.startswith("ws") else "tcp", **kwargs,
+        )
+
+    def _start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._client.connect_async(self._host, self._port, keepalive=self._keepalive_s)
+            self._client.loop_start()
+
+    def wait_subscribed(self, timeout_s: float = 5.0) -> bool:
+        """Connect (if not yet) and wait until the subscription is acknowledged."""
+        self._start()
+        return self._subscribed.wait(timeout_s)
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            logger.warning("%s: broker refused connection: %s", self.name, reason_code)
+            return
+        logger.info("%s: connected, subscribing", self.name)
+        client.subscribe(self.topic, qos=self.qos)
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: Any, reason_codes: Any, properties: Any) -> None:
+        if any(rc.is_failure for rc in reason_codes):
+            logger.warning("%s: subscription refused: %s", self.name, reason_codes)
+        else:
+            self._subscribed.set()
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        self._subscribed.clear()
+        if not self.closed:
+            logger.warning("%s: disconnected (%s); paho will reconnect", self.name, reason_code)
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        try:
+            obj = _loads(msg.payload)
+            if self.payload_format == "sensor_logger" or (
+                self.payload_format == "auto" and isinstance(obj, dict) and "payload" in obj
+            ):
+                t, v, rejected = parse_sensor_logger(obj, self.channel_names, pair_tolerance_s=self.pair_tolerance_s)
+                v = v * self._sl_scale
+            else:
+                t, v, rejected = parse_json_samples(obj, self.channel_names)
+            for reason, n in rejected.items():
+                self._count_bad(reason, f"in a message on {msg.topic}", n)
+            if len(t):
+                self._offer(np.column_stack([t, v]).tolist(), block=False)  # never block paho's thread
+            elif not rejected:
+                self._count_bad("no_samples", f"message on {msg.topic} had no usable samples", message=True)
+        except (_BadInput, ConfigError) as exc:
+            reason = exc.reason if isinstance(exc, _BadInput) else "unsupported_channels"
+            self._count_bad(reason, f"message on {msg.topic}: {exc}", message=True)
+        except Exception as exc:  # never let an exception escape into paho's network loop
+            logger.exception("%s: failed to handle a message", self.name)
+            self._count_bad("internal_error", repr(exc), message=True)
+
+    def close(self) -> None:
+        if not self.closed and self._started:
+            self._client.disconnect()
+            self._client.loop_stop()
+        super().close()

@@ -1,0 +1,174 @@
+"""The device loop: source → :class:`StreamClassifier` → sink (stdout JSON lines or MQTT).
+
+It never dies on one bad sample, chunk or message: errors are counted, logged (rate-limited)
+and skipped; the broker going away is the publisher's business (outbox + reconnect). Only a
+configuration mismatch (the source lacks a channel the model needs) stops it, at the start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TextIO
+
+from har_edge.errors import ConfigError, HarEdgeError
+from har_edge.runtime.smoothing import ActivityEvent
+from har_edge.runtime.sources import Source
+from har_edge.runtime.stream import StreamClassifier, StreamResult
+from har_edge.transport.base import ActivityPublisher
+from har_edge.transport.payloads import activity_payload, event_payload
+
+__all__ = ["Sink", "StdoutSink", "PublisherSink", "ServiceSummary", "run_service", "wall_timestamp"]
+
+log = logging.getLogger(__name__)
+
+
+def wall_timestamp(source_time_s: float) -> float:
+    """Unix time for a payload: the source's own time if it is a Unix time, else now."""
+    return source_time_s if source_time_s > 1e9 else time.time()
+
+
+class Sink(Protocol):
+    def activity(self, result: StreamResult) -> None: ...
+    def event(self, event: ActivityEvent) -> None: ...
+    def stats(self, counters: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
+
+
+class StdoutSink:
+    """One JSON line per classification (its events embedded) to ``stream``."""
+
+    def __init__(self, stream: TextIO, *, model_hash: str, device_id: str = "har-edge") -> None:
+        self.stream = stream
+        self.model_hash = model_hash
+        self.device_id = device_id
+        self._pending_events: list[dict[str, Any]] = []
+
+    def activity(self, result: StreamResult) -> None:
+        line = activity_payload(
+            device_id=self.device_id, activity=result.activity, confidence=result.confidence,
+            probabilities=result.probabilities, timestamp=wall_timestamp(result.timestamp), model_hash=self.model_hash,
+            seq=result.seq, window_end_s=result.timestamp,
+        )
+        line["latency_ms"] = round(result.raw.latency_ms, 4)
+        line["raw_activity"] = result.raw.label
+        if result.events:
+            line["events"] = [_event_dict(e) for e in result.events]
+        self.stream.write(json.dumps(line, separators=(",", ":")) + "\n")
+
+    def event(self, event: ActivityEvent) -> None:  # events ride on the activity line
+        pass
+
+    def final_events(self, events: list[ActivityEvent]) -> None:
+        for e in events:
+            self.stream.write(json.dumps({"event": _event_dict(e)}) + "\n")
+
+    def stats(self, counters: dict[str, Any]) -> None:
+        log.info("stats: %s", counters)
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+def _event_dict(e: ActivityEvent) -> dict[str, Any]:
+    d: dict[str, Any] = {"type": e.type, "activity": e.activity, "window_end_s": e.timestamp}
+    if e.duration_s is not None:
+        d["duration_s"] = e.duration_s
+    return d
+
+
+class PublisherSink:
+    """Publishes activity states, events and stats through an :class:`ActivityPublisher`."""
+
+    def __init__(self, publisher: ActivityPublisher, *, model_hash: str, device_id: str) -> None:
+        self.publisher = publisher
+        self.model_hash = model_hash
+        self.device_id = device_id
+
+    def activity(self, result: StreamResult) -> None:
+        self.publisher.publish_activity(activity_payload(
+            device_id=self.device_id, activity=result.activity, confidence=result.confidence,
+            probabilities=result.probabilities, timestamp=wall_timestamp(result.timestamp), model_hash=self.model_hash,
+            window_end_s=result.timestamp,
+        ))
+
+    def event(self, event: ActivityEvent) -> None:
+        self.publisher.publish_event(event_payload(
+            device_id=self.device_id, event_type=event.type, activity=event.activity,
+            timestamp=wall_timestamp(event.timestamp), duration_s=event.duration_s,
+        ))
+
+    def final_events(self, events: list[ActivityEvent]) -> None:
+        for e in events:
+            self.event(e)
+
+    def stats(self, counters: dict[str, Any]) -> None:
+        flat = {k: v for k, v in counters.items() if isinstance(v, (int, float))}
+        self.publisher.publish_stats(flat)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class ServiceSummary:
+    classifications: int = 0
+    events: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    error_reasons: dict[str, int] = field(default_factory=dict)
+
+    def counters(self, source: Source, stream: StreamClassifier) -> dict[str, Any]:
+        s = stream.stats
+        return {
+            "classifications": s.classifications, "samples_in": s.samples_in, "samples_used": s.samples_used,
+            "bad_samples": s.bad_samples + source.stats.bad_samples, "out_of_order": s.out_of_order,
+            "bad_messages": source.stats.bad_messages, "loop_errors": self.errors,
+        }
+
+
+def run_service(
+    source: Source,
+    stream: StreamClassifier,
+    sink: Sink,
+    *,
+    stats_interval_s: float = 60.0,
+    stop: threading.Event | None = None,
+) -> ServiceSummary:
+    """Run until the source ends (or ``stop`` is set); returns what happened."""
+    summary = ServiceSummary()
+    t0 = last_stats = time.monotonic()
+    stop = stop or threading.Event()
+    for chunk in source.chunks():
+        try:
+            results = stream.feed(chunk)
+        except ConfigError:
+            raise
+        except (HarEdgeError, ValueError, FloatingPointError) as exc:  # one bad chunk never stops the device
+            summary.errors += 1
+            key = type(exc).__name__
+            summary.error_reasons[key] = summary.error_reasons.get(key, 0) + 1
+            if summary.errors <= 5 or summary.errors % 1000 == 0:
+                log.warning("chunk skipped (%d so far): %s", summary.errors, exc)
+            continue
+        for r in results:
+            sink.activity(r)
+            for e in r.events:
+                sink.event(e)
+            summary.events += len(r.events)
+        summary.classifications += len(results)
+        now = time.monotonic()
+        if stats_interval_s > 0 and now - last_stats >= stats_interval_s:
+            sink.stats(summary.counters(source, stream))
+            last_stats = now
+        if stop.is_set():
+            break
+    final = stream.finish()
+    summary.events += len(final)
+    sink.final_events(final)  # type: ignore[attr-defined]
+    sink.stats(summary.counters(source, stream))
+    summary.seconds = time.monotonic() - t0
+    return summary
