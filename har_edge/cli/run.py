@@ -68,7 +68,7 @@ def add_run_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--topic-prefix", help="topic prefix (default har)")
     p.add_argument("--backend", help="auto | litert | tflite-runtime | tensorflow | numpy")
     p.add_argument("--config", help="device TOML config (flags override it)")
-    p.add_argument("--state-dir", help="directory for the MQTT outbox (messages survive restarts)")
+    p.add_argument("--state-dir", help="directory for the MQTT outbox; messages and seq survive restarts (default ~/.local/state/har-edge)")
     p.add_argument("--stats-interval", type=float, dest="stats_interval_s", help="seconds between stats messages")
     p.add_argument("--confidence-floor", type=float, help="below this smoothed confidence the activity is 'uncertain'")
     p.add_argument("--smoothing", choices=["none", "mean", "vote"], help="prediction smoothing")
@@ -146,7 +146,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 from har_edge.transport.mqtt import MqttPublisher
 
                 mcfg = _mqtt_config(cfg, cfg["broker"])
-                publisher = MqttPublisher(mcfg, labels=clf.labels, state_dir=cfg["state_dir"])
+                state_dir = Path(cfg["state_dir"] or Path.home() / ".local" / "state" / "har-edge")
+                state_dir.mkdir(parents=True, exist_ok=True)
+                publisher = MqttPublisher(mcfg, labels=clf.labels, state_dir=state_dir)
                 sink: Any = PublisherSink(publisher, model_hash=clf.bundle.model_sha256, device_id=mcfg.device_id)
             else:
                 sink = StdoutSink(sys.stdout, model_hash=clf.bundle.model_sha256, device_id=cfg["device_id"])
