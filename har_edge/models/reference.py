@@ -255,6 +255,9 @@ class LSTMLayer:
         activation: for ``C̃_t`` and ``tanh(C_t)`` (Keras ``activation``, default tanh).
         recurrent_activation: σ of the gates (Keras ``recurrent_activation``; tf_keras 2.21's default is
             ``"sigmoid"``, the old Keras 1 default ``"hard_sigmoid"`` is supported too).
+        cell_clip: if set, ``C_t`` is clipped to ``[-cell_clip, cell_clip]`` after each update. Keras
+            never clips; the TFLite converter gives the fused ``UNIDIRECTIONAL_SEQUENCE_LSTM`` op
+            ``cell_clip=10``, so ``10.0`` reproduces LiteRT (see docs/recurrent-networks.md).
     """
 
     kernel: Array
@@ -263,6 +266,7 @@ class LSTMLayer:
     return_sequences: bool = False
     activation: str = "tanh"
     recurrent_activation: str = "sigmoid"
+    cell_clip: float | None = None
     name: str = "lstm"
     kind: ClassVar[str] = "lstm"
 
@@ -274,6 +278,8 @@ class LSTMLayer:
         _check_shape(self.name, "bias", self.bias, (4 * u,))
         _activation(self.activation, self.name)
         _activation(self.recurrent_activation, self.name)
+        if self.cell_clip is not None and not self.cell_clip > 0:
+            raise ModelError(f"{self.name}: cell_clip={self.cell_clip}; expected None or > 0")
 
     @property
     def units(self) -> int:
@@ -296,6 +302,8 @@ class LSTMLayer:
             i = sigma(Wx_b["i"][:, t] + s @ U["i"])         # i_t = σ(W_i x_t + U_i s_{t-1} + b_i)
             C_tilde = tanh(Wx_b["c"][:, t] + s @ U["c"])    # C̃_t = tanh(W_c x_t + U_c s_{t-1} + b_c)
             C = f * C + i * C_tilde                         # C_t = f_t ⊙ C_{t-1} + i_t ⊙ C̃_t
+            if self.cell_clip is not None:                  # LiteRT's fused op only: |C_t| <= clip
+                C = np.clip(C, -self.cell_clip, self.cell_clip)
             o = sigma(Wx_b["o"][:, t] + s @ U["o"])         # o_t = σ(W_o x_t + U_o s_{t-1} + b_o)
             s = o * tanh(C)                                 # s_t = o_t ⊙ tanh(C_t)
             states.append(s)
@@ -303,7 +311,7 @@ class LSTMLayer:
 
     def config(self) -> dict[str, Any]:
         return {"return_sequences": self.return_sequences, "activation": self.activation,
-                "recurrent_activation": self.recurrent_activation}
+                "recurrent_activation": self.recurrent_activation, "cell_clip": self.cell_clip}
 
     def arrays(self) -> dict[str, Array]:
         return {"kernel": self.kernel, "recurrent_kernel": self.recurrent_kernel, "bias": self.bias}
@@ -363,7 +371,7 @@ def _only(cfg: dict[str, Any], key: str, allowed: tuple[Any, ...], where: str) -
         raise ModelError(f"{where}: {key}={cfg[key]!r} is not supported; expected {allowed}")
 
 
-def _layer_from_keras(layer: Any) -> Layer | None:
+def _layer_from_keras(layer: Any, lstm_cell_clip: float | None) -> Layer | None:
     kind = layer.__class__.__name__
     cfg: dict[str, Any] = layer.get_config()
     name = str(cfg.get("name", getattr(layer, "name", kind)))
@@ -394,7 +402,8 @@ def _layer_from_keras(layer: Any) -> Layer | None:
             return SimpleRNNLayer(U=w[0], W=w[1], b=bias, return_sequences=bool(cfg["return_sequences"]),
                                   activation=cfg["activation"], name=name)
         return LSTMLayer(kernel=w[0], recurrent_kernel=w[1], bias=bias, return_sequences=bool(cfg["return_sequences"]),
-                         activation=cfg["activation"], recurrent_activation=cfg["recurrent_activation"], name=name)
+                         activation=cfg["activation"], recurrent_activation=cfg["recurrent_activation"],
+                         cell_clip=lstm_cell_clip, name=name)
     if kind == "Dense":
         bias = w[1] if use_bias else np.zeros(w[0].shape[1], np.float32)
         return DenseLayer(kernel=w[0], bias=bias, activation=cfg["activation"], name=name)
@@ -475,13 +484,18 @@ class ReferenceModel:
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def from_keras(cls, model: Any) -> ReferenceModel:
+    def from_keras(cls, model: Any, *, lstm_cell_clip: float | None = None) -> ReferenceModel:
         """Read a tf_keras model's layers by duck typing (``__class__.__name__``, ``get_config()``, ``get_weights()``).
+
+        Args:
+            model: a tf_keras model (Functional or Sequential, flat).
+            lstm_cell_clip: ``None`` computes what Keras computes; ``10.0`` what the converted
+                ``.tflite`` computes (its fused LSTM clips the cell state).
 
         Raises:
             ModelError: a layer type or option the reference engine does not implement.
         """
-        layers = [ref for ref in (_layer_from_keras(layer) for layer in model.layers) if ref is not None]
+        layers = [ref for ref in (_layer_from_keras(layer, lstm_cell_clip) for layer in model.layers) if ref is not None]
         shape = tuple(model.input_shape)
         if len(shape) != 3:
             raise ModelError(f"{model.name}: input shape {shape} is not (batch, T, C)")
@@ -489,11 +503,11 @@ class ReferenceModel:
         return cls(layers=tuple(layers), input_shape=(T, int(shape[2])), name=str(model.name))
 
     @classmethod
-    def from_run(cls, run_dir: str | Path) -> ReferenceModel:
-        """Load ``RUN_DIR/model.keras`` (needs TensorFlow, imported only here) and read it."""
+    def from_run(cls, run_dir: str | Path, *, lstm_cell_clip: float | None = None) -> ReferenceModel:
+        """Load ``RUN_DIR/model.keras`` (needs TensorFlow, imported only here) and read it (see :meth:`from_keras`)."""
         from har_edge.models.training import load_keras_model  # lazy: keeps this module TF-free
 
-        return cls.from_keras(load_keras_model(Path(run_dir)))
+        return cls.from_keras(load_keras_model(Path(run_dir)), lstm_cell_clip=lstm_cell_clip)
 
     # -- the .npz the device loads --------------------------------------------------------------
     def architecture(self) -> dict[str, Any]:

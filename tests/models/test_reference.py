@@ -186,3 +186,37 @@ def test_imports_without_tensorflow(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.tf
+def test_cell_clip_reproduces_litert(tmp_path: Path) -> None:
+    """The converted fused LSTM clips C_t to ±10 (Keras does not); ``lstm_cell_clip=10`` matches LiteRT."""
+    interpreter_mod = pytest.importorskip("ai_edge_litert.interpreter")
+    from har_edge.config import ModelConfig
+    from har_edge.models.builders import build_classifier
+    from har_edge.models.keras_backend import import_tensorflow
+
+    arch = ModelConfig(cell="lstm", units=(8,), conv_filters=(4,))
+    model = _random_model(dict(cell="lstm", units=(8,), conv_filters=(4,)), 9, seed=7)
+    weights = model.get_weights()  # type: ignore[attr-defined]
+    u = 8
+    weights[4][u:2 * u] += 6.0  # forget bias: f ≈ 1, so C_t accumulates over the 16 pooled steps ...
+    weights[4][:u] += 6.0  # ... and input bias: i ≈ 1, so |C_t| passes 10
+    model.set_weights(weights)  # type: ignore[attr-defined]
+    twin = build_classifier(arch, window_samples=32, n_channels=9, n_classes=6, batch_size=1)
+    twin.set_weights(weights)
+    interpreter = interpreter_mod.Interpreter(model_content=import_tensorflow().lite.TFLiteConverter.from_keras_model(twin).convert())
+    interpreter.allocate_tensors()
+    X = np.random.default_rng(1).normal(size=(8, 32, 9)).astype(np.float32)
+    lite = []
+    for x in X:
+        interpreter.reset_all_variables()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[None])
+        interpreter.invoke()
+        lite.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0])
+    lite_p = np.stack(lite)
+    keras_like = ReferenceModel.from_keras(model).predict_proba(X)
+    clipped = ReferenceModel.from_keras(model, lstm_cell_clip=10.0).predict_proba(X)
+    assert np.abs(keras_like - model.predict(X, verbose=0)).max() <= TOLERANCE  # type: ignore[attr-defined]
+    assert np.abs(keras_like - lite_p).max() > 1e-3  # the clip matters here ...
+    assert np.abs(clipped - lite_p).max() <= TOLERANCE  # ... and explains the whole difference

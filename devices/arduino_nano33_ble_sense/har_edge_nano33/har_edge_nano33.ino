@@ -38,48 +38,48 @@
 #error "This model's input channels are neither the causal preprocessing outputs nor raw acc/gyro channels; the sketch cannot feed it."
 #endif
 
-namespace {
+// File-local state and helpers (static: Arduino's prototype generator handles these).
 
-constexpr float kDegToRad = 0.017453292519943295f;
-constexpr unsigned long kSamplePeriodUs = static_cast<unsigned long>(1000000.0f / kHarSampleRateHz + 0.5f);
+static constexpr float kDegToRad = 0.017453292519943295f;
+static constexpr unsigned long kSamplePeriodUs = static_cast<unsigned long>(1000000.0f / kHarSampleRateHz + 0.5f);
 
 // Board axes -> training axes. The model was trained on a particular sensor placement and axis
 // convention (e.g. UCI HAR: phone on the waist); remap / flip here to match it.
-constexpr int kAxisMap[3] = {0, 1, 2};
-constexpr float kAxisSign[3] = {1.0f, 1.0f, 1.0f};
+static constexpr int kAxisMap[3] = {0, 1, 2};
+static constexpr float kAxisSign[3] = {1.0f, 1.0f, 1.0f};
 
-alignas(16) uint8_t g_tensor_arena[kHarTensorArenaBytes];
-float g_ring_storage[kHarWindowSamples * kHarNumChannels];
-har::FeatureRing g_ring(g_ring_storage, kHarWindowSamples, kHarNumChannels);
+alignas(16) static uint8_t g_tensor_arena[kHarTensorArenaBytes];
+static float g_ring_storage[kHarWindowSamples * kHarNumChannels];
+static har::FeatureRing g_ring(g_ring_storage, kHarWindowSamples, kHarNumChannels);
 
 #if HAR_HAS_PREPROCESSING
-har::CausalPreprocessor g_preprocessor;
+static har::CausalPreprocessor g_preprocessor;
 #endif
 
-tflite::MicroInterpreter* g_interpreter = nullptr;
-TfLiteTensor* g_input = nullptr;
-TfLiteTensor* g_output = nullptr;
+static tflite::MicroInterpreter* g_interpreter = nullptr;
+static TfLiteTensor* g_input = nullptr;
+static TfLiteTensor* g_output = nullptr;
 
-float g_acc[3] = {0.0f, 0.0f, 1.0f};  // latest IMU readings, g
-float g_gyro[3] = {0.0f, 0.0f, 0.0f};  // latest IMU readings, rad/s
-unsigned long g_next_sample_us = 0;
-int g_since_inference = 0;
-long g_samples = 0;
+static float g_acc[3] = {0.0f, 0.0f, 1.0f};  // latest IMU readings, g
+static float g_gyro[3] = {0.0f, 0.0f, 0.0f};  // latest IMU readings, rad/s
+static unsigned long g_next_sample_us = 0;
+static int g_since_inference = 0;
+static long g_samples = 0;
 
-void Halt(const char* why) {
+static void Halt(const char* why) {
   Serial.print("FATAL: ");
   Serial.println(why);
   while (true) delay(1000);
 }
 
-bool CheckTensor(const TfLiteTensor* t, int dim1, int dim2) {
+static bool CheckTensor(const TfLiteTensor* t, int dim1, int dim2) {
   if (t == nullptr || t->type != kTfLiteInt8 || t->dims->size < 2) return false;
   if (t->dims->data[1] != dim1) return false;
   return dim2 < 0 || (t->dims->size >= 3 && t->dims->data[2] == dim2);
 }
 
 // Poll the IMU (it runs at its own rate, 119 Hz) and keep the latest values.
-void PollImu() {
+static void PollImu() {
   float x, y, z;
   if (IMU.accelerationAvailable() && IMU.readAcceleration(x, y, z)) {
     const float v[3] = {x, y, z};
@@ -91,7 +91,7 @@ void PollImu() {
   }
 }
 
-void Classify() {
+static void Classify() {
   g_ring.NormaliseQuantise(kHarChannelMean, kHarChannelStd, kHarInputScale, kHarInputZeroPoint,
                            g_input->data.int8);
   const unsigned long t0 = micros();
@@ -115,7 +115,6 @@ void Classify() {
   Serial.println(" ms)");
 }
 
-}  // namespace
 
 void setup() {
   Serial.begin(115200);
