@@ -189,25 +189,26 @@ def test_imports_without_tensorflow(tmp_path: Path) -> None:
 
 
 @pytest.mark.tf
-def test_cell_clip_reproduces_litert(tmp_path: Path) -> None:
+def test_cell_clip_reproduces_litert() -> None:
     """The converted fused LSTM clips C_t to ±10 (Keras does not); ``lstm_cell_clip=10`` matches LiteRT."""
     interpreter_mod = pytest.importorskip("ai_edge_litert.interpreter")
     from har_edge.config import ModelConfig
     from har_edge.models.builders import build_classifier
     from har_edge.models.keras_backend import import_tensorflow
 
-    arch = ModelConfig(cell="lstm", units=(8,), conv_filters=(4,))
-    model = _random_model(dict(cell="lstm", units=(8,), conv_filters=(4,)), 9, seed=7)
-    weights = model.get_weights()  # type: ignore[attr-defined]
+    arch = ModelConfig(cell="lstm", units=(8,), dropout=0.0)
+    model = build_classifier(arch, window_samples=48, n_channels=3, n_classes=6, seed=3)
+    weights = model.get_weights()
     u = 8
-    weights[4][u:2 * u] += 6.0  # forget bias: f ≈ 1, so C_t accumulates over the 16 pooled steps ...
-    weights[4][:u] += 6.0  # ... and input bias: i ≈ 1, so |C_t| passes 10
-    model.set_weights(weights)  # type: ignore[attr-defined]
-    twin = build_classifier(arch, window_samples=32, n_channels=9, n_classes=6, batch_size=1)
+    weights[2][:2 * u] += 8.0  # input and forget biases: i ≈ f ≈ 1, so C_t ≈ C_{t-1} + C̃_t
+    model.set_weights(weights)
+    # 24 steps of +v then 24 of -v: each unit's C_t climbs ~24 (clipped: 10) and then falls back.
+    v = np.random.default_rng(1).normal(size=(8, 1, 3))
+    X = (np.concatenate([np.repeat(4 * v, 24, axis=1), np.repeat(-4 * v, 24, axis=1)], axis=1)).astype(np.float32)
+    twin = build_classifier(arch, window_samples=48, n_channels=3, n_classes=6, batch_size=1)
     twin.set_weights(weights)
     interpreter = interpreter_mod.Interpreter(model_content=import_tensorflow().lite.TFLiteConverter.from_keras_model(twin).convert())
     interpreter.allocate_tensors()
-    X = np.random.default_rng(1).normal(size=(8, 32, 9)).astype(np.float32)
     lite = []
     for x in X:
         interpreter.reset_all_variables()
@@ -217,6 +218,6 @@ def test_cell_clip_reproduces_litert(tmp_path: Path) -> None:
     lite_p = np.stack(lite)
     keras_like = ReferenceModel.from_keras(model).predict_proba(X)
     clipped = ReferenceModel.from_keras(model, lstm_cell_clip=10.0).predict_proba(X)
-    assert np.abs(keras_like - model.predict(X, verbose=0)).max() <= TOLERANCE  # type: ignore[attr-defined]
+    assert np.abs(keras_like - model.predict(X, verbose=0)).max() <= TOLERANCE
     assert np.abs(keras_like - lite_p).max() > 1e-3  # the clip matters here ...
     assert np.abs(clipped - lite_p).max() <= TOLERANCE  # ... and explains the whole difference
