@@ -1,0 +1,66 @@
+"""The device path never imports TensorFlow: runtime, transport, bundle loading and `har-edge run`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BLOCKER = r"""
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tf_keras", "keras"):
+            raise ImportError(f"blocked for this test: {name}")
+        return None
+sys.meta_path.insert(0, Block())
+"""
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", BLOCKER + code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+
+
+def test_device_modules_import_without_tensorflow() -> None:
+    p = _run(
+        "import importlib, pkgutil, har_edge.runtime, har_edge.transport\n"
+        "mods = ['har_edge.export.bundle', 'har_edge.cli', 'har_edge.cli.run', 'har_edge.models.reference']\n"
+        "for pkg in (har_edge.runtime, har_edge.transport):\n"
+        "    mods += [pkg.__name__ + '.' + m.name for m in pkgutil.iter_modules(pkg.__path__)]\n"
+        "for m in mods: importlib.import_module(m)\n"
+        "assert not any(k.split('.')[0] in ('tensorflow', 'tf_keras') for k in sys.modules)\n"
+        "print(len(mods))\n"
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert int(p.stdout.strip()) > 10
+
+
+def test_har_edge_run_works_without_tensorflow(float32_bundle: Path, heldout_csv: Path) -> None:
+    p = _run(
+        "from har_edge.cli import main\n"
+        f"rc = main(['run', '--bundle', {str(float32_bundle)!r}, '--source', 'csv:{heldout_csv}', '--speed', 'max'])\n"
+        "assert not any(k.split('.')[0] in ('tensorflow', 'tf_keras') for k in sys.modules)\n"
+        "sys.exit(rc)\n"
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    assert len(lines) > 100 and {"activity", "confidence", "seq", "timestamp"} <= set(lines[0])
+
+
+@pytest.mark.skipif(os.environ.get("HAR_EDGE_DEVICE_ENV") != "1", reason="only in the device-only virtual environments")
+def test_device_env_has_no_tensorflow() -> None:
+    import importlib.util
+
+    assert importlib.util.find_spec("tensorflow") is None, "the device install pulled TensorFlow"
+
+
+@pytest.mark.skipif(not os.environ.get("HAR_EDGE_EXPECT_BACKEND"), reason="only where the expected backend is declared")
+def test_expected_backend_is_picked_first() -> None:
+    from har_edge.runtime.interpreter import load_interpreter_class
+
+    assert load_interpreter_class()[0] == os.environ["HAR_EDGE_EXPECT_BACKEND"]
