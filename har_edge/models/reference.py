@@ -105,12 +105,12 @@ def _activation(name: str, where: str) -> Callable[[Array], Array]:
     return ACTIVATIONS[name]
 
 
-def _check_shape(where: str, name: str, a: np.ndarray, shape: tuple[int, ...]) -> None:
+def _check_shape(where: str, name: str, a: NDArray[Any], shape: tuple[int, ...]) -> None:
     if a.shape != shape:
         raise ModelError(f"{where}: {name} has shape {a.shape}, expected {shape}")
 
 
-def _as(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+def _as(a: Array, x: Array) -> Array:
     """Weights in the compute dtype of ``x`` (no copy when they already match)."""
     return a.astype(x.dtype, copy=False)
 
@@ -522,7 +522,7 @@ class ReferenceModel:
     def save_npz(self, path: str | Path) -> Path:
         """Write one ``.npz``: ``architecture`` (a JSON string) and ``layer{i}.{array}`` float32 arrays."""
         path = Path(path)
-        arrays: dict[str, np.ndarray] = {"architecture": np.array(json.dumps(self.architecture()))}
+        arrays: dict[str, NDArray[Any]] = {"architecture": np.array(json.dumps(self.architecture()))}
         for i, layer in enumerate(self.layers):
             for key, a in layer.arrays().items():
                 arrays[f"layer{i}.{key}"] = np.asarray(a)

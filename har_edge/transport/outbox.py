@@ -16,6 +16,8 @@ One process should own a file at a time. All methods are thread-safe.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import logging
 import os
 import sqlite3
@@ -134,16 +136,26 @@ class Outbox:
 
     def put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
         """Append a message and return its row id; drops the oldest rows beyond the bound."""
-        if qos not in (0, 1, 2):
-            raise ConfigError(f"qos={qos!r} but expected 0, 1 or 2")
+        return self.put_many([(topic, payload, qos, retain)])[-1]
+
+    def put_many(self, messages: Sequence[tuple[str, bytes, int, bool]]) -> list[int]:
+        """Append ``(topic, payload, qos, retain)`` messages in order, in one transaction; returns their row ids."""
+        for _, _, qos, _ in messages:
+            if qos not in (0, 1, 2):
+                raise ConfigError(f"qos={qos!r} but expected 0, 1 or 2")
+        if not messages:
+            return []
         dropped = 0
+        now = time.time()
+        ids: list[int] = []
         with self._transaction() as conn:
-            cur = conn.execute(
-                "INSERT INTO outbox (topic, payload, qos, retain, created_s) VALUES (?, ?, ?, ?, ?)",
-                (topic, bytes(payload), int(qos), int(bool(retain)), time.time()),
-            )
-            row_id = int(cur.lastrowid or 0)
-            count = self._count + 1
+            for topic, payload, qos, retain in messages:
+                cur = conn.execute(
+                    "INSERT INTO outbox (topic, payload, qos, retain, created_s) VALUES (?, ?, ?, ?, ?)",
+                    (topic, bytes(payload), int(qos), int(bool(retain)), now),
+                )
+                ids.append(int(cur.lastrowid or 0))
+            count = self._count + len(messages)
             if count > self.max_messages:
                 dropped = conn.execute(
                     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)",
@@ -160,7 +172,7 @@ class Outbox:
                 self.max_messages,
                 self._dropped,
             )
-        return row_id
+        return ids
 
     def peek(self, limit: int = 100, *, after_id: int = 0) -> list[OutboxRow]:
         """Return up to ``limit`` oldest rows with ``id > after_id``, oldest first (not removed)."""

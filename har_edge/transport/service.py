@@ -12,7 +12,8 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TextIO
+from contextlib import nullcontext
+from typing import Any, ContextManager, Protocol, TextIO
 
 from har_edge.errors import ConfigError, HarEdgeError
 from har_edge.runtime.smoothing import ActivityEvent
@@ -32,6 +33,7 @@ def wall_timestamp(source_time_s: float) -> float:
 
 
 class Sink(Protocol):
+    def batch(self) -> ContextManager[None]: ...
     def activity(self, result: StreamResult) -> None: ...
     def event(self, event: ActivityEvent) -> None: ...
     def stats(self, counters: dict[str, Any]) -> None: ...
@@ -45,7 +47,9 @@ class StdoutSink:
         self.stream = stream
         self.model_hash = model_hash
         self.device_id = device_id
-        self._pending_events: list[dict[str, Any]] = []
+
+    def batch(self) -> ContextManager[None]:
+        return nullcontext()
 
     def activity(self, result: StreamResult) -> None:
         line = activity_payload(
@@ -87,6 +91,11 @@ class PublisherSink:
         self.publisher = publisher
         self.model_hash = model_hash
         self.device_id = device_id
+
+    def batch(self) -> ContextManager[None]:
+        """One outbox transaction for a chunk's messages, when the publisher supports it."""
+        batch = getattr(self.publisher, "batch", None)
+        return batch() if batch is not None else nullcontext()
 
     def activity(self, result: StreamResult) -> None:
         self.publisher.publish_activity(activity_payload(
@@ -154,11 +163,13 @@ def run_service(
             if summary.errors <= 5 or summary.errors % 1000 == 0:
                 log.warning("chunk skipped (%d so far): %s", summary.errors, exc)
             continue
-        for r in results:
-            sink.activity(r)
-            for e in r.events:
-                sink.event(e)
-            summary.events += len(r.events)
+        if results:
+            with sink.batch():
+                for r in results:
+                    sink.activity(r)
+                    for e in r.events:
+                        sink.event(e)
+                    summary.events += len(r.events)
         summary.classifications += len(results)
         now = time.monotonic()
         if stats_interval_s > 0 and now - last_stats >= stats_interval_s:
