@@ -249,7 +249,9 @@ def _reference_weights(model: Any) -> bytes | None:
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / REFERENCE_WEIGHTS_NAME
-            ReferenceModel.from_keras(model).save_npz(path)
+            # the converter writes cellClip=10 into the fused LSTM op (Keras has no clip): the
+            # device's numpy backend mirrors the .tflite it ships with, so clip the same way
+            ReferenceModel.from_keras(model, lstm_cell_clip=10.0).save_npz(path)
             return path.read_bytes()
     except (ImportError, HarEdgeError, AttributeError, TypeError) as exc:
         log.warning("numpy reference weights not written: %s", exc)

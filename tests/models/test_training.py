@@ -50,3 +50,26 @@ def test_metrics_known_values() -> None:
     m = classification_metrics([0, 0, 1, 1], [0, 1, 1, 1], ["a", "b"])
     assert m["accuracy"] == 0.75 and m["confusion_matrix"] == [[1, 1], [0, 2]]
     assert m["per_class"]["b"]["precision"] == pytest.approx(2 / 3) and m["per_class"]["a"]["recall"] == 0.5
+
+
+def test_evaluate_numpy_backend_contract(tiny_run: Path, tmp_path: Path) -> None:
+    from har_edge.cli import main
+
+    out = tmp_path / "numpy.json"
+    root = Path(__file__).resolve().parents[2] / "training" / "sample_data"
+    assert main(["evaluate", str(tiny_run), "--backend", "numpy", "--out", str(out), "--data-root", str(root)]) == 0
+    r = json.loads(out.read_text())
+    assert r["max_abs_diff_vs_keras"] <= 1e-5 and r["argmax_agreement"] == 1.0
+    assert r["test_accuracy"] == pytest.approx(r["keras_test_accuracy"], abs=1e-12)
+
+
+def test_numpy_backend_in_the_runtime_matches_litert(tiny_exports: Path) -> None:
+    import numpy as np
+
+    from har_edge.runtime.classifier import Classifier
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((16, 64, 9)).astype(np.float32)
+    with Classifier.from_bundle(tiny_exports / "float32") as lite, Classifier.from_bundle(tiny_exports / "float32", backend="numpy") as ref:
+        np.testing.assert_allclose(ref.predict_normalised(X), lite.predict_normalised(X), atol=1e-5)
+        assert ref.classify(X[0] * 0).label in ref.labels
