@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from har_edge.cli import main
+from har_edge.cli.run import load_device_config
+from har_edge.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_example_device_config_parses() -> None:
+    cfg = load_device_config(str(REPO / "devices" / "raspberry-pi" / "config.example.toml"))
+    assert cfg["source"].startswith("i2c:mpu6050") and cfg["smoothing"]["confidence_floor"] == 0.5
+    assert cfg["mqtt"]["discovery"] is True and cfg["state_dir"] == "/var/lib/har-edge"
+
+
+def test_device_config_errors(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text('bundel = "x"\n')
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['bundel'\]"):
+        load_device_config(str(p))
+    with pytest.raises(ConfigError, match="device config not found"):
+        load_device_config(str(tmp_path / "none.toml"))
+
+
+@pytest.mark.mqtt
+def test_doctor_checks_bundle_and_broker(float32_bundle: Path, mosquitto_broker, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--bundle", str(float32_bundle), "--broker", mosquitto_broker.url]) == 0
+    out = capsys.readouterr().out
+    assert "[ok] bundle" in out and "[ok] state reset" in out and "[ok] broker: connected" in out
+    port = mosquitto_broker.port
+    mosquitto_broker.stop()
+    assert main(["doctor", "--bundle", str(float32_bundle), "--broker", f"mqtt://127.0.0.1:{port}"]) == 1
+    assert "[FAIL] broker: cannot reach" in capsys.readouterr().out
+
+
+def test_doctor_reports_a_broken_bundle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--bundle", str(tmp_path)]) == 1
+    assert "[FAIL] bundle" in capsys.readouterr().out
