@@ -196,9 +196,10 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
             probs = clf.predict_normalised(Xte)
             m = classification_metrics(yte, probs.argmax(1), labels)
             latency = _latency_ms(clf, Xte)
-            raw_int8 = None
+            raw_int8 = Xq = None
             if mode == "int8":
-                raw_int8 = np.stack([clf._runner.run(clf.quantise_input(x[None])) for x in Xte])[:, 0]
+                raw_int8 = np.stack([clf.raw_output(x) for x in Xte])
+                Xq = clf.quantise_input(Xte)
         entry = {
             "test_accuracy": m["accuracy"],
             "test_macro_f1": m["macro_f1"],
@@ -224,7 +225,6 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
         if mode == "int8" and target == "mcu":
             from har_edge.export.mcu import write_mcu_export
 
-            Xq = np.stack([clf_quant(manifest, x) for x in Xte])
             report["mcu"] = write_mcu_export(data, dict(manifest, model_sha256=bundle.model_sha256), stage / "mcu",
                                              X_test_int8=Xq, y_test=yte, litert_outputs_int8=raw_int8)
         log.info("%s: accuracy %.4f (keras %.4f), %d bytes, %.3f ms/window", mode, m["accuracy"], keras_m["accuracy"], len(data), latency)
@@ -232,12 +232,6 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
         report["tflite"] = report["modes"][modes[0]]
         report["quantization"] = modes[0]
     return report
-
-
-def clf_quant(manifest: dict[str, Any], x_norm: np.ndarray) -> np.ndarray:
-    """Quantise one normalised window ``(T, C)`` to int8 with the manifest's input scale / zero point."""
-    s, z = manifest["input"]["scale"], manifest["input"]["zero_point"]
-    return np.clip(np.round(x_norm / s + z), -128, 127).astype(np.int8)
 
 
 def _reference_weights(model: Any) -> bytes | None:

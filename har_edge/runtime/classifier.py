@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from har_edge.errors import BackendNotAvailable, BundleError, DataError
+from har_edge.errors import BundleError, DataError
 from har_edge.export.bundle import Bundle, load_bundle
 from har_edge.runtime.interpreter import TfliteRunner
 
@@ -118,11 +118,15 @@ class Classifier:
             return y.astype(np.float32, copy=False)
         return ((y.astype(np.float32) - self._out_zero) * self._out_scale).astype(np.float32)
 
-    def probabilities_normalised(self, x_norm: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Probabilities ``(k,)`` for one normalised window ``(T, C)``."""
+    def raw_output(self, x_norm: NDArray[np.float32]) -> NDArray:
+        """The model's raw output ``(k,)`` (int8 for full-int8 models) for one normalised window ``(T, C)``."""
         if self._runner is None:
             raise BundleError("classifier is closed")
-        return self.dequantise_output(self._runner.run(self.quantise_input(x_norm[None, ...])))[0]
+        return self._runner.run(self.quantise_input(x_norm[None, ...]))[0]
+
+    def probabilities_normalised(self, x_norm: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Probabilities ``(k,)`` for one normalised window ``(T, C)``."""
+        return self.dequantise_output(self.raw_output(x_norm))
 
     def predict_normalised(self, X_norm: NDArray[np.float32]) -> NDArray[np.float32]:
         """Probabilities ``(n, k)`` for normalised windows ``(n, T, C)``, one invoke each (zero state)."""

@@ -140,3 +140,13 @@ def test_smoothing_and_events() -> None:
     assert [(e.type, e.activity, e.duration_s) for e in ev] == [("start", "a", None), ("end", "a", 2.5), ("start", "b", None), ("end", "b", 1.5)]
     with pytest.raises(ConfigError):
         SmoothingConfig(method="median")
+
+
+def test_each_window_starts_from_zero_state(float32_bundle: Path) -> None:
+    """The fused LSTM op keeps state between invokes; the classifier resets it (in whichever backend runs here)."""
+    rng = np.random.default_rng(5)
+    with Classifier.from_bundle(float32_bundle) as clf:
+        x = rng.standard_normal((clf.window_samples, clf.n_channels)).astype(np.float32)
+        a = clf.probabilities_normalised(x)
+        clf.probabilities_normalised(rng.standard_normal(x.shape).astype(np.float32) * 4)
+        np.testing.assert_array_equal(a, clf.probabilities_normalised(x))
