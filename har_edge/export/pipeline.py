@@ -8,6 +8,7 @@ manifest, atomically), evaluate on the held-out test subjects in LiteRT through 
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import shutil
 import subprocess
@@ -85,12 +86,25 @@ print("nan" if not np.isfinite(out.astype(np.float64)).all() else "ok")
 """
 
 
+def _probe_python(kind: str) -> str:
+    """The Python that probes ``kind``: tflite-runtime needs numpy < 2, so it may live in its own venv
+    (``$HAR_EDGE_TFLITE_RUNTIME_PYTHON``, or ``.venv-tflite`` of a source checkout, as ``make test`` builds)."""
+    if kind == "tflite-runtime":
+        env = os.environ.get("HAR_EDGE_TFLITE_RUNTIME_PYTHON")
+        local = Path(__file__).resolve().parents[2] / ".venv-tflite" / "bin" / "python"
+        if env:
+            return env
+        if local.exists():
+            return str(local)
+    return sys.executable
+
+
 def _interpreter_support(model_path: Path) -> dict[str, str]:
     """Which interpreters load and run the model: ``ok``, ``fails: …`` or ``not installed`` (each in a subprocess)."""
     result = {}
     for kind in ("litert", "tflite-runtime", "tensorflow", "tflm"):
         try:
-            p = subprocess.run([sys.executable, "-c", _PROBE, kind, str(model_path)], capture_output=True, text=True, timeout=120)
+            p = subprocess.run([_probe_python(kind), "-c", _PROBE, kind, str(model_path)], capture_output=True, text=True, timeout=120)
         except subprocess.TimeoutExpired:
             result[kind] = "fails: timeout"
             continue
