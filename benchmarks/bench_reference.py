@@ -12,7 +12,7 @@ converts a ``batch_size=1`` twin of the same architecture to a float32 ``.tflite
 
 Run::
 
-    cd /work/main && OPENBLAS_NUM_THREADS=1 HAR_EDGE_DATA=/work/shared/data \\
+    OPENBLAS_NUM_THREADS=1 HAR_EDGE_DATA=../shared/data \\
         .venv/bin/python benchmarks/bench_reference.py runs/uci9 --threads 1
 
 ``OPENBLAS_NUM_THREADS`` must be set in the environment (NumPy reads it at import); ``--threads``
