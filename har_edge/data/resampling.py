@@ -81,13 +81,14 @@ class StreamResampler:
             if self._zi is None:
                 self._zi = sps.sosfilt_zi(self._sos)[:, :, None] * x[0][None, None, :]
             x, self._zi = sps.sosfilt(self._sos, x, axis=0, zi=self._zi)
-        if self._last_t is not None:
+        if self._last_t is not None and self._last_x is not None:
             t = np.concatenate([[self._last_t], t])
             x = np.concatenate([self._last_x[None, :], x])
         else:
             self._next_t = float(t[0])
-        out_t: list[NDArray[np.float64]] = []
-        out_x: list[NDArray[np.float64]] = []
+        next_t = float(self._next_t if self._next_t is not None else t[0])
+        out_t: list[NDArray[np.floating]] = []
+        out_x: list[NDArray[np.floating]] = []
         # split at gaps: restart the grid at the first sample after a gap
         gap_at = np.flatnonzero(np.diff(t) > self.max_gap_s) + 1
         bounds = [0, *gap_at.tolist(), t.size]
@@ -95,13 +96,14 @@ class StreamResampler:
             seg_t, seg_x = t[bounds[k] : bounds[k + 1]], x[bounds[k] : bounds[k + 1]]
             if k > 0:
                 self.gaps += 1
-                self._next_t = float(seg_t[0])
-            n_out = int(np.floor((seg_t[-1] - self._next_t) / self.period_s + 1e-9)) + 1
+                next_t = float(seg_t[0])
+            n_out = int(np.floor((seg_t[-1] - next_t) / self.period_s + 1e-9)) + 1
             if n_out > 0:
-                grid = self._next_t + np.arange(n_out) * self.period_s
+                grid = next_t + np.arange(n_out) * self.period_s
                 out_t.append(grid)
                 out_x.append(np.stack([np.interp(grid, seg_t, seg_x[:, c]) for c in range(seg_x.shape[1])], axis=1))
-                self._next_t = float(grid[-1] + self.period_s)
+                next_t = float(grid[-1] + self.period_s)
+        self._next_t = next_t
         self._last_t, self._last_x = float(t[-1]), x[-1].copy()
         if not out_t:
             return np.zeros(0), np.zeros((0, x.shape[1]), dtype=np.float32)

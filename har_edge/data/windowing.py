@@ -131,10 +131,11 @@ def windows_from_recordings(
             raise DataError(f"{rec.name}: recording has no labels; cannot make labelled windows")
         if rec.channel_names != first.channel_names or rec.sample_rate_hz != first.sample_rate_hz:
             raise DataError(f"{rec.name}: channels/rate differ from {first.name}; resample or select channels first")
+        spans: list[tuple[int | None, int, int]]
         if mode == "per_segment":
             spans = [(lab, s, e) for lab, s, e in labelled_runs(rec.labels) if lab != UNLABELLED]
         elif mode == "continuous":
-            spans = [(None, 0, rec.n_samples)]
+            spans = [(None, 0, rec.n_samples)]  # no run label: each window gets one by ``policy``
         else:
             raise DataError(f"windowing mode {mode!r}; expected 'per_segment' or 'continuous'")
         for lab, s, e in spans:

@@ -205,7 +205,8 @@ def model_ops(tflite_bytes: bytes) -> list[str]:
 
 def resolver_methods(ops: list[str]) -> list[str]:
     """``MicroMutableOpResolver`` ``Add*`` method for each op; ``ExportError`` names unmapped ops."""
-    methods, unknown = [], []
+    methods: list[str] = []
+    unknown: list[str] = []
     for op in ops:
         method = (CUSTOM_OP_RESOLVER_METHODS.get(op[7:]) if op.startswith("CUSTOM:") else OP_RESOLVER_METHODS.get(op))
         (methods if method else unknown).append(method or op)

@@ -527,7 +527,7 @@ class ReferenceModel:
             for key, a in layer.arrays().items():
                 arrays[f"layer{i}.{key}"] = np.asarray(a)
         with path.open("wb") as fh:  # a file handle: np.savez would otherwise append ".npz" to the name
-            np.savez(fh, **arrays)
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
         log.debug("wrote %s (%d layers, %d parameters)", path, len(self.layers), self.count_params())
         return path
 

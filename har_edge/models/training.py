@@ -61,7 +61,7 @@ def _AugmentedBatches(X: np.ndarray, y: np.ndarray, channels: tuple[str, ...], a
     keras = import_keras()
     rng = np.random.default_rng(seed)
 
-    class Batches(keras.utils.Sequence):
+    class Batches(keras.utils.Sequence):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.order = rng.permutation(len(X))
@@ -83,7 +83,7 @@ class _TimeLimit:
     def __new__(cls, max_minutes: float) -> Any:  # build a real keras Callback lazily
         keras = import_keras()
 
-        class TimeLimit(keras.callbacks.Callback):
+        class TimeLimit(keras.callbacks.Callback):  # type: ignore[name-defined]
             def on_train_begin(self, logs: Any = None) -> None:
                 self.start = time.monotonic()
 

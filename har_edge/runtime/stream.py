@@ -121,7 +121,9 @@ class StreamClassifier:
             self.stats.count("malformed chunk", len(t))
             log.warning("dropped a malformed chunk: values %s for %d timestamps and %d channels", x.shape, len(t), len(chunk.channel_names))
             return np.zeros(0), np.zeros((0, len(self.raw_names)))
-        x = x[:, self._cols] * self._scale  # type: ignore[index]
+        if self._cols is None or self._scale is None:
+            raise ConfigError("internal: channel layout not bound before cleaning a chunk")
+        x = x[:, self._cols] * self._scale
         ok = np.isfinite(x).all(axis=1) & np.isfinite(t)
         if not ok.all():
             n_bad = int((~ok).sum())
@@ -152,7 +154,8 @@ class StreamClassifier:
         if t.size == 0:
             return []
         if self._resampler is not None:
-            t, x = self._resampler.process(t, x)
+            t, xr = self._resampler.process(t, x)
+            x = xr.astype(np.float64)
             if t.size == 0:
                 return []
         feats = self._pre.process(x) if self._pre is not None else x.astype(np.float32)

@@ -216,4 +216,4 @@ def parse_broker_url(url: str, *, base: MqttConfig | None = None) -> MqttConfig:
         changes["password"] = unquote(parts.password) if parts.password is not None else None
     if not tls:
         changes.update(tls_ca_path=None, tls_cert_path=None, tls_key_path=None, tls_insecure=False)
-    return dataclasses.replace(cfg, **changes)
+    return dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
