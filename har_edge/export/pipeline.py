@@ -24,7 +24,7 @@ from har_edge.data.datasets import prepare_windows
 from har_edge.data.preprocessing import RAW_CHANNELS
 from har_edge.data.units import normalise_unit_name
 from har_edge.errors import BackendNotAvailable, ExportError, HarEdgeError
-from har_edge.export.bundle import write_bundle
+from har_edge.export.bundle import MODEL_NAME, Bundle, sha256_bytes, write_bundle
 from har_edge.export.converter import QUANT_MODES, build_export_twin, check_deployable_ops, convert_to_tflite, list_tflite_ops, representative_windows
 from har_edge.models.evaluation import classification_metrics
 from har_edge.models.run_dir import RunInfo, load_run_info, write_json
@@ -201,12 +201,13 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
         check_deployable_ops(ops, cell=info.config.model.cell)
         mode_dir = stage if single else stage / mode
         probe = TfliteRunner(data, where=f"{mode} model")
-        metrics = {"keras": report["keras"]}
-        manifest = build_manifest(info, mode, probe, metrics)
+        manifest = build_manifest(info, mode, probe, {"keras": report["keras"]})
         probe.close()
         extra = {REFERENCE_WEIGHTS_NAME: ref_npz} if ref_npz and mode == "float32" else None
-        bundle = write_bundle(mode_dir, data, manifest, extra_files=extra)
-        with Classifier(bundle) as clf:
+        # evaluate through the device's own Classifier on the in-memory bundle, then write it once
+        in_memory = Bundle(directory=mode_dir, model_path=mode_dir / MODEL_NAME, model_bytes=data,
+                           manifest=dict(manifest, model_sha256=sha256_bytes(data)))
+        with Classifier(in_memory) as clf:
             probs = clf.predict_normalised(Xte)
             m = classification_metrics(yte, probs.argmax(1), labels)
             latency = _latency_ms(clf, Xte)
@@ -230,11 +231,10 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
             "bundle": str(mode_dir.name if not single else "."),
             "seconds": round(time.monotonic() - t0, 1),
         }
+        manifest["metrics"] = {"keras": report["keras"], "tflite": {k: entry[k] for k in ("test_accuracy", "test_macro_f1", "max_abs_diff_vs_keras", "argmax_agreement")}}
+        bundle = write_bundle(mode_dir, data, manifest, extra_files=extra)
         if check_interpreters:
             entry["interpreters"] = _interpreter_support(bundle.model_path)
-        # keep the manifest's metrics in sync with what we just measured
-        manifest["metrics"] = {"keras": report["keras"], "tflite": {k: entry[k] for k in ("test_accuracy", "test_macro_f1", "max_abs_diff_vs_keras", "argmax_agreement")}}
-        write_bundle(mode_dir, data, manifest, extra_files=extra)
         report["modes"][mode] = entry
         if mode == "int8" and target == "mcu":
             from har_edge.export.mcu import write_mcu_export
