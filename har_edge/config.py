@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["DataConfig", "PreprocessingConfig", "ModelConfig", "TrainConfig", "RunConfig", "load_run_config"]
+__all__ = ["DataConfig", "PreprocessingConfig", "ModelConfig", "TrainConfig", "RunConfig", "load_run_config", "read_toml"]
 
 
 @dataclass(frozen=True)
@@ -158,13 +158,17 @@ def _validate(cfg: RunConfig, where: str) -> None:
         raise ConfigError(f"{where}: dataset 'hapt_raw' needs a [preprocessing] table (the causal device preprocessing)")
 
 
-def load_run_config(path: str | Path) -> RunConfig:
-    """Read a training config TOML file strictly."""
+def read_toml(path: str | Path, *, what: str = "config file") -> dict[str, Any]:
+    """Parse a TOML file a person edits; a missing file or bad TOML raises :class:`ConfigError` naming it."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError(f"{path}: {what} not found")
     try:
-        d = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
-    return run_config_from_dict(d, where=str(path))
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read a training config TOML file strictly."""
+    return run_config_from_dict(read_toml(path), where=str(path))

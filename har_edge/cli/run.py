@@ -36,15 +36,10 @@ def load_device_config(path: str | None) -> dict[str, Any]:
     cfg = json.loads(json.dumps(_DEFAULTS))
     if not path:
         return cfg
-    import tomllib
+    from har_edge.config import read_toml
 
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: device config not found")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: invalid TOML ({exc})") from exc
+    data = read_toml(p, what="device config")
     unknown = sorted(set(data) - set(_DEFAULTS))
     if unknown:
         raise ConfigError(f"{p}: unknown key(s) {unknown}; allowed: {sorted(_DEFAULTS)}")
