@@ -67,8 +67,9 @@ class StdoutSink:
         pass
 
     def final_events(self, events: list[ActivityEvent]) -> None:
+        # stdout carries exactly one JSON object per classification; the closing event goes to the log
         for e in events:
-            self.stream.write(json.dumps({"event": _event_dict(e)}) + "\n")
+            log.info("end of stream: %s", _event_dict(e))
 
     def stats(self, counters: dict[str, Any]) -> None:
         log.info("stats: %s", counters)

@@ -113,6 +113,7 @@ def test_cli_run_stdout_contract(float32_bundle: Path, heldout_csv: Path, heldou
     assert main(["run", "--bundle", str(float32_bundle / "model.tflite"), "--source", f"csv:{heldout_csv}", "--speed", "max"]) == 0
     lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
     acts = [l for l in lines if "activity" in l]
+    assert len(acts) == len(lines), "stdout must carry only classification objects"
     assert len(acts) == _hops(heldout_recording.n_samples, b.window_samples, b.hop_samples)
     assert all({"activity", "confidence", "seq", "timestamp"} <= set(a) for a in acts)
     assert [a["seq"] for a in acts] == list(range(1, len(acts) + 1))
