@@ -106,6 +106,10 @@ def prepare_windows(cfg: RunConfig, data_root: Path) -> SplitWindows:
         windows = windows_from_recordings(recs, d.window_samples, d.hop_samples, mode="per_segment", policy=d.label_policy)  # type: ignore[arg-type]
     if d.channels:
         windows = windows.select_channels(d.channels)
+    if spec is None and d.dataset == "uci_har":
+        # The UCI windows were filtered offline (zero-phase); the device repeats the same recipe
+        # causally from raw acc (g) + gyro (rad/s). This is the one known train/serve difference.
+        spec = PreprocessingSpec(sample_rate_hz=windows.sample_rate_hz, output_channels=windows.channel_names)
     train, val, test = split_by_subject(windows, d.test_subjects, d.validation_subjects)
     seed = cfg.train.seed
     return SplitWindows(

@@ -90,3 +90,21 @@ def test_data_root_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("HAR_EDGE_DATA", str(tmp_path / "missing"))
     with pytest.raises(DataError, match=r"missing \(\$HAR_EDGE_DATA\) is not a directory"):
         resolve_data_root()
+
+
+def test_uci_windows_carry_the_causal_device_recipe() -> None:
+    """UCI-HAR-trained models are deployable: their run records the causal preprocessing from raw acc/gyro."""
+    from har_edge.config import DataConfig, RunConfig
+    from har_edge.data.datasets import prepare_windows
+
+    try:
+        root = resolve_data_root()
+    except DataError:
+        pytest.skip("no data root with uci_har (set HAR_EDGE_DATA)")
+    if not (root / "uci_har").is_dir():
+        pytest.skip(f"{root} has no uci_har folder")
+    cfg = RunConfig(data=DataConfig(dataset="uci_har", channels=("total_acc_x", "total_acc_y", "total_acc_z"), max_train_windows=60, max_test_windows=60))
+    s = prepare_windows(cfg, root)
+    assert s.preprocessing is not None and s.preprocessing.used_inputs == ("acc_x", "acc_y", "acc_z")
+    assert s.preprocessing.output_channels == s.train.channel_names
+    assert set(s.test.subject.tolist()) <= {2, 4, 9, 10, 12, 13, 18, 20, 24}
