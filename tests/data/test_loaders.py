@@ -152,3 +152,29 @@ def test_unknown_channel_selection() -> None:
     rec = load_hapt_raw(SAMPLE_ROOT)[0]
     with pytest.raises(DataError, match=r"unknown channel\(s\) \['mag_x'\]"):
         rec.select_channels(["acc_x", "mag_x"])
+
+
+def test_wisdm_through_prepare_windows(tmp_path: Path) -> None:
+    """A WISDM-like watch file (20 Hz, m/s²) → g → causal preprocessing → windows split by subject."""
+    from har_edge.config import DataConfig, PreprocessingConfig, RunConfig
+    from har_edge.data.datasets import prepare_windows
+
+    d = tmp_path / "wisdm2019_watch_accel_subset"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    subjects = [1600, 1601, 1602]
+    n = 200
+    acc = (rng.normal(0, 1, (n * 3, 3)) + [0, 0, 9.80665]).astype(np.float32)
+    act = np.tile(np.repeat(np.array([0, 3], np.int8), n // 2), 3)
+    np.savez(d / "wisdm2019_watch_accel_subset.npz", acc=acc, subject=np.repeat(subjects, n).astype(np.int16), activity=act,
+             subject_ids=np.array(subjects, np.int16), subject_offsets=np.array([0, n, 2 * n, 3 * n]),
+             activity_names=np.array(["walking", "jogging", "stairs", "sitting", "standing", "kicking_soccer_ball"]), fs_hz=np.array(20))
+    cfg = RunConfig(
+        data=DataConfig(dataset="wisdm", sample_rate_hz=20, window_samples=40, hop_samples=20, test_subjects=(1602,), validation_subjects=(1601,)),
+        preprocessing=PreprocessingConfig(output_channels=("body_acc_z", "total_acc_z"), noise_cutoff_hz=8.0),
+    )
+    s = prepare_windows(cfg, tmp_path)
+    assert s.train.X.shape[1:] == (40, 2) and set(s.train.subject) == {1600} and set(s.test.subject) == {1602}
+    assert abs(float(s.train.X[:, :, 1].mean()) - 1.0) < 0.05  # m/s² converted to g, gravity in total_acc
+    assert abs(float(s.train.X[:, :, 0].mean())) < 0.1  # and removed from body_acc
+    assert s.preprocessing is not None and s.preprocessing.used_inputs == ("acc_x", "acc_y", "acc_z")
