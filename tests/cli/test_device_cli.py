@@ -40,3 +40,30 @@ def test_doctor_checks_bundle_and_broker(float32_bundle: Path, mosquitto_broker,
 def test_doctor_reports_a_broken_bundle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor", "--bundle", str(tmp_path)]) == 1
     assert "[FAIL] bundle" in capsys.readouterr().out
+
+
+def test_run_with_declared_source_units(float32_bundle: Path, heldout_recording, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A phone CSV in m/s² and deg/s with its own column names gives the same activities as the g / rad/s one."""
+    import json
+
+    import numpy as np
+
+    rec = heldout_recording
+    n = 1500
+    t = np.arange(n) / 50.0
+    sig = rec.signals[:n].astype(np.float64)
+    std = tmp_path / "std.csv"
+    phone = tmp_path / "phone.csv"
+    std.write_text("timestamp,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n" + "\n".join(
+        ",".join(f"{v:.7f}" for v in [t[i], *sig[i]]) for i in range(n)) + "\n")
+    conv = sig * np.array([9.80665] * 3 + [180 / np.pi] * 3)
+    phone.write_text("time,ax,ay,az,gx,gy,gz\n" + "\n".join(",".join(f"{v:.7f}" for v in [t[i], *conv[i]]) for i in range(n)) + "\n")
+    cfg = tmp_path / "device.toml"
+    cfg.write_text('[source_options]\nunits = { acc = "m/s^2", gyro = "deg/s" }\n'
+                   'columns = { timestamp = "time", acc_x = "ax", acc_y = "ay", acc_z = "az", gyro_x = "gx", gyro_y = "gy", gyro_z = "gz" }\n')
+    assert main(["run", "--bundle", str(float32_bundle), "--source", f"csv:{std}", "--speed", "max"]) == 0
+    ref = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert main(["run", "--config", str(cfg), "--bundle", str(float32_bundle), "--source", f"csv:{phone}", "--speed", "max"]) == 0
+    got = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert len(got) == len(ref) > 10
+    assert [g["activity"] for g in got] == [r["activity"] for r in ref]
