@@ -60,16 +60,20 @@ def main(argv: list[str] | None = None) -> int:
     with Classifier.from_bundle(args.bundle, backend=args.backend) as clf:
         labels = clf.labels
         for name, sm in variants.items():
-            acts, truth = [], []
+            acts, truth, changes = [], [], 0
             for rec in recs:
                 times, a = stream_recording(clf, rec, sm)
                 acts += a
+                changes += sum(x != y for x, y in zip(a, a[1:]))
                 truth.append(window_truth(rec, times, clf.window_samples))
             sc = score_stream(acts, np.concatenate(truth), labels)
+            hours = sum(r.duration_s for r in recs) / 3600
+            sc["activity_changes_per_hour"] = round(changes / hours, 1)
             results[name] = sc
-            rows.append([name, round(sc["accuracy"], 4), round(sc["macro_f1"], 4), sc["windows_scored"], sc["windows_total"], sc["uncertain"]])
+            rows.append([name, round(sc["accuracy"], 4), round(sc["macro_f1"], 4), sc["windows_scored"], sc["windows_total"], sc["uncertain"],
+                         sc["activity_changes_per_hour"]])
     print(f"{len(recs)} recordings of held-out subjects {sorted({r.subject for r in recs})}, {sum(r.duration_s for r in recs) / 60:.1f} min")
-    print_table(rows, ["smoothing", "accuracy", "macro-F1", "scored", "windows", "uncertain"])
+    print_table(rows, ["smoothing", "accuracy", "macro-F1", "scored", "windows", "uncertain", "changes/hour"])
     write_json("stream_accuracy", {"bundle": args.bundle, "subjects": sorted({r.subject for r in recs}), "results": results}, args.out)
     return 0
 
