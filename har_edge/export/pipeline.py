@@ -185,7 +185,7 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
     keras_m = classification_metrics(yte, keras_probs.argmax(1), labels)
     twin = build_export_twin(model, info.config, window_samples=info.window_samples, n_channels=len(info.channel_names), n_classes=len(labels))
     rep = representative_windows(Xtr, splits.train.y, count=representative_count, seed=info.config.train.seed)
-    ref_npz = _reference_weights(model)
+    ref_npz = _reference_weights(model) if "float32" in modes else None
     report: dict[str, Any] = {
         "run_dir": str(info.run_dir),
         "n_test_windows": int(len(yte)),
