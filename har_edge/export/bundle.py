@@ -1,6 +1,12 @@
-"""The self-describing model bundle: ``model.tflite`` + ``manifest.json`` kept in sync.
+"""The self-describing model bundle: the manifest travels inside ``model.tflite``, with a ``manifest.json`` copy.
 
-Importable with numpy only (the device loads bundles without TensorFlow). The manifest holds
+Importable with numpy only (the device loads bundles without TensorFlow). Export embeds the
+manifest as the ``.tflite`` metadata entry ``har_edge_manifest`` (compact JSON), so the model file
+alone is a complete bundle, and writes the same manifest beside it as ``manifest.json`` for people
+and tools (plus ``model_sha256``, the file's hash, which a file cannot contain about itself). The
+embedded manifest carries ``weights_sha256`` (the graph's constants, see
+:func:`~har_edge.models.tflite_flatbuffer.weights_sha256`), checked at load. When both exist they
+must agree; bundles from before embedding (sidecar only) still load. The manifest holds
 everything the runtime needs: labels, rate, window, hop, channels with units and order, the causal
 preprocessing, normalisation, input/output quantisation and the model's SHA-256, which
 :func:`load_bundle` checks against the ``.tflite`` bytes so a stale or swapped model is caught.
@@ -30,13 +36,15 @@ from typing import Any
 
 from har_edge.data.normalisation import Standardiser
 from har_edge.data.preprocessing import PreprocessingSpec
-from har_edge.errors import BundleError, DataError
+from har_edge.errors import BundleError, DataError, ModelError
+from har_edge.models.tflite_flatbuffer import TfliteModel, read_tflite, weights_sha256
 
-__all__ = ["SCHEMA_VERSION", "MANIFEST_NAME", "MODEL_NAME", "Bundle", "load_bundle", "write_bundle", "sha256_bytes"]
+__all__ = ["SCHEMA_VERSION", "MANIFEST_NAME", "MODEL_NAME", "EMBEDDED_MANIFEST_KEY", "embedded_manifest_bytes", "prepare_manifest", "Bundle", "load_bundle", "write_bundle", "sha256_bytes"]
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 MODEL_NAME = "model.tflite"
+EMBEDDED_MANIFEST_KEY = "har_edge_manifest"
 _TFLITE_MAGIC = b"TFL3"
 _REQUIRED = ("schema_version", "labels", "sample_rate_hz", "window_samples", "hop_samples", "channels",
              "normalisation", "input", "output", "model_sha256", "quantization")
@@ -112,41 +120,118 @@ def _locate(path: Path) -> tuple[Path, Path]:
     return path, path.with_name(MANIFEST_NAME)
 
 
+def prepare_manifest(manifest: dict[str, Any], model_bytes: bytes) -> dict[str, Any]:
+    """``manifest`` with ``schema_version``, ``model_file`` and the model's ``weights_sha256`` set (no ``model_sha256``)."""
+    try:
+        weights = weights_sha256(read_tflite(model_bytes, where="converted model"))
+    except ModelError as exc:
+        raise BundleError(str(exc)) from exc
+    body = {k: v for k, v in manifest.items() if k != "model_sha256"}
+    return dict(body, schema_version=SCHEMA_VERSION, model_file=MODEL_NAME, weights_sha256=weights)
+
+
+def embedded_manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """The manifest as export embeds it: compact, key-sorted JSON without ``model_sha256``."""
+    body = {k: v for k, v in manifest.items() if k != "model_sha256"}
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def _parse_manifest(text: str | bytes, where: str) -> dict[str, Any]:
+    try:
+        manifest = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{where}: not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{where}: expected a JSON object")
+    return manifest
+
+
+def _embedded(model: TfliteModel, model_path: Path, digest: str) -> dict[str, Any] | None:
+    raw = model.metadata.get(EMBEDDED_MANIFEST_KEY)
+    if raw is None:
+        return None
+    where = f"{model_path} (embedded manifest)"
+    manifest = _parse_manifest(raw, where)
+    expected = manifest.get("weights_sha256")
+    actual = weights_sha256(model)
+    if expected != actual:
+        raise BundleError(f"{model_path}: weights SHA-256 {actual[:12]}… does not match the embedded manifest's "
+                          f"{str(expected)[:12]}… (the model's constants were changed or corrupted; re-export it)")
+    return dict(manifest, model_sha256=digest)
+
+
+def _check_sidecar_agrees(sidecar: dict[str, Any], manifest: dict[str, Any], manifest_path: Path, model_path: Path) -> None:
+    if sidecar.get("model_sha256") != manifest["model_sha256"]:
+        raise BundleError(
+            f"{model_path}: SHA-256 {manifest['model_sha256'][:12]}… does not match {manifest_path.name}'s "
+            f"{str(sidecar.get('model_sha256'))[:12]}… (model and manifest are out of sync; re-run `har-edge export` "
+            f"or delete {manifest_path.name}: the model carries its own manifest)")
+    differ = sorted(k for k in set(sidecar) | set(manifest) if sidecar.get(k) != manifest.get(k))
+    if differ:
+        raise BundleError(f"{manifest_path}: disagrees with the manifest embedded in {model_path.name} on {differ} "
+                          f"(edited by hand? re-run `har-edge export`, or delete {manifest_path.name})")
+
+
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:
-    """Load and validate a bundle from its directory or its ``model.tflite`` path.
+    """Load and validate a bundle from its directory or a ``.tflite`` path (the file alone suffices).
+
+    The manifest embedded in the model is used; a ``manifest.json`` beside it must agree with it.
+    A model without an embedded manifest needs ``manifest.json`` (bundles from older exports).
 
     Raises:
-        BundleError: missing file, bad JSON, missing keys, hash mismatch, or a manifest that
-            disagrees with itself (channel count vs normalisation vs input shape).
+        BundleError: missing file, not a TFLite flatbuffer, bad JSON, missing keys, hash mismatch,
+            embedded and sidecar manifests that disagree, or a manifest that disagrees with itself
+            (channel count vs normalisation vs input shape).
     """
     path = Path(path)
     model_path, manifest_path = _locate(path)
     if not model_path.is_file():
         raise BundleError(f"{model_path}: model file not found")
-    if not manifest_path.is_file():
-        raise BundleError(f"{manifest_path}: manifest not found beside {model_path.name} (export writes both)")
     data = model_path.read_bytes()
     check_tflite_bytes(data, where=str(model_path))
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{manifest_path}: not valid JSON ({exc})") from exc
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{manifest_path}: expected a JSON object")
+        model = read_tflite(data, where=str(model_path))
+    except ModelError as exc:
+        raise BundleError(str(exc)) from exc
+    digest = sha256_bytes(data)
+    sidecar = _parse_manifest(manifest_path.read_text(), str(manifest_path)) if manifest_path.is_file() else None
+    manifest = _embedded(model, model_path, digest)
+    where = manifest_path if sidecar is not None else model_path
+    if manifest is None:
+        if sidecar is None:
+            raise BundleError(f"{model_path}: no manifest embedded in the model and no {manifest_path.name} beside it "
+                              "(export with `har-edge export`, which embeds one)")
+        manifest = sidecar
+        if manifest.get("model_sha256") != digest:
+            raise BundleError(
+                f"{model_path}: SHA-256 {digest[:12]}… does not match the manifest's {str(manifest.get('model_sha256'))[:12]}… "
+                "(model and manifest are out of sync; re-run `har-edge export`)"
+            )
+    elif sidecar is not None:
+        _check_sidecar_agrees(sidecar, manifest, manifest_path, model_path)
     missing = [k for k in _REQUIRED if k not in manifest]
     if missing:
-        raise BundleError(f"{manifest_path}: missing key(s) {missing}")
+        raise BundleError(f"{where}: missing key(s) {missing}")
     if manifest["schema_version"] != SCHEMA_VERSION:
-        raise BundleError(f"{manifest_path}: schema_version {manifest['schema_version']!r}; this har-edge reads {SCHEMA_VERSION}")
-    digest = sha256_bytes(data)
-    if manifest["model_sha256"] != digest:
-        raise BundleError(
-            f"{model_path}: SHA-256 {digest[:12]}… does not match the manifest's {str(manifest['model_sha256'])[:12]}… "
-            "(model and manifest are out of sync; re-run `har-edge export`)"
-        )
+        raise BundleError(f"{where}: schema_version {manifest['schema_version']!r}; this har-edge reads {SCHEMA_VERSION}")
     bundle = Bundle(directory=model_path.parent, model_path=model_path, model_bytes=data, manifest=manifest)
-    _check_consistency(bundle, manifest_path)
+    _check_consistency(bundle, where)
+    _check_model_io(model, manifest, where)
     return bundle
+
+
+def _check_model_io(model: TfliteModel, manifest: dict[str, Any], where: Path) -> None:
+    """The manifest's input/output shape and dtype must be the model's own."""
+    for which, indices in (("input", model.inputs), ("output", model.outputs)):
+        if len(indices) != 1:
+            raise BundleError(f"{where}: the model has {len(indices)} {which} tensors; a har-edge bundle has one")
+        t = model.tensors[indices[0]]
+        declared = manifest[which]
+        if [int(d) for d in declared.get("shape", [])] != list(t.shape):
+            raise BundleError(f"{where}: {which}.shape={declared.get('shape')} but the model's {which} tensor "
+                              f"{t.name!r} is {list(t.shape)}")
+        if declared.get("dtype") not in (None, t.dtype):
+            raise BundleError(f"{where}: {which}.dtype={declared.get('dtype')!r} but the model's {which} tensor is {t.dtype}")
 
 
 def _check_consistency(bundle: Bundle, where: Path) -> None:
@@ -172,11 +257,13 @@ def _check_consistency(bundle: Bundle, where: Path) -> None:
 def write_bundle(out_dir: str | os.PathLike[str], model_bytes: bytes, manifest: dict[str, Any], *, extra_files: dict[str, bytes] | None = None) -> Bundle:
     """Write a bundle atomically: a temporary directory renamed into place, then re-loaded to validate.
 
-    ``manifest['model_sha256']`` is filled in here, so model and manifest cannot disagree.
+    ``model_bytes`` normally carries the manifest already (see :func:`prepare_manifest` and
+    :func:`har_edge.export.tflite_metadata.embed_metadata`); ``manifest.json`` is written beside it with
+    ``model_sha256`` filled in here, and the re-load checks that the two agree.
     """
     out = Path(out_dir)
     check_tflite_bytes(model_bytes, where="converted model")
-    manifest = dict(manifest, schema_version=SCHEMA_VERSION, model_file=MODEL_NAME, model_sha256=sha256_bytes(model_bytes))
+    manifest = dict(prepare_manifest(manifest, model_bytes), model_sha256=sha256_bytes(model_bytes))
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

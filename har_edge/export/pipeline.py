@@ -24,7 +24,8 @@ from har_edge.data.datasets import prepare_windows
 from har_edge.data.preprocessing import RAW_CHANNELS
 from har_edge.data.units import normalise_unit_name
 from har_edge.errors import BackendNotAvailable, ExportError, HarEdgeError
-from har_edge.export.bundle import MODEL_NAME, Bundle, sha256_bytes, write_bundle
+from har_edge.export.bundle import EMBEDDED_MANIFEST_KEY, MODEL_NAME, Bundle, embedded_manifest_bytes, prepare_manifest, sha256_bytes, write_bundle
+from har_edge.export.tflite_metadata import embed_metadata
 from har_edge.export.converter import QUANT_MODES, build_export_twin, check_deployable_ops, convert_to_tflite, list_tflite_ops, representative_windows
 from har_edge.models.evaluation import classification_metrics
 from har_edge.models.run_dir import RunInfo, load_run_info, write_json
@@ -196,7 +197,7 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
     }
     for mode in modes:
         t0 = time.monotonic()
-        data = convert_to_tflite(twin, mode, representative=rep if mode == "int8" else None)
+        data = data_plain = convert_to_tflite(twin, mode, representative=rep if mode == "int8" else None)
         ops = list_tflite_ops(data)
         check_deployable_ops(ops, cell=info.config.model.cell)
         mode_dir = stage if single else stage / mode
@@ -232,6 +233,11 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
             "seconds": round(time.monotonic() - t0, 1),
         }
         manifest["metrics"] = {"keras": report["keras"], "tflite": {k: entry[k] for k in ("test_accuracy", "test_macro_f1", "max_abs_diff_vs_keras", "argmax_agreement")}}
+        # the manifest travels inside the model (metadata entry) and beside it (manifest.json)
+        manifest = prepare_manifest(manifest, data)
+        data = embed_metadata(data, {EMBEDDED_MANIFEST_KEY: embedded_manifest_bytes(manifest)}, where=f"{mode} model")
+        entry["size_bytes"] = len(data)
+        entry["size_bytes_without_manifest"] = len(data_plain)
         bundle = write_bundle(mode_dir, data, manifest, extra_files=extra)
         if check_interpreters:
             entry["interpreters"] = _interpreter_support(bundle.model_path)
@@ -239,7 +245,7 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
         if mode == "int8" and target == "mcu":
             from har_edge.export.mcu import write_mcu_export
 
-            report["mcu"] = write_mcu_export(data, dict(manifest, model_sha256=bundle.model_sha256), stage / "mcu",
+            report["mcu"] = write_mcu_export(bundle.model_bytes, bundle.manifest, stage / "mcu",
                                              X_test_int8=Xq, y_test=yte, litert_outputs_int8=raw_int8)
         log.info("%s: accuracy %.4f (keras %.4f), %d bytes, %.3f ms/window", mode, m["accuracy"], keras_m["accuracy"], len(data), latency)
     if single:

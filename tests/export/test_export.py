@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -80,7 +81,7 @@ def test_corrupt_and_truncated_models(tiny_exports: Path, tmp_path: Path) -> Non
     shutil.copytree(tiny_exports / "float32", bad)
     data = (bad / "model.tflite").read_bytes()
     (bad / "model.tflite").write_bytes(data[: len(data) // 2])
-    with pytest.raises(BundleError, match="SHA-256 .* does not match the manifest"):
+    with pytest.raises(BundleError, match="malformed TFLite flatbuffer .*truncated or corrupted"):
         load_bundle(bad)
     (bad / "model.tflite").write_bytes(b"\x00" * 100)
     with pytest.raises(BundleError, match="not a TFLite model"):
@@ -89,14 +90,65 @@ def test_corrupt_and_truncated_models(tiny_exports: Path, tmp_path: Path) -> Non
     man = json.loads((bad / "manifest.json").read_text())
     man["window_samples"] = 128
     (bad / "manifest.json").write_text(json.dumps(man))
-    with pytest.raises(BundleError, match=r"input shape \[1, 64, 9\] disagrees with window_samples/channels \[1, 128, 9\]"):
+    with pytest.raises(BundleError, match=r"manifest.json: disagrees with the manifest embedded in model.tflite on \['window_samples'\]"):
+        load_bundle(bad)
+    (bad / "manifest.json").write_text(json.dumps(dict(man, window_samples=64, model_sha256="0" * 64)))
+    with pytest.raises(BundleError, match="out of sync"):
         load_bundle(bad)
     (bad / "manifest.json").write_text("{not json")
     with pytest.raises(BundleError, match="manifest.json: not valid JSON"):
         load_bundle(bad)
+    # a flipped bit in a weight: the embedded manifest's weights hash catches it
+    from har_edge.models.tflite_flatbuffer import read_tflite
+
+    parsed = read_tflite(data)
+    big = max(range(len(parsed.buffers)), key=lambda i: len(parsed.buffers[i]) if i not in parsed.metadata_buffers.values() else -1)
+    flipped = bytearray(data)
+    flipped[parsed.buffer_offsets[big] + 3] ^= 0x10
     (bad / "manifest.json").unlink()
-    with pytest.raises(BundleError, match="manifest not found"):
+    (bad / "model.tflite").write_bytes(bytes(flipped))
+    with pytest.raises(BundleError, match="weights SHA-256 .* does not match the embedded manifest"):
         load_bundle(bad)
+
+
+def test_the_model_file_alone_is_a_bundle(tiny_exports: Path, tmp_path: Path) -> None:
+    """The manifest travels inside model.tflite: a lone copy, renamed, loads to the same bundle."""
+    for mode in ("float32", "int8"):
+        full = load_bundle(tiny_exports / mode)
+        lone = tmp_path / f"har-{mode}.tflite"
+        shutil.copyfile(tiny_exports / mode / "model.tflite", lone)
+        b = load_bundle(lone)
+        assert b.manifest == full.manifest and b.model_sha256 == full.model_sha256
+        assert json.loads((tiny_exports / mode / "manifest.json").read_text()) == full.manifest
+        with Classifier(b) as clf, Classifier(full) as ref:
+            x = np.zeros((b.window_samples, len(b.channel_names)), np.float32)
+            np.testing.assert_array_equal(clf.probabilities_normalised(x), ref.probabilities_normalised(x))
+
+
+def test_legacy_sidecar_only_bundles_still_load(tiny_exports: Path, tmp_path: Path) -> None:
+    """A model without the embedded manifest needs manifest.json; the manifest must match the model's tensors."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from har_edge.export.bundle import EMBEDDED_MANIFEST_KEY
+
+    legacy = tmp_path / "legacy"
+    shutil.copytree(tiny_exports / "float32", legacy)
+    model = schema.ModelT.InitFromPackedBuf(bytearray((legacy / "model.tflite").read_bytes()), 0)
+    model.metadata = [m for m in model.metadata if m.name.decode() != EMBEDDED_MANIFEST_KEY]
+    plain = flatbuffer_utils.convert_object_to_bytearray(model)
+    man = json.loads((legacy / "manifest.json").read_text())
+    (legacy / "model.tflite").write_bytes(plain)
+    (legacy / "manifest.json").write_text(json.dumps(dict(man, model_sha256=hashlib.sha256(plain).hexdigest())))
+    assert load_bundle(legacy).manifest["labels"] == man["labels"]
+    (legacy / "manifest.json").write_text(json.dumps(dict(man, model_sha256=hashlib.sha256(plain).hexdigest(),
+                                                          window_samples=32, input=dict(man["input"], shape=[1, 32, 9]),
+                                                          normalisation=man["normalisation"])))
+    with pytest.raises(BundleError, match=r"input.shape=\[1, 32, 9\] but the model's input tensor .* is \[1, 64, 9\]"):
+        load_bundle(legacy)
+    (legacy / "manifest.json").unlink()
+    with pytest.raises(BundleError, match="no manifest embedded in the model and no manifest.json beside it"):
+        load_bundle(legacy)
 
 
 def test_export_errors_leave_no_bundle(tiny_run: Path, tmp_path: Path) -> None:

@@ -1,0 +1,121 @@
+"""Embed named metadata entries (the bundle manifest) into a ``.tflite`` file, so one file travels.
+
+Export-time only: it repacks the flatbuffer with TensorFlow's generated schema and the ``flatbuffers``
+package (both come with the ``train`` extra). Reading the entries back needs neither:
+:func:`har_edge.models.tflite_flatbuffer.read_tflite` does it with numpy only, on the device.
+
+The repack keeps every tensor, operator and buffer; it places each buffer's data on a 16-byte
+boundary (the schema's ``force_align: 16``; the converter itself only guarantees 4), and it is
+checked by re-reading the result and comparing it with the input, entry by entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from har_edge.errors import BackendNotAvailable, ExportError, ModelError
+from har_edge.models.tflite_flatbuffer import TfliteModel, read_tflite, weights_sha256
+
+__all__ = ["embed_metadata"]
+
+_FILE_IDENTIFIER = b"TFL3"
+_DATA_ALIGN = 16
+
+
+class _AlignedBuffer:
+    """Packs like the schema's ``BufferT`` but puts the data on a 16-byte boundary."""
+
+    def __init__(self, buffer: Any, schema: Any) -> None:
+        self.data = None if buffer.data is None else bytes(bytearray(buffer.data))
+        self.offset = int(buffer.offset or 0)
+        self.size = int(buffer.size or 0)
+        self._schema = schema
+
+    def Pack(self, builder: Any) -> int:  # noqa: N802 - the generated code's protocol
+        data_offset = None
+        if self.data is not None:
+            n = len(self.data)
+            builder.StartVector(1, n, _DATA_ALIGN)
+            builder.head = builder.Head() - n
+            builder.Bytes[builder.Head():builder.Head() + n] = self.data
+            data_offset = builder.EndVector()
+        s = self._schema
+        s.BufferStart(builder)
+        if data_offset is not None:
+            s.BufferAddData(builder, data_offset)
+        s.BufferAddOffset(builder, self.offset)
+        s.BufferAddSize(builder, self.size)
+        return int(s.BufferEnd(builder))
+
+
+def _modules() -> tuple[Any, Any]:
+    try:
+        import flatbuffers  # type: ignore[import-untyped]
+        from tensorflow.lite.python import schema_py_generated as schema  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise BackendNotAvailable(
+            f"embedding metadata needs TensorFlow's TFLite schema and flatbuffers ({exc}); "
+            "install the training extra: pip install 'har-edge[train]'"
+        ) from exc
+    return flatbuffers, schema
+
+
+def embed_metadata(tflite_bytes: bytes, entries: dict[str, bytes], *, where: str = "model") -> bytes:
+    """Return ``tflite_bytes`` with ``entries`` stored as named metadata buffers (replacing same-named ones).
+
+    Raises:
+        ExportError: the input is not a readable model, or the repacked model differs from it.
+        BackendNotAvailable: TensorFlow (its TFLite schema) or flatbuffers is not installed.
+    """
+    try:
+        before = read_tflite(tflite_bytes, where=where)
+    except ModelError as exc:
+        raise ExportError(str(exc)) from exc
+    flatbuffers, schema = _modules()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite_bytes), 0)
+    if any(int(b.offset or 0) > 1 for b in model.buffers or []):
+        raise ExportError(f"{where}: models with external buffers (buffer offsets) cannot be repacked here")
+    model.metadata = list(model.metadata or [])
+    model.buffers = list(model.buffers or [])
+    for name, payload in entries.items():
+        existing = [m for m in model.metadata if (m.name.decode() if isinstance(m.name, bytes) else m.name) == name]
+        if existing:
+            model.buffers[existing[0].buffer].data = bytearray(payload)
+            continue
+        buf = schema.BufferT()
+        buf.data = bytearray(payload)
+        model.buffers.append(buf)
+        meta = schema.MetadataT()
+        meta.name = name
+        meta.buffer = len(model.buffers) - 1
+        model.metadata.append(meta)
+    model.buffers = [_AlignedBuffer(b, schema) for b in model.buffers]
+    builder = flatbuffers.Builder(len(tflite_bytes) + sum(len(p) for p in entries.values()) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=_FILE_IDENTIFIER)
+    out = bytes(builder.Output())
+    _check_same_graph(before, out, entries, where)
+    return out
+
+
+def _check_same_graph(before: TfliteModel, out: bytes, entries: dict[str, bytes], where: str) -> None:
+    after = read_tflite(out, where=f"{where} (with metadata)")
+    problems = []
+    if after.tensors != before.tensors:
+        problems.append("tensors")
+    if after.operators != before.operators or after.opcodes != before.opcodes:
+        problems.append("operators")
+    if (after.inputs, after.outputs) != (before.inputs, before.outputs):
+        problems.append("inputs/outputs")
+    if weights_sha256(after) != weights_sha256(before):
+        problems.append("buffers")
+    for name, payload in entries.items():
+        if after.metadata.get(name) != payload:
+            problems.append(f"metadata {name!r}")
+    for name, payload in before.metadata.items():
+        if name not in entries and after.metadata.get(name) != payload:
+            problems.append(f"metadata {name!r}")
+    misaligned = [i for i, (o, b) in enumerate(zip(after.buffer_offsets, after.buffers)) if b and o is not None and o % _DATA_ALIGN]
+    if misaligned:
+        problems.append(f"alignment of buffers {misaligned[:5]}")
+    if problems:
+        raise ExportError(f"{where}: embedding metadata changed the model ({', '.join(problems)}); not written")
