@@ -55,7 +55,7 @@ def load_device_config(path: str | None) -> dict[str, Any]:
 
 def add_run_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="classify a sensor stream with a bundle; print JSON lines or publish over MQTT")
-    p.add_argument("--bundle", help="bundle directory or its model.tflite (manifest.json beside it)")
+    p.add_argument("--bundle", help="bundle directory, or a model.tflite exported by har-edge (it carries its manifest)")
     p.add_argument("--source", help="csv:PATH | stdin | mqtt://host:port/topic | i2c:mpu6050[@bus:addr] | i2c:adxl345[@bus:addr]")
     p.add_argument("--speed", help="csv replay pace: 1 = real time (default), N = N× faster, max = as fast as possible")
     p.add_argument("--broker", help="mqtt://[user:pass@]host:port (mqtts:// for TLS); without it, JSON lines go to stdout")

@@ -64,3 +64,21 @@ def test_expected_backend_is_picked_first() -> None:
     from har_edge.runtime.interpreter import load_interpreter_class
 
     assert load_interpreter_class()[0] == os.environ["HAR_EDGE_EXPECT_BACKEND"]
+
+
+def test_a_lone_model_file_runs_without_tensorflow(float32_bundle: Path, heldout_csv: Path, tmp_path: Path) -> None:
+    """The manifest is embedded in model.tflite: a copy of that one file is enough on the device."""
+    import shutil
+
+    lone = tmp_path / "har-model.tflite"
+    shutil.copyfile(float32_bundle / "model.tflite", lone)
+    p = _run(
+        "from har_edge.cli import main\n"
+        f"rc = main(['run', '--bundle', {str(lone)!r}, '--source', 'csv:{heldout_csv}', '--speed', 'max'])\n"
+        "assert not any(k.split('.')[0] in ('tensorflow', 'tf_keras') for k in sys.modules)\n"
+        "sys.exit(rc)\n"
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    sidecar = json.loads((float32_bundle / "manifest.json").read_text())
+    assert len(lines) > 100 and sidecar["model_sha256"].startswith(lines[0]["model_hash"])
