@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     recs = [r for r in load_recordings(DataConfig(dataset="hapt_raw"), resolve_data_root(args.data_root)) if r.subject in UCI_TEST_SUBJECTS]
     variants = {
         "no smoothing": SmoothingConfig(method="none", confidence_floor=0.0),
-        "mean of 3 (default), floor 0.5": SmoothingConfig(),
+        "default (mean of 2, no floor)": SmoothingConfig(),
+        "mean of 3, floor 0.5 (the old default)": SmoothingConfig(method="mean", window=3, confidence_floor=0.5),
         "vote 2 of 3, no floor": SmoothingConfig(method="vote", window=3, votes=2, confidence_floor=0.0),
     }
     rows, results = [], {}

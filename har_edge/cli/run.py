@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from har_edge.errors import ConfigError, HarEdgeError
+from har_edge.runtime.smoothing import SmoothingConfig
 
 __all__ = ["add_run_parsers", "cmd_run", "cmd_doctor", "load_device_config"]
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 _DEFAULTS: dict[str, Any] = {
     "bundle": None, "source": None, "backend": "auto", "speed": "1", "broker": None, "device_id": "har-edge",
     "topic_prefix": "har", "qos": 1, "state_dir": None, "stats_interval_s": 60.0, "chunk_samples": None,
-    "smoothing": {"method": "mean", "window": 3, "votes": 2, "confidence_floor": 0.5},
+    "smoothing": dataclasses.asdict(SmoothingConfig()),
     "mqtt": {}, "source_options": {},
 }
 
@@ -107,7 +108,6 @@ def _mqtt_config(cfg: dict[str, Any], broker: str) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from har_edge.runtime.classifier import Classifier
-    from har_edge.runtime.smoothing import SmoothingConfig
     from har_edge.runtime.sources import open_source
     from har_edge.runtime.stream import StreamClassifier
     from har_edge.transport.service import PublisherSink, StdoutSink, run_service
