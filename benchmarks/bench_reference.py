@@ -8,12 +8,16 @@ converts a ``batch_size=1`` twin of the same architecture to a float32 ``.tflite
   (``infer_window``, the streaming case) and LiteRT one window per ``invoke()`` (its model has batch 1);
 * agreement: max |Δp| and argmax agreement between NumPy, LiteRT and Keras, and each one's accuracy;
   also NumPy with ``lstm_cell_clip=10`` against LiteRT (the converted fused LSTM clips its cell state
-  at ±10, Keras does not, so a few windows differ between Keras and LiteRT by ~1e-2).
+  at ±10, Keras does not, so a few windows differ between Keras and LiteRT by ~1e-2);
+* with ``--tflite BUNDLE`` (repeatable): the reference read back from that exported ``.tflite``
+  (:func:`~har_edge.models.reference_tflite.reference_from_tflite`, float32 / float16 / dynamic)
+  against LiteRT running the same file.
 
 Run::
 
     OPENBLAS_NUM_THREADS=1 HAR_EDGE_DATA=../shared/data \\
-        .venv/bin/python benchmarks/bench_reference.py runs/uci9 --threads 1
+        .venv/bin/python benchmarks/bench_reference.py runs/uci9 --threads 1 \
+        --tflite runs/final/bundle_uci_har_9ch
 
 ``OPENBLAS_NUM_THREADS`` must be set in the environment (NumPy reads it at import); ``--threads``
 is LiteRT's ``num_threads``. Writes JSON to ``--out`` (default ``benchmarks/results/reference.json``).
@@ -40,6 +44,7 @@ from har_edge.errors import HarEdgeError
 from har_edge.models.builders import build_classifier
 from har_edge.models.keras_backend import import_tensorflow
 from har_edge.models.reference import ReferenceModel
+from har_edge.models.reference_tflite import reference_from_tflite
 from har_edge.models.run_dir import load_run_info
 from har_edge.models.training import load_keras_model, predict_probabilities
 
@@ -85,7 +90,27 @@ def _agreement(a: NDArray[np.floating], b: NDArray[np.floating]) -> dict[str, fl
             "argmax_agreement": float((a.argmax(1) == b.argmax(1)).mean())}
 
 
-def run(run_dir: Path, data_root: Path, *, threads: int, repeats: int, batch_size: int, single_windows: int) -> dict[str, Any]:
+def _tflite_rows(bundles: list[Path], X: NDArray[np.float32], y: NDArray[Any], threads: int) -> dict[str, Any]:
+    """For each exported bundle: the reference read from its ``.tflite`` vs LiteRT running that file."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from har_edge.export.bundle import load_bundle
+
+    rows: dict[str, Any] = {}
+    for path in bundles:
+        bundle = load_bundle(path)
+        log.info("reference from %s vs litert", bundle.model_path)
+        p_ref = reference_from_tflite(bundle.model_bytes, where=str(bundle.model_path)).predict_proba(X)
+        interpreter = Interpreter(model_content=bundle.model_bytes, num_threads=threads)
+        interpreter.allocate_tensors()
+        p_lite = _litert_predict(interpreter, X)
+        rows[str(path)] = {**_agreement(p_ref, p_lite), "reference_accuracy": float((p_ref.argmax(1) == y).mean()),
+                           "litert_accuracy": float((p_lite.argmax(1) == y).mean())}
+    return rows
+
+
+def run(run_dir: Path, data_root: Path, *, threads: int, repeats: int, batch_size: int, single_windows: int,
+        tflite_bundles: list[Path] | None = None) -> dict[str, Any]:
     """Measure everything; returns the JSON-able result."""
     info = load_run_info(run_dir)
     splits = prepare_windows(info.config, data_root)
@@ -151,6 +176,7 @@ def run(run_dir: Path, data_root: Path, *, threads: int, repeats: int, batch_siz
             "numpy64_vs_keras": _agreement(p_np64, p_keras),
             "numpy_cell_clip10_vs_litert": _agreement(p_clip, p_lite),
         },
+        "tflite_reader_vs_litert": _tflite_rows(tflite_bundles or [], X, y, threads),
     }
 
 
@@ -165,6 +191,9 @@ def format_table(result: dict[str, Any]) -> str:
                  f"numpy one-window / litert: {result['ratio_numpy_one_window_over_litert']:.2f}x")
     for name, d in result["agreement"].items():
         lines.append(f"{name:<28} max |dp| {d['max_abs_diff']:.2e}   argmax agreement {d['argmax_agreement']:.4f}")
+    for name, d in result.get("tflite_reader_vs_litert", {}).items():
+        lines.append(f"from {name}: max |dp| {d['max_abs_diff']:.2e}   argmax agreement {d['argmax_agreement']:.4f}   "
+                     f"accuracy {d['reference_accuracy']:.4f} (litert {d['litert_accuracy']:.4f})")
     return "\n".join(lines)
 
 
@@ -177,11 +206,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats; the best is reported (default 3)")
     parser.add_argument("--batch-size", type=int, default=512, help="NumPy windows per chunk (default 512)")
     parser.add_argument("--single-windows", type=int, default=300, help="windows timed one at a time in NumPy (default 300)")
+    parser.add_argument("--tflite", type=Path, action="append", default=[], metavar="BUNDLE",
+                        help="an exported bundle (directory or .tflite) of this run to read back into the reference "
+                             "and compare with LiteRT; repeatable")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         result = run(args.run_dir, resolve_data_root(args.data_root), threads=args.threads, repeats=args.repeats,
-                     batch_size=args.batch_size, single_windows=args.single_windows)
+                     batch_size=args.batch_size, single_windows=args.single_windows,
+                     tflite_bundles=args.tflite)
     except HarEdgeError as exc:
         log.error("error: %s", exc)
         return 1

@@ -102,6 +102,8 @@ def _mqtt_config(cfg: dict[str, Any], broker: str) -> Any:
     for k in ("tls_ca_path", "tls_cert_path", "tls_key_path", "outbox_path"):
         if extra.get(k):
             extra[k] = Path(extra[k])
+    if "tls" not in extra and str(broker).lower().startswith(("mqtts://", "ssl://")):
+        extra["tls"] = True  # the URL's scheme turns TLS on: [mqtt] tls_* files need no separate tls = true
     base = MqttConfig(**{**extra, "device_id": cfg["device_id"], "topic_prefix": cfg["topic_prefix"], "qos": int(cfg["qos"])})
     return parse_broker_url(broker, base=base)
 
@@ -235,11 +237,13 @@ def _check_broker(mcfg: Any, timeout_s: float = 5.0) -> tuple[bool, str, str]:
         result["rc"] = reason_code
         done.set()
 
+    from har_edge.transport.mqtt import apply_credentials_and_tls
+
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    if mcfg.username:
-        c.username_pw_set(mcfg.username, mcfg.password)
-    if mcfg.tls:
-        c.tls_set(ca_certs=str(mcfg.tls_ca_path) if mcfg.tls_ca_path else None)
+    try:
+        apply_credentials_and_tls(c, mcfg)
+    except ConfigError as exc:
+        return False, "broker", str(exc)
     c.on_connect = on_connect
     try:
         c.connect(mcfg.host, mcfg.port, keepalive=10)

@@ -258,7 +258,7 @@ def write_bundle(out_dir: str | os.PathLike[str], model_bytes: bytes, manifest: 
     """Write a bundle atomically: a temporary directory renamed into place, then re-loaded to validate.
 
     ``model_bytes`` normally carries the manifest already (see :func:`prepare_manifest` and
-    :func:`har_edge.export.tflite_metadata.embed_metadata`); ``manifest.json`` is written beside it with
+    :func:`har_edge.export.tflite_rewrite.embed_metadata`); ``manifest.json`` is written beside it with
     ``model_sha256`` filled in here, and the re-load checks that the two agree.
     """
     out = Path(out_dir)

@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from har_edge.errors import BackendNotAvailable, BundleError, DataError, ExportError
+from har_edge.errors import BundleError, DataError, ExportError, ModelError
 from har_edge.export.tflm_host import _align, _verify, measure_arena, probe_arena, run_tflm
+from har_edge.models.tflite_flatbuffer import TfliteModel, read_tflite
 
 __all__ = [
     "OP_RESOLVER_METHODS",
@@ -171,36 +172,16 @@ def _c_rows(rows: NDArray[np.float64], indent: str = "    ") -> str:
 # --------------------------------------------------------------------------- flatbuffer
 
 
-def _schema() -> Any:
+def _parse_model(tflite_bytes: bytes) -> TfliteModel:
     try:
-        from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
-    except ImportError as exc:
-        raise BackendNotAvailable('tflite-micro is needed for the MCU export: pip install "har-edge[train]"') from exc
-    return schema
-
-
-def _parse_model(tflite_bytes: bytes) -> Any:
-    if len(tflite_bytes) < 8 or tflite_bytes[4:8] != b"TFL3":
-        raise ExportError(f"model is not a TFLite flatbuffer (identifier {tflite_bytes[4:8]!r}, expected b'TFL3')")
-    return _schema().Model.GetRootAsModel(tflite_bytes, 0)
+        return read_tflite(tflite_bytes, where="int8 model")
+    except ModelError as exc:
+        raise ExportError(str(exc)) from exc
 
 
 def model_ops(tflite_bytes: bytes) -> list[str]:
     """Sorted op names the model uses: builtin names (``"FULLY_CONNECTED"``) or ``"CUSTOM:<code>"``."""
-    schema = _schema()
-    model = _parse_model(tflite_bytes)
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    ops: set[str] = set()
-    for g in range(model.SubgraphsLength()):
-        sub = model.Subgraphs(g)
-        for o in range(sub.OperatorsLength()):
-            code = model.OperatorCodes(sub.Operators(o).OpcodeIndex())
-            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-            if builtin == schema.BuiltinOperator.CUSTOM:
-                ops.add("CUSTOM:" + (code.CustomCode() or b"").decode("utf-8", "replace"))
-            else:
-                ops.add(names.get(builtin, f"BUILTIN_{builtin}"))
-    return sorted(ops)
+    return sorted({op.opcode for op in _parse_model(tflite_bytes).operators})
 
 
 def resolver_methods(ops: list[str]) -> list[str]:
@@ -218,25 +199,18 @@ def resolver_methods(ops: list[str]) -> list[str]:
     return methods
 
 
-def _io_tensor(model: Any, which: str) -> dict[str, Any]:
-    schema = _schema()
-    sub = model.Subgraphs(0)
-    count = sub.InputsLength() if which == "input" else sub.OutputsLength()
-    if count != 1:
-        raise ExportError(f"model has {count} {which} tensors; the MCU export expects exactly 1")
-    t = sub.Tensors(sub.Inputs(0) if which == "input" else sub.Outputs(0))
-    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-    q = t.Quantization()
-    scale = q.ScaleAsNumpy() if q is not None and q.ScaleLength() else np.zeros(0)
-    zp = q.ZeroPointAsNumpy() if q is not None and q.ZeroPointLength() else np.zeros(0)
-    return {"shape": [int(d) for d in t.ShapeAsNumpy()], "dtype": types.get(t.Type(), str(t.Type())).lower(),
-            "scale": [float(s) for s in np.atleast_1d(scale)], "zero_point": [int(z) for z in np.atleast_1d(zp)]}
+def _io_tensor(model: TfliteModel, which: str) -> dict[str, Any]:
+    indices = model.inputs if which == "input" else model.outputs
+    if len(indices) != 1:
+        raise ExportError(f"model has {len(indices)} {which} tensors; the MCU export expects exactly 1")
+    t = model.tensors[indices[0]]
+    return {"shape": list(t.shape), "dtype": t.dtype, "scale": list(t.scale), "zero_point": list(t.zero_point)}
 
 
 # --------------------------------------------------------------------------- manifest → headers
 
 
-def _check_manifest(manifest: dict[str, Any], model: Any, sha256: str) -> None:
+def _check_manifest(manifest: dict[str, Any], model: TfliteModel, sha256: str) -> None:
     missing = [k for k in _MANIFEST_KEYS if k not in manifest]
     if missing:
         raise BundleError(f"manifest lacks key(s) {missing}; the MCU export needs {list(_MANIFEST_KEYS)}")
@@ -277,7 +251,7 @@ def _preprocessing_block(manifest: dict[str, Any]) -> str:
     """C++ for the causal preprocessing constants (or for the raw channel map without it)."""
     from har_edge.data.preprocessing import PreprocessingSpec
     from har_edge.data.units import unit_scale
-    from scipy import signal as sps
+    from scipy import signal as sps  # type: ignore[import-untyped]
 
     names = [c["name"] for c in manifest["channels"]]
     pre = manifest.get("preprocessing")
@@ -412,8 +386,13 @@ def write_mcu_export(tflite_bytes: bytes, manifest: dict[str, Any], out_dir: Pat
 
     Returns:
         Report dict: ``arena_bytes``, ``arena_bytes_measured``, ``arena_margin``, ``ops``, ``files``,
-        ``model_bytes``, ``tflm`` (``accuracy``, ``max_abs_diff_steps``, ``p99_abs_diff_steps``,
-        ``frac_within_1_step``, ``argmax_agreement``, ``n``, ``passed`` = max diff <= 1 step; ``n`` = 0 and ``None`` values without ``X_test_int8``) and ``note``.
+        ``model_bytes``, ``tflm`` and ``note``. ``tflm`` (``tflm_host.verify_tflm``): ``n``, ``accuracy``,
+        ``max_abs_diff_steps``, ``p99_abs_diff_steps``, ``frac_within_1_step``, ``argmax_agreement`` (TFLM
+        vs ``litert_outputs_int8``, also as ``vs_litert_default``), ``passed`` = that max diff <= 1 step;
+        ``vs_litert_reference`` (vs LiteRT's reference kernels), ``litert_reference_vs_default``,
+        ``kernel_diagnosis`` (per-op max diff vs the reference kernels on the first 200 windows and the
+        fused LSTM's per-time-step profile), ``reference_unavailable`` / ``diagnosis_unavailable``
+        (reasons when ``None``); ``n`` = 0 and ``None`` values without ``X_test_int8``.
 
     Raises:
         BundleError: manifest missing keys or inconsistent with the model.
@@ -451,10 +430,7 @@ def write_mcu_export(tflite_bytes: bytes, manifest: dict[str, Any], out_dir: Pat
     written = [*files, "har_preprocess.h"]
     logger.info("wrote MCU sources %s to %s (arena %d bytes)", written, out_dir, arena_bytes)
 
-    tflm: dict[str, Any] = {"n": 0, "accuracy": None, "max_abs_diff_steps": None, "p99_abs_diff_steps": None,
-                            "frac_within_1_step": None, "argmax_agreement": None, "passed": None}
-    if X_test_int8 is not None:
-        tflm = _verify(tflite_bytes, X_test_int8, y_test, litert_outputs_int8, arena_bytes, manifest)
+    tflm = _verify(tflite_bytes, X_test_int8, y_test, litert_outputs_int8, arena_bytes, manifest)
     return {
         "arena_bytes": arena_bytes,
         "arena_bytes_measured": measured,

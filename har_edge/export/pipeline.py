@@ -25,8 +25,8 @@ from har_edge.data.preprocessing import RAW_CHANNELS
 from har_edge.data.units import normalise_unit_name
 from har_edge.errors import BackendNotAvailable, ExportError, HarEdgeError
 from har_edge.export.bundle import EMBEDDED_MANIFEST_KEY, MODEL_NAME, Bundle, embedded_manifest_bytes, prepare_manifest, sha256_bytes, write_bundle
-from har_edge.export.tflite_metadata import embed_metadata
 from har_edge.export.converter import QUANT_MODES, build_export_twin, check_deployable_ops, convert_to_tflite, list_tflite_ops, representative_windows
+from har_edge.export.tflite_rewrite import embed_metadata, set_lstm_cell_clip
 from har_edge.models.evaluation import classification_metrics
 from har_edge.models.run_dir import RunInfo, load_run_info, write_json
 from har_edge.models.training import load_keras_model, predict_probabilities
@@ -197,9 +197,17 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
     }
     for mode in modes:
         t0 = time.monotonic()
-        data = data_plain = convert_to_tflite(twin, mode, representative=rep if mode == "int8" else None)
+        data = convert_to_tflite(twin, mode, representative=rep if mode == "int8" else None)
         ops = list_tflite_ops(data)
         check_deployable_ops(ops, cell=info.config.model.cell)
+        # The converter writes cell_clip=10 into the fused LSTM; Keras never clips. Float modes clear
+        # it so they compute what the trained model computes; int8 keeps it (its int16 cell state is
+        # calibrated with the clip in place).
+        cell_clip = 10.0 if "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops else None
+        if cell_clip is not None and mode != "int8":
+            data, _ = set_lstm_cell_clip(data, 0.0, where=f"{mode} model")
+            cell_clip = 0.0
+        data_plain = data
         mode_dir = stage if single else stage / mode
         probe = TfliteRunner(data, where=f"{mode} model")
         manifest = build_manifest(info, mode, probe, {"keras": report["keras"]})
@@ -222,6 +230,7 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
             "accuracy_drop_pp": round((keras_m["accuracy"] - m["accuracy"]) * 100, 3),
             "size_bytes": len(data),
             "ops": ops,
+            "lstm_cell_clip": cell_clip,
             "max_abs_diff_vs_keras": float(np.abs(probs - keras_probs).max()),
             "p99_abs_diff_vs_keras": float(np.percentile(np.abs(probs - keras_probs).max(axis=1), 99)),
             "argmax_agreement": float((probs.argmax(1) == keras_probs.argmax(1)).mean()),
@@ -263,9 +272,8 @@ def _reference_weights(model: Any) -> bytes | None:
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / REFERENCE_WEIGHTS_NAME
-            # the converter writes cellClip=10 into the fused LSTM op (Keras has no clip): the
-            # device's numpy backend mirrors the .tflite it ships with, so clip the same way
-            ReferenceModel.from_keras(model, lstm_cell_clip=10.0).save_npz(path)
+            # float exports clear the converter's cell clip (see _export_into), so no clip here either
+            ReferenceModel.from_keras(model, lstm_cell_clip=None).save_npz(path)
             return path.read_bytes()
     except (ImportError, HarEdgeError, AttributeError, TypeError) as exc:
         log.warning("numpy reference weights not written: %s", exc)

@@ -3,8 +3,11 @@
 ``measure_arena`` finds the smallest tensor arena with which the TFLite Micro Python interpreter
 allocates and invokes a model, by parallel bisection; every probe runs in its own subprocess (a
 too-small arena can segfault). ``run_tflm`` runs quantised test windows through TFLM (host) and
-``_verify`` compares its outputs with the labels and with LiteRT for ``write_mcu_export``
-(``har_edge.export.mcu``). The host is 64-bit: a 32-bit MCU build needs somewhat different sizes.
+``verify_tflm`` (``_verify`` for ``write_mcu_export`` in ``har_edge.export.mcu``) compares its
+outputs with the labels, with LiteRT's default and reference kernels, and diagnoses per operator and
+per LSTM time step where TFLM and LiteRT part (``har_edge.export.tflm_parity``; ``run_tflm_tensors``
+collects TFLM's intermediate tensors). The host is 64-bit: a 32-bit MCU build needs somewhat
+different sizes.
 """
 
 from __future__ import annotations
@@ -26,11 +29,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from har_edge.errors import BackendNotAvailable, ExportError
+from har_edge.export.tflm_parity import (DIAGNOSE_WINDOWS, compare_outputs, diagnose, explain_difference,
+                                         litert_int8_outputs, litert_op_tensors)
 
 __all__ = [
     "measure_arena",
     "probe_arena",
     "run_tflm",
+    "run_tflm_tensors",
+    "verify_tflm",
 ]
 
 logger = logging.getLogger("har_edge.export.mcu")  # split out of mcu.py: same logger as before
@@ -49,7 +56,9 @@ from tflite_micro.python.tflite_micro import runtime
 mode, model_path, arena = sys.argv[1], sys.argv[2], int(sys.argv[3])
 with open(model_path, "rb") as f:
     model = f.read()
-interp = runtime.Interpreter.from_bytes(model, arena_size=arena)
+config = runtime.InterpreterConfig
+config = config.kPreserveAllTensors if mode == "tensors" else config.kAllocationRecording
+interp = runtime.Interpreter.from_bytes(model, arena_size=arena, intrepreter_config=config)  # sic
 if mode in ("probe", "hint"):
     d = interp.get_input_details(0)
     interp.reset()
@@ -60,13 +69,20 @@ if mode in ("probe", "hint"):
         interp.print_allocations()
 else:
     x = np.load(sys.argv[4])
+    tensors = [int(t) for t in sys.argv[6].split(",")] if mode == "tensors" else []
     out = []
     for window in x:
         interp.reset()  # the fused LSTM keeps its state between invokes
         interp.set_input(np.ascontiguousarray(window[None]), 0)
         interp.invoke()
-        out.append(np.array(interp.get_output(0)).reshape(-1))
-    np.save(sys.argv[5], np.stack(out))
+        if mode == "tensors":
+            out.append([np.array(interp.GetTensor(t, 0)["tensor_data"], copy=True) for t in tensors])
+        else:
+            out.append(np.array(interp.get_output(0)).reshape(-1))
+    if mode == "tensors":
+        np.savez(sys.argv[5], **{f"t{t}": np.stack([w[k] for w in out]) for k, t in enumerate(tensors)})
+    else:
+        np.save(sys.argv[5], np.stack(out))
 sys.stdout.write("ok\n")
 """
 
@@ -170,32 +186,112 @@ def run_tflm(tflite_bytes: bytes, x_int8: NDArray[np.int8], *, arena_bytes: int)
             raise ExportError(f"TFLite Micro run failed (exit code {proc.returncode}): {' | '.join(tail)}")
         return np.load(y_path).astype(np.int8)
 
+
+def run_tflm_tensors(tflite_bytes: bytes, x_int8: NDArray[np.int8], tensors: list[int], *,
+                     arena_bytes: int) -> dict[int, NDArray[Any]]:
+    """Run windows ``(n, T, C)`` int8 through TFLM (host) with all tensors preserved; state reset per window.
+
+    Returns ``{index: (n, *tensor_shape)}`` for the model tensor indices ``tensors``. Preserving every
+    tensor needs more than ``arena_bytes`` (the plain arena); the caller adds the tensors' sizes.
+    One subprocess for all windows.
+    """
+    _require_tflm()
+    if not tensors:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="har_mcu_") as tmp:
+        model_path, x_path, y_path = Path(tmp) / "model.tflite", Path(tmp) / "x.npy", Path(tmp) / "t.npz"
+        model_path.write_bytes(tflite_bytes)
+        np.save(x_path, np.ascontiguousarray(x_int8, dtype=np.int8))
+        proc = _run_worker(["tensors", str(model_path), str(int(arena_bytes)), str(x_path), str(y_path),
+                            ",".join(str(int(t)) for t in tensors)], _PROBE_TIMEOUT_S + 0.1 * len(x_int8))
+        if proc.returncode != 0 or not y_path.exists():
+            tail = (proc.stderr or "").strip().splitlines()[-3:]
+            raise ExportError(f"TFLite Micro tensor dump failed (exit code {proc.returncode}): {' | '.join(tail)}")
+        with np.load(y_path) as z:
+            return {int(k[1:]): z[k] for k in z.files}
+
+
 # --------------------------------------------------------------------------- verification
 
 
-def _verify(tflite_bytes: bytes, x: NDArray[np.int8], y: NDArray[Any] | None, ref: NDArray[Any] | None,
-            arena_bytes: int, manifest: dict[str, Any]) -> dict[str, Any]:
+def _empty_report(n: int = 0) -> dict[str, Any]:
+    return {"n": n, "accuracy": None, "max_abs_diff_steps": None, "p99_abs_diff_steps": None,
+            "frac_within_1_step": None, "argmax_agreement": None, "passed": None,
+            "vs_litert_default": None, "vs_litert_reference": None, "litert_reference_vs_default": None,
+            "reference_unavailable": None, "kernel_diagnosis": None, "diagnosis_unavailable": None}
+
+
+def _kernel_diagnosis(tflite_bytes: bytes, x: NDArray[np.int8], arena_bytes: int) -> dict[str, Any]:
+    ops, litert = litert_op_tensors(tflite_bytes, x)
+    tensors = sorted(litert)
+    extra = sum(_align(a[0].nbytes) for a in litert.values())  # preserved tensors are not overlaid
+    arena = _align(arena_bytes + 2 * extra + 16 * 1024)
+    try:
+        tflm = run_tflm_tensors(tflite_bytes, x, tensors, arena_bytes=arena)
+    except ExportError:
+        tflm = run_tflm_tensors(tflite_bytes, x, tensors, arena_bytes=4 * arena)
+    return diagnose(ops, litert, tflm)
+
+
+def verify_tflm(tflite_bytes: bytes, x: NDArray[np.int8] | None, *, y: NDArray[Any] | None = None,
+                litert_default: NDArray[Any] | None = None, arena_bytes: int,
+                diagnose_windows: int = DIAGNOSE_WINDOWS) -> dict[str, Any]:
+    """Run windows ``x`` ``(n, T, C)`` int8 under TFLM (host) and compare with labels and LiteRT.
+
+    Args:
+        y: labels ``(n,)`` (or one-hot ``(n, K)``) for ``accuracy``.
+        litert_default: LiteRT's default int8 outputs ``(n, K)``; the top-level difference keys,
+            ``vs_litert_default`` and ``passed`` (max diff <= 1 step) refer to them.
+        arena_bytes: tensor arena for TFLM.
+        diagnose_windows: the first this many windows get the per-op / per-LSTM-step diagnosis (0: none).
+
+    Returns:
+        ``n``, ``accuracy``, ``max_abs_diff_steps``, ``p99_abs_diff_steps``, ``frac_within_1_step``,
+        ``argmax_agreement``, ``passed``; ``vs_litert_default``, ``vs_litert_reference`` (LiteRT
+        ``BUILTIN_REF`` kernels, no delegate) and ``litert_reference_vs_default``, each a dict of those
+        four difference keys; ``kernel_diagnosis`` (see ``tflm_parity.diagnose``). ``None`` where not
+        computed, with the reason in ``reference_unavailable`` / ``diagnosis_unavailable``.
+    """
+    if x is None:
+        return _empty_report()
     out = run_tflm(tflite_bytes, x, arena_bytes=arena_bytes).astype(np.int32)
-    pred = out.argmax(axis=1)
-    report: dict[str, Any] = {"n": int(len(x)), "accuracy": None, "max_abs_diff_steps": None,
-                              "p99_abs_diff_steps": None, "frac_within_1_step": None, "argmax_agreement": None,
-                              "passed": None}
+    report = _empty_report(int(len(x)))
     if y is not None:
         labels = np.asarray(y)
         labels = labels.argmax(axis=1) if labels.ndim == 2 else labels.reshape(-1)
-        report["accuracy"] = float(np.mean(pred == labels))
-    if ref is not None:
-        ref32 = np.asarray(ref).reshape(len(x), -1).astype(np.int32)
-        diff = np.abs(out - ref32)
-        report["max_abs_diff_steps"] = int(diff.max())
-        report["p99_abs_diff_steps"] = float(np.percentile(diff, 99))
-        report["frac_within_1_step"] = float(np.mean(diff <= 1))
-        report["argmax_agreement"] = float(np.mean(pred == ref32.argmax(axis=1)))
+        report["accuracy"] = float(np.mean(out.argmax(axis=1) == labels))
+    if litert_default is not None:
+        report["vs_litert_default"] = compare_outputs(out, litert_default)
+        report.update(report["vs_litert_default"])
         report["passed"] = report["max_abs_diff_steps"] <= 1
-        if not report["passed"]:
-            # TFLM's int8 LSTM kernel rounds differently from LiteRT's; larger models drift a few steps
-            logger.warning("TFLM vs LiteRT int8 outputs: max %d steps (limit 1), %.2f%% within 1 step, argmax "
-                           "agreement %.4f on %d windows", report["max_abs_diff_steps"],
-                           100 * report["frac_within_1_step"], report["argmax_agreement"], len(x))
-    logger.info("TFLM host verification: %s", json.dumps(report))
+    try:
+        reference = litert_int8_outputs(tflite_bytes, x, reference=True)
+    except (BackendNotAvailable, ExportError) as exc:
+        report["reference_unavailable"] = report["diagnosis_unavailable"] = str(exc)
+    else:
+        report["vs_litert_reference"] = compare_outputs(out, reference)
+        if litert_default is not None:
+            report["litert_reference_vs_default"] = compare_outputs(reference, litert_default)
+        if diagnose_windows > 0:
+            try:
+                report["kernel_diagnosis"] = _kernel_diagnosis(tflite_bytes, x[:diagnose_windows], arena_bytes)
+            except (BackendNotAvailable, ExportError) as exc:
+                report["diagnosis_unavailable"] = str(exc)
+                logger.warning("TFLM kernel diagnosis failed: %s", exc)
+        else:
+            report["diagnosis_unavailable"] = "diagnose_windows=0"
+    if report["passed"] is False:
+        logger.warning("TFLM vs LiteRT default int8 outputs: max %d steps (limit 1), %.2f%% within 1 step, argmax "
+                       "agreement %.4f on %d windows; %s", report["max_abs_diff_steps"],
+                       100 * report["frac_within_1_step"], report["argmax_agreement"], len(x),
+                       explain_difference(report))
+    summary = {k: v for k, v in report.items() if k != "kernel_diagnosis"}
+    logger.info("TFLM host verification: %s", json.dumps(summary))
     return report
+
+
+def _verify(tflite_bytes: bytes, x: NDArray[np.int8] | None, y: NDArray[Any] | None, ref: NDArray[Any] | None,
+            arena_bytes: int, manifest: dict[str, Any], *, diagnose_windows: int = DIAGNOSE_WINDOWS) -> dict[str, Any]:
+    """``verify_tflm`` for ``write_mcu_export`` (``manifest`` is unused); an all-``None`` report without ``x``."""
+    return verify_tflm(tflite_bytes, x, y=y, litert_default=ref, arena_bytes=arena_bytes,
+                       diagnose_windows=diagnose_windows)

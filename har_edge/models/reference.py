@@ -238,6 +238,18 @@ class ReferenceModel:
 
         return cls.from_keras(load_keras_model(Path(run_dir)), lstm_cell_clip=lstm_cell_clip)
 
+    @classmethod
+    def from_tflite(cls, model: str | Path | bytes) -> ReferenceModel:
+        """Read a float32 / float16 / dynamic-range ``.tflite`` (a path or its bytes), NumPy only.
+
+        See :func:`har_edge.models.reference_tflite.reference_from_tflite`; raises ``ModelError``.
+        """
+        from har_edge.models.reference_tflite import reference_from_tflite  # imports this module
+
+        if isinstance(model, (bytes, bytearray)):
+            return reference_from_tflite(bytes(model))
+        return reference_from_tflite(Path(model).read_bytes(), where=str(model))
+
     # -- the .npz the device loads --------------------------------------------------------------
     def architecture(self) -> dict[str, Any]:
         """The JSON-able description stored next to the arrays in the ``.npz``."""

@@ -41,12 +41,27 @@ class _NumpyRunner:
     backend = "numpy"
 
     def __init__(self, bundle: Bundle) -> None:
-        path = bundle.directory / REFERENCE_WEIGHTS_NAME
-        if not path.is_file():
-            raise BundleError(f"{path}: not found; the numpy backend needs the float weights that `har-edge export` writes")
+        """Load ``reference_weights.npz`` beside the model if present, else read the weights from the ``.tflite``."""
+        from har_edge.errors import ModelError
         from har_edge.models.reference import ReferenceModel
+        from har_edge.models.reference_tflite import SUPPORTED_QUANTISATIONS, reference_from_tflite
 
-        self._model = ReferenceModel.load_npz(path)
+        path = bundle.directory / REFERENCE_WEIGHTS_NAME
+        if path.is_file():
+            self._model = ReferenceModel.load_npz(path)
+        else:
+            try:
+                self._model = reference_from_tflite(bundle.model_bytes, where=str(bundle.model_path))
+            except ModelError as exc:
+                raise BundleError(
+                    f"{path.name} not found beside {bundle.model_path}, and the numpy backend cannot read the model's own "
+                    f"weights ({exc}); it reads {', '.join(SUPPORTED_QUANTISATIONS)} exports, or a bundle with the "
+                    f"{REFERENCE_WEIGHTS_NAME} that `har-edge export` writes"
+                ) from exc
+        expected = (bundle.window_samples, len(bundle.channel_names))
+        T, C = self._model.input_shape
+        if (T not in (None, expected[0])) or C != expected[1]:
+            raise BundleError(f"{bundle.model_path}: numpy model input {self._model.input_shape} disagrees with the manifest {expected}")
         self.input_dtype = np.dtype(np.float32)
         self.output_dtype = np.dtype(np.float32)
         self.input_quant = (0.0, 0)

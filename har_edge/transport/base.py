@@ -118,27 +118,29 @@ class SequencedPublisher(ABC):
         """Counters the transport adds to every stats message."""
         return {}
 
-    def _publish_sequenced(self, kind: str, body: Mapping[str, Any]) -> int:
+    def _publish_sequenced(self, kind: str, body: Mapping[str, Any], *, retain: bool) -> int:
         if not isinstance(body, Mapping):
             raise ConfigError(f"{kind} payload is {type(body).__name__} but expected a mapping")
         topic = self.config.topic(kind)
         with self._seq_lock:
             seq = self._next_seq(kind)
             data = payloads.encode(payloads.stamp(body, seq=seq, device_id=self.config.device_id))
-            self.publish(topic, data, qos=self.config.qos, retain=False)
+            self.publish(topic, data, qos=self.config.qos, retain=retain)
         return seq
 
     def publish_activity(self, state: Mapping[str, Any]) -> int:
         """Publish an activity state to ``<prefix>/<device>/activity``; return the assigned seq.
 
         ``state`` is usually :func:`payloads.activity_payload` output with ``seq=None``; the
-        publisher fills in ``seq`` and ``device_id``.
+        publisher fills in ``seq`` and ``device_id``. Retained: the topic holds the current state, so
+        a subscriber (Home Assistant after a restart, a dashboard) gets it at once; the outbox delivers
+        in order, so after an outage the retained message is still the newest state.
         """
-        return self._publish_sequenced("activity", state)
+        return self._publish_sequenced("activity", state, retain=True)
 
     def publish_event(self, event: Mapping[str, Any]) -> int:
-        """Publish a start/end event to ``<prefix>/<device>/event``; return the assigned seq."""
-        return self._publish_sequenced("event", event)
+        """Publish a start/end event to ``<prefix>/<device>/event`` (not retained); return the assigned seq."""
+        return self._publish_sequenced("event", event, retain=False)
 
     def publish_stats(self, counters: Mapping[str, float] | None = None) -> None:
         """Publish ``counters`` merged over the transport counters to ``<prefix>/<device>/stats``."""

@@ -30,6 +30,7 @@ import math
 import os
 import queue
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
     from paho.mqtt.reasoncodes import ReasonCode
 
-__all__ = ["MqttPublisher", "PublisherStats"]
+__all__ = ["MqttPublisher", "PublisherStats", "apply_credentials_and_tls"]
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +140,31 @@ class PublisherStats:
         return asdict(self)
 
 
+def apply_credentials_and_tls(client: Client, cfg: MqttConfig) -> None:
+    """Set user name/password and TLS (CA, client certificate and key, host-name check) on a paho client.
+
+    Raises:
+        ConfigError: the TLS files cannot be loaded (names each path and the reason).
+    """
+    if cfg.username is not None:
+        client.username_pw_set(cfg.username, cfg.password)
+    if not cfg.tls:
+        return
+    try:
+        client.tls_set(
+            ca_certs=str(cfg.tls_ca_path) if cfg.tls_ca_path else None,
+            certfile=str(cfg.tls_cert_path) if cfg.tls_cert_path else None,
+            keyfile=str(cfg.tls_key_path) if cfg.tls_key_path else None,
+        )
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise ConfigError(
+            f"TLS setup failed for tls_ca_path={cfg.tls_ca_path!r}, tls_cert_path="
+            f"{cfg.tls_cert_path!r}, tls_key_path={cfg.tls_key_path!r}: {exc}"
+        ) from exc
+    if cfg.tls_insecure:
+        client.tls_insecure_set(True)
+
+
 class MqttPublisher(SequencedPublisher):
     """Store-and-forward MQTT publisher (paho-mqtt 2.x, MQTT 3.1.1, threaded loop).
 
@@ -195,6 +221,9 @@ class MqttPublisher(SequencedPublisher):
         self._connected = self._closed = self._finished = False
         self._published = self._acked = self._rejected = self._connect_failures = 0
         self._connects = 0  # successful connects; bumped under _send_lock, names the connection
+        self._connect_error: str | None = None  # why the latest attempt failed; None once connected
+        self._refused = False  # this attempt got a failure CONNACK (already reported)
+        self._paho_error: str | None = None  # paho's last ERROR log line: why a socket died
 
         client = self._build_client(mqtt)
         path = config.outbox_file(state_dir)
@@ -223,22 +252,7 @@ class MqttPublisher(SequencedPublisher):
         )
         client.on_log = self._on_log
         client.will_set(self._status_topic, payloads.STATUS_OFFLINE, qos=1, retain=True)
-        if cfg.username is not None:
-            client.username_pw_set(cfg.username, cfg.password)
-        if cfg.tls:
-            try:
-                client.tls_set(
-                    ca_certs=str(cfg.tls_ca_path) if cfg.tls_ca_path else None,
-                    certfile=str(cfg.tls_cert_path) if cfg.tls_cert_path else None,
-                    keyfile=str(cfg.tls_key_path) if cfg.tls_key_path else None,
-                )
-            except (OSError, ssl.SSLError, ValueError) as exc:
-                raise ConfigError(
-                    f"TLS setup failed for tls_ca_path={cfg.tls_ca_path!r}, tls_cert_path="
-                    f"{cfg.tls_cert_path!r}, tls_key_path={cfg.tls_key_path!r}: {exc}"
-                ) from exc
-            if cfg.tls_insecure:
-                client.tls_insecure_set(True)
+        apply_credentials_and_tls(client, cfg)
         # paho annotates the delays as int but computes with them as seconds; floats work.
         client.reconnect_delay_set(
             min_delay=cfg.reconnect_min_delay_s,  # type: ignore[arg-type]
@@ -320,6 +334,12 @@ class MqttPublisher(SequencedPublisher):
     def connected(self) -> bool:
         """Whether the broker connection is currently up."""
         return self._connected
+
+    @property
+    def last_connect_error(self) -> str | None:
+        """Why the latest connection attempt failed (e.g. bad credentials, certificate verify
+        failed); ``None`` before the first failure and after a successful connect."""
+        return self._connect_error
 
     @property
     def outbox(self) -> Outbox:
@@ -494,13 +514,15 @@ class MqttPublisher(SequencedPublisher):
     ) -> None:
         cfg = self.config
         if reason_code.is_failure:
-            logger.warning("broker %s:%d refused the connection: %s", cfg.host, cfg.port, reason_code)
+            self._refused = True
+            self._connect_problem(f"refused the connection: {reason_code}")
             return
         with _held(self._send_lock):
             stale = _drop_paho_copies(client)  # the sender re-sends them from the outbox
             self._connects += 1
             self._connected = True
         self._connect_failures = 0
+        self._connect_error = self._paho_error = None
         self._connected_event.set()
         logger.info(
             "connected to MQTT broker %s:%d as %r (connect #%d, %d queued, %d paho copies dropped)",
@@ -512,22 +534,39 @@ class MqttPublisher(SequencedPublisher):
             self._publish_discovery(client)
         self._wake.set()
 
+    def _connect_problem(self, what: str) -> None:
+        """Record and log a failed attempt: WARNING when the reason changes, DEBUG for repeats."""
+        self._connect_failures += 1
+        level = logging.WARNING if what != self._connect_error else logging.DEBUG
+        self._connect_error = what
+        msg = "MQTT broker %s:%d: %s (attempt %d); retrying, messages stay in the outbox"
+        logger.log(level, msg, self.config.host, self.config.port, what, self._connect_failures)
+
     @_guarded
     def _on_connect_fail(self, client: Client, userdata: Any) -> None:
-        self._connect_failures += 1
-        level = logging.WARNING if self._connect_failures == 1 else logging.DEBUG
-        msg = "cannot reach MQTT broker %s:%d (attempt %d); retrying, messages stay in the outbox"
-        logger.log(level, msg, self.config.host, self.config.port, self._connect_failures)
+        # paho calls this inside its ``except OSError`` around the (TLS) connect: name the cause.
+        exc = sys.exc_info()[1]
+        what = f"cannot connect: {exc}" if exc is not None else "cannot connect"
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            what += " (check tls_ca_path and that the broker certificate names this host)"
+        self._connect_problem(what)
 
     @_guarded
     def _on_disconnect(
         self, client: Client, userdata: Any, flags: DisconnectFlags, reason_code: ReasonCode, properties: Any
     ) -> None:
         with _held(self._send_lock):
-            self._connected = False
+            was_connected, self._connected = self._connected, False
         self._connected_event.clear()
+        detail = f"{reason_code}: {self._paho_error}" if self._paho_error else str(reason_code)
+        self._paho_error = None
+        refused, self._refused = self._refused, False
+        if not self._closed and not was_connected:
+            if not refused:  # e.g. the broker rejected our TLS client certificate after the handshake
+                self._connect_problem(f"connection closed before CONNACK ({detail})")
+            return
         level, what = (logging.INFO, "closed") if self._closed else (logging.WARNING, "lost; reconnecting")
-        logger.log(level, "MQTT connection to %s:%d %s (%s)", self.config.host, self.config.port, what, reason_code)
+        logger.log(level, "MQTT connection to %s:%d %s (%s)", self.config.host, self.config.port, what, detail)
 
     @_guarded
     def _on_publish(self, client: Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Any) -> None:
@@ -545,4 +584,6 @@ class MqttPublisher(SequencedPublisher):
             self._publish_discovery(client)
 
     def _on_log(self, client: Client, userdata: Any, level: int, buf: str) -> None:
+        if level == self._mqtt.MQTT_LOG_ERR:
+            self._paho_error = buf
         _PAHO_LOGGER.debug("%s", buf)

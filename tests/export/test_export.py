@@ -28,6 +28,9 @@ def test_all_modes_report(tiny_exports: Path) -> None:
     f32 = report["modes"]["float32"]
     assert f32["test_accuracy"] == pytest.approx(k, abs=0.002) and f32["argmax_agreement"] > 0.995
     assert f32["p99_abs_diff_vs_keras"] < 1e-4
+    # float exports clear the converter's LSTM cell clip (Keras never clips): float32 is Keras, to rounding
+    assert f32["lstm_cell_clip"] == 0.0 and f32["max_abs_diff_vs_keras"] < 1e-5
+    assert report["modes"]["int8"]["lstm_cell_clip"] == 10.0
     i8 = report["modes"]["int8"]
     assert i8["input"]["dtype"] == "int8" and i8["input"]["scale"] > 0 and i8["size_bytes"] < f32["size_bytes"]
     assert abs(i8["accuracy_drop_pp"]) < 5  # tiny model; the real target is measured in benchmarks

@@ -233,6 +233,77 @@ def test_tflm_matches_litert(export9: dict[str, Any]) -> None:
     assert 0.0 <= tflm["accuracy"] <= 1.0
 
 
+_DIFF_KEYS = {"max_abs_diff_steps", "p99_abs_diff_steps", "frac_within_1_step", "argmax_agreement"}
+
+
+@pytest.mark.tf
+def test_tflm_kernel_diagnosis(export9: dict[str, Any]) -> None:
+    """TFLM vs LiteRT reference kernels: ops before the LSTM bit-identical, LSTM step 0 within one step."""
+    tflm = export9["report"]["tflm"]
+    assert tflm["reference_unavailable"] is None and tflm["diagnosis_unavailable"] is None
+    for key in ("vs_litert_default", "vs_litert_reference", "litert_reference_vs_default"):
+        assert set(tflm[key]) == _DIFF_KEYS
+    assert tflm["vs_litert_default"] == {k: tflm[k] for k in _DIFF_KEYS}  # top-level keys: LiteRT default
+    diag = tflm["kernel_diagnosis"]
+    assert diag["n"] == 40 and diag["against"] == "litert_reference"
+    ops = [r["op"] for r in diag["ops"]]
+    assert {"CONV_2D", "MAX_POOL_2D", "UNIDIRECTIONAL_SEQUENCE_LSTM", "SOFTMAX"} <= set(ops)
+    lstm_at = ops.index("UNIDIRECTIONAL_SEQUENCE_LSTM")
+    for row in diag["ops"][:lstm_at]:
+        assert row["op"] in ("CONV_2D", "RESHAPE", "MAX_POOL_2D", "EXPAND_DIMS", "SQUEEZE"), row["op"]
+        assert row["max_abs_diff_steps"] == 0 and row["frac_exact"] == 1.0, row
+    # all 40 windows are diagnosed: the model output row must agree with the output comparison
+    assert diag["ops"][-1]["max_abs_diff_steps"] == tflm["vs_litert_reference"]["max_abs_diff_steps"]
+    (prof,) = diag["lstm"]
+    assert prof["steps"] == WINDOW // 2 == len(prof["max_diff_per_step"])  # one MaxPool halves the window
+    assert prof["step0_max_diff_steps"] == prof["max_diff_per_step"][0] <= 1
+    assert prof["max_diff_steps"] == max(prof["max_diff_per_step"]) == diag["ops"][lstm_at]["max_abs_diff_steps"]
+
+
+@pytest.mark.tf
+def test_verify_without_litert_reports_reason(export9: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from har_edge.errors import BackendNotAvailable
+    from har_edge.export import tflm_host, tflm_parity
+
+    def missing() -> None:
+        raise BackendNotAvailable("no LiteRT here")
+
+    monkeypatch.setattr(tflm_parity, "load_litert", missing)
+    x = np.zeros((3, WINDOW, 9), np.int8)
+    rep = tflm_host.verify_tflm(export9["model"], x, arena_bytes=export9["report"]["arena_bytes"])
+    assert rep["n"] == 3 and rep["passed"] is None and rep["vs_litert_default"] is None
+    assert rep["vs_litert_reference"] is None and rep["kernel_diagnosis"] is None
+    assert "no LiteRT here" in rep["reference_unavailable"] and "no LiteRT here" in rep["diagnosis_unavailable"]
+
+
+def test_empty_report_has_parity_keys() -> None:
+    rep = mcu._verify(b"", None, None, None, 0, {})
+    assert rep["n"] == 0 and rep["passed"] is None
+    assert {"vs_litert_default", "vs_litert_reference", "kernel_diagnosis", "diagnosis_unavailable"} <= set(rep)
+
+
+def test_explain_difference_names_lstm_drift() -> None:
+    from har_edge.export.tflm_parity import diagnose, explain_difference
+
+    t, u = 6, 2
+    ops = [{"index": 0, "op": "CONV_2D", "outputs": [1],
+            "tensors": {1: {"name": "c", "shape": [1, 1, t, 3], "dtype": "int8", "scale": 0.1}}},
+           {"index": 1, "op": "UNIDIRECTIONAL_SEQUENCE_LSTM", "outputs": [2],
+            "tensors": {2: {"name": "l", "shape": [1, t, u], "dtype": "int8", "scale": 0.1}}}]
+    conv = np.arange(2 * t * 3, dtype=np.int8).reshape(2, 1, 1, t, 3)
+    lstm = np.zeros((2, 1, t, u), np.int8)
+    drift = lstm.copy()
+    drift[1, 0, :, 1] = [1, 1, 2, 3, 2, 1]  # step 0 one step, growing to 3 at step 3
+    diag = diagnose(ops, {1: conv, 2: lstm}, {1: conv.copy(), 2: drift})
+    assert [r["max_abs_diff_steps"] for r in diag["ops"]] == [0, 3]
+    assert diag["first_divergent_op"] == {"op_index": 1, "op": "UNIDIRECTIONAL_SEQUENCE_LSTM", "tensor": 2}
+    assert diag["lstm"][0]["max_diff_per_step"] == [1, 1, 2, 3, 2, 1]
+    assert diag["lstm"][0]["first_step_of_max"] == 3
+    text = explain_difference({"vs_litert_reference": None, "litert_reference_vs_default": None,
+                               "kernel_diagnosis": diag})
+    assert "CONV_2D outputs identical" in text and "growing to 3 by time step 3" in text
+
+
 @pytest.mark.tf
 def test_arena_probe_brackets_measurement(export9: dict[str, Any]) -> None:
     measured = export9["report"]["arena_bytes_measured"]

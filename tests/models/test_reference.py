@@ -190,7 +190,8 @@ def test_imports_without_tensorflow(tmp_path: Path) -> None:
 
 @pytest.mark.tf
 def test_cell_clip_reproduces_litert() -> None:
-    """The converted fused LSTM clips C_t to ±10 (Keras does not); ``lstm_cell_clip=10`` matches LiteRT."""
+    """The converted fused LSTM clips C_t to ±10 (Keras does not); ``lstm_cell_clip=10`` matches LiteRT,
+    and clearing the clip in the flatbuffer (as float exports do) makes LiteRT match Keras."""
     interpreter_mod = pytest.importorskip("ai_edge_litert.interpreter")
     from har_edge.config import ModelConfig
     from har_edge.models.builders import build_classifier
@@ -207,17 +208,28 @@ def test_cell_clip_reproduces_litert() -> None:
     X = (np.concatenate([np.repeat(4 * v, 24, axis=1), np.repeat(-4 * v, 24, axis=1)], axis=1)).astype(np.float32)
     twin = build_classifier(arch, window_samples=48, n_channels=3, n_classes=6, batch_size=1)
     twin.set_weights(weights)
-    interpreter = interpreter_mod.Interpreter(model_content=import_tensorflow().lite.TFLiteConverter.from_keras_model(twin).convert())
-    interpreter.allocate_tensors()
-    lite = []
-    for x in X:
-        interpreter.reset_all_variables()
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[None])
-        interpreter.invoke()
-        lite.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0])
-    lite_p = np.stack(lite)
+    converted = import_tensorflow().lite.TFLiteConverter.from_keras_model(twin).convert()
+
+    def run_litert(model_bytes: bytes) -> np.ndarray:
+        interpreter = interpreter_mod.Interpreter(model_content=model_bytes)
+        interpreter.allocate_tensors()
+        lite = []
+        for x in X:
+            interpreter.reset_all_variables()
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[None])
+            interpreter.invoke()
+            lite.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0])
+        return np.stack(lite)
+
+    lite_p = run_litert(converted)
     keras_like = ReferenceModel.from_keras(model).predict_proba(X)
     clipped = ReferenceModel.from_keras(model, lstm_cell_clip=10.0).predict_proba(X)
     assert np.abs(keras_like - model.predict(X, verbose=0)).max() <= TOLERANCE
     assert np.abs(keras_like - lite_p).max() > 1e-3  # the clip matters here ...
     assert np.abs(clipped - lite_p).max() <= TOLERANCE  # ... and explains the whole difference
+    # what float exports do: clear the clip in the flatbuffer, and LiteRT computes what Keras computes
+    from har_edge.export.tflite_rewrite import set_lstm_cell_clip
+
+    unclipped, n_changed = set_lstm_cell_clip(converted, 0.0)
+    assert n_changed == 1
+    assert np.abs(run_litert(unclipped) - keras_like).max() <= TOLERANCE

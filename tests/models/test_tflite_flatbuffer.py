@@ -20,7 +20,7 @@ def test_operator_and_type_names_match_tensorflows_schema() -> None:
     from tensorflow.lite.python import schema_py_generated as schema
 
     ops = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    assert {code: ops.get(code) for code in BUILTIN_OPERATORS} == BUILTIN_OPERATORS
+    assert ops == BUILTIN_OPERATORS  # all of them (regenerate the table when TensorFlow adds ops)
     types = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     assert {code: types.get(code) for code in TENSOR_TYPES} == TENSOR_TYPES
 
@@ -46,7 +46,7 @@ def test_reader_agrees_with_litert_and_the_converter(tiny_exports: Path, mode: s
         if const is not None and not t.is_variable:  # graph constants: the interpreter holds the same values
             np.testing.assert_array_equal(it.get_tensor(t.index), const)
     lstm = [op for op in m.operators if op.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
-    assert len(lstm) == 1 and lstm[0].options["cell_clip"] == pytest.approx(10.0)
+    assert len(lstm) == 1 and lstm[0].options["cell_clip"] == (10.0 if mode == "int8" else 0.0)  # float exports clear it
     assert lstm[0].options["fused_activation_function"] == "TANH" and not lstm[0].options["time_major"]
     assert (m.inputs, m.outputs) == ((it.get_input_details()[0]["index"],), (it.get_output_details()[0]["index"],))
     manifest = json.loads(m.metadata["har_edge_manifest"])

@@ -115,6 +115,26 @@ def test_activity_messages_arrive_once_in_seq_order(
     assert pub.connected
 
 
+def test_activity_state_is_retained_and_events_are_not(
+    mosquitto_broker: MosquittoBroker, publishers: Callable[..., MqttPublisher]
+) -> None:
+    """A subscriber that arrives later (Home Assistant after a restart) gets the newest state, no old events."""
+    cfg = make_config(mosquitto_broker, "retained")
+    pub = publishers(cfg)
+    assert pub.wait_connected(5)
+    for n in range(3):
+        pub.publish_activity(state(cfg.device_id, n))
+    pub.publish_event({"type": "start", "activity": "walking", "timestamp": 1.0})
+    assert pub.flush(5)
+    with collect_messages(mosquitto_broker, cfg.topic("activity")) as late:
+        assert late.wait_for(lambda ms: len(ms) >= 1)
+    assert len(late.messages) == 1 and late.messages[0].retain
+    assert payloads.decode(late.messages[0].payload)["seq"] == 3
+    with collect_messages(mosquitto_broker, cfg.topic("event")) as events:
+        time.sleep(0.5)
+    assert events.messages == []
+
+
 def test_status_online_is_retained_and_close_publishes_offline(
     mosquitto_broker: MosquittoBroker, publishers: Callable[..., MqttPublisher]
 ) -> None:

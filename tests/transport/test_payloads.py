@@ -187,7 +187,7 @@ def test_in_memory_publisher_stamps_seq_per_stream() -> None:
     assert pub.decoded("har/d/event")[0]["type"] == "start"
     stats = pub.decoded("har/d/stats")[0]
     assert stats["counters"] == {"published": 4, "windows": 4}
-    assert all(m.qos == 1 and not m.retain for m in pub.messages)
+    assert all(m.qos == 1 and m.retain == (m.topic == "har/d/activity") for m in pub.messages)  # state retained
 
 
 def test_in_memory_publisher_validates_and_closes() -> None:
