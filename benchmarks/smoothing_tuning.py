@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         eligible = [n for n, s in val_scores.items() if s["accuracy"] >= best - args.tolerance_pp / 100]
         chosen = min(eligible, key=lambda n: (val_scores[n]["activity_changes_per_hour"], -val_scores[n]["accuracy"]))
         test = raw_streams(clf, test_recs)
-        compare = {"none": variants["none"], "default (mean 3, floor 0.5)": SmoothingConfig(), f"chosen: {chosen}": variants[chosen]}
+        compare = {"none": variants["none"],
+                   "old default (mean 3, floor 0.5)": SmoothingConfig(method="mean", window=3, confidence_floor=0.5),
+                   "current default (SmoothingConfig())": SmoothingConfig(), f"chosen: {chosen}": variants[chosen]}
         test_scores = {name: evaluate(test, cfg, labels) for name, cfg in compare.items()}
 
     print(f"validation: {len(val_recs)} recordings of subjects {sorted({r.subject for r in val_recs})}, "
