@@ -40,15 +40,20 @@ def test_device_modules_import_without_tensorflow() -> None:
     assert int(p.stdout.strip()) > 10
 
 
-def test_har_edge_run_works_without_tensorflow(float32_bundle: Path, heldout_csv: Path) -> None:
+def _run_cli_without_tensorflow(bundle: Path, csv: Path) -> list[dict[str, object]]:
+    """``har-edge run --bundle BUNDLE --source csv:CSV --speed max`` with TensorFlow blocked; its JSON lines."""
     p = _run(
         "from har_edge.cli import main\n"
-        f"rc = main(['run', '--bundle', {str(float32_bundle)!r}, '--source', 'csv:{heldout_csv}', '--speed', 'max'])\n"
+        f"rc = main(['run', '--bundle', {str(bundle)!r}, '--source', 'csv:{csv}', '--speed', 'max'])\n"
         "assert not any(k.split('.')[0] in ('tensorflow', 'tf_keras') for k in sys.modules)\n"
         "sys.exit(rc)\n"
     )
     assert p.returncode == 0, p.stderr[-2000:]
-    lines = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+
+
+def test_har_edge_run_works_without_tensorflow(float32_bundle: Path, heldout_csv: Path) -> None:
+    lines = _run_cli_without_tensorflow(float32_bundle, heldout_csv)
     assert len(lines) > 100 and {"activity", "confidence", "seq", "timestamp"} <= set(lines[0])
 
 
@@ -72,13 +77,6 @@ def test_a_lone_model_file_runs_without_tensorflow(float32_bundle: Path, heldout
 
     lone = tmp_path / "har-model.tflite"
     shutil.copyfile(float32_bundle / "model.tflite", lone)
-    p = _run(
-        "from har_edge.cli import main\n"
-        f"rc = main(['run', '--bundle', {str(lone)!r}, '--source', 'csv:{heldout_csv}', '--speed', 'max'])\n"
-        "assert not any(k.split('.')[0] in ('tensorflow', 'tf_keras') for k in sys.modules)\n"
-        "sys.exit(rc)\n"
-    )
-    assert p.returncode == 0, p.stderr[-2000:]
-    lines = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    lines = _run_cli_without_tensorflow(lone, heldout_csv)
     sidecar = json.loads((float32_bundle / "manifest.json").read_text())
-    assert len(lines) > 100 and sidecar["model_sha256"].startswith(lines[0]["model_hash"])
+    assert len(lines) > 100 and sidecar["model_sha256"].startswith(str(lines[0]["model_hash"]))

@@ -8,65 +8,29 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from har_edge.errors import BackendNotAvailable, ConfigError, TransportError
 from har_edge.transport import payloads
-from har_edge.transport.config import MqttConfig, parse_broker_url
+from har_edge.transport.config import MqttConfig
 from har_edge.transport.mqtt import MqttPublisher
-from tests.fixtures.broker import MosquittoBroker, Received, collect_messages, publish_once
+from tests.fixtures.broker import (
+    LABELS,
+    MosquittoBroker,
+    Received,
+    collect_messages,
+    make_config,
+    publish_once,
+    state,
+    wait_until,
+)
 
 pytestmark = pytest.mark.mqtt
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LABELS = ["walking", "sitting", "standing"]
-
-
-def make_config(broker: MosquittoBroker, device_id: str, **overrides: Any) -> MqttConfig:
-    """Fast-reconnecting config for ``broker``; discovery and periodic stats off by default."""
-    fields: dict[str, Any] = {
-        "device_id": device_id,
-        "reconnect_min_delay_s": 0.05,
-        "reconnect_max_delay_s": 0.2,
-        "discovery": False,
-        "stats_interval_s": 0.0,
-        "keepalive_s": 10,
-    }
-    fields.update(overrides)
-    return parse_broker_url(broker.url, base=MqttConfig(**fields))
-
-
-def state(device_id: str, n: int) -> dict[str, Any]:
-    """An activity state without seq (the publisher assigns it)."""
-    return payloads.activity_payload(
-        device_id=device_id,
-        activity=LABELS[n % len(LABELS)],
-        confidence=0.9,
-        probabilities={label: (0.9 if i == n % len(LABELS) else 0.05) for i, label in enumerate(LABELS)},
-        timestamp=1_700_000_000.0 + n,
-        model_hash="cafe",
-    )
-
-
-@pytest.fixture
-def publishers() -> Iterator[Callable[..., MqttPublisher]]:
-    """``make(config, **kwargs)`` -> MqttPublisher; all closed at teardown."""
-    made: list[MqttPublisher] = []
-
-    def make(config: MqttConfig, **kwargs: Any) -> MqttPublisher:
-        pub = MqttPublisher(config, **kwargs)
-        made.append(pub)
-        return pub
-
-    yield make
-    for pub in made:
-        pub.close(timeout_s=0.5)
-
-
 def seqs(messages: list[Received], topic: str) -> list[int]:
     return [payloads.decode(m.payload)["seq"] for m in messages if m.topic == topic]
 
@@ -78,15 +42,6 @@ def dedupe_by_seq(received: list[int]) -> list[int]:
         if not kept or s > kept[-1]:
             kept.append(s)
     return kept
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 # -- happy path --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,22 @@ import pytest
 
 from har_edge.errors import ConfigError
 from har_edge.transport import payloads
-from har_edge.transport.config import MqttConfig, parse_broker_url
+from har_edge.transport.config import MqttConfig
 from har_edge.transport.mqtt import MqttPublisher
-from tests.fixtures.broker import Collector, MosquittoBroker, Received, find_mosquitto, free_port
+from tests.fixtures.broker import (
+    LABELS,
+    Collector,
+    MosquittoBroker,
+    collect_messages,
+    find_mosquitto,
+    free_port,
+    make_config,
+    state,
+    wait_until,
+)
 
 pytestmark = pytest.mark.mqtt
 
-LABELS = ["walking", "sitting", "standing"]
 USER = "har-device"
 PASSWORD = "s3cret:with@odd/chars"
 CLIENT_CN = "har-edge-client"
@@ -157,100 +166,23 @@ def tls_broker(tmp_path: Path) -> Iterator[TlsBroker]:
 
 def tls_config(broker: TlsBroker, device_id: str, **overrides: Any) -> MqttConfig:
     """Fast-reconnecting config for the password listener, as ``har-edge run --broker mqtts://...``."""
-    fields: dict[str, Any] = {
-        "device_id": device_id,
-        "tls": True,
-        "tls_ca_path": broker.pki.ca_cert,
-        "reconnect_min_delay_s": 0.05,
-        "reconnect_max_delay_s": 0.2,
-        "discovery": False,
-        "stats_interval_s": 0.0,
-        "keepalive_s": 10,
-    }
-    fields.update(overrides)
-    return parse_broker_url(broker.url, base=MqttConfig(**fields))
+    return make_config(broker, device_id, **{"tls": True, "tls_ca_path": broker.pki.ca_cert, **overrides})
 
 
-def state(device_id: str, n: int) -> dict[str, Any]:
-    return payloads.activity_payload(
-        device_id=device_id,
-        activity=LABELS[n % len(LABELS)],
-        confidence=0.9,
-        probabilities={label: (0.9 if i == n % len(LABELS) else 0.05) for i, label in enumerate(LABELS)},
-        timestamp=1_700_000_000.0 + n,
-        model_hash="cafe",
-    )
-
-
-@contextmanager
-def tls_collect(
-    broker: TlsBroker,
-    topic_filter: str | Sequence[str],
-    *,
-    mtls: bool = False,
-    timeout_s: float = 5.0,
-) -> Iterator[Collector]:
-    """Like ``collect_messages`` but through TLS (our CA) with the password or the client cert."""
-    import paho.mqtt.client as mqtt
-
-    filters = [topic_filter] if isinstance(topic_filter, str) else list(topic_filter)
-    collector = Collector()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{uuid.uuid4().hex[:8]}",
-                         protocol=mqtt.MQTTv311)
+def tls_collect(broker: TlsBroker, topic_filter: str | Sequence[str], *, mtls: bool = False,
+                timeout_s: float = 5.0) -> AbstractContextManager[Collector]:
+    """``collect_messages`` through TLS (our CA) with the password, or with the client certificate."""
     pki = broker.pki
-    if mtls:
-        client.tls_set(ca_certs=str(pki.ca_cert), certfile=str(pki.client_cert), keyfile=str(pki.client_key))
-    else:
-        client.tls_set(ca_certs=str(pki.ca_cert))
-        client.username_pw_set(USER, PASSWORD)
 
-    def on_connect(client, userdata, flags, reason_code, properties):  # type: ignore[no-untyped-def]
-        if not reason_code.is_failure:
-            client.subscribe([(f, 1) for f in filters])
+    def configure(client: Any) -> None:
+        if mtls:
+            client.tls_set(ca_certs=str(pki.ca_cert), certfile=str(pki.client_cert), keyfile=str(pki.client_key))
+        else:
+            client.tls_set(ca_certs=str(pki.ca_cert))
+            client.username_pw_set(USER, PASSWORD)
 
-    def on_subscribe(client, userdata, mid, reason_codes, properties):  # type: ignore[no-untyped-def]
-        collector.subscribed.set()
-
-    def on_message(client, userdata, message):  # type: ignore[no-untyped-def]
-        collector.add(Received(message.topic, bytes(message.payload), bool(message.retain), int(message.qos)))
-
-    client.on_connect = on_connect
-    client.on_subscribe = on_subscribe
-    client.on_message = on_message
-    client.reconnect_delay_set(min_delay=0.05, max_delay=0.2)  # type: ignore[arg-type]
-    client.connect_async(broker.host, broker.mtls_port if mtls else broker.port, keepalive=10)
-    client.loop_start()
-    try:
-        if not collector.subscribed.wait(timeout_s):
-            raise RuntimeError(f"TLS subscriber could not subscribe to {filters}:\n{broker.log()}")
-        yield collector
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
-@pytest.fixture
-def publishers() -> Iterator[Callable[..., MqttPublisher]]:
-    """``make(config, **kwargs)`` -> MqttPublisher; all closed at teardown."""
-    made: list[MqttPublisher] = []
-
-    def make(config: MqttConfig, **kwargs: Any) -> MqttPublisher:
-        pub = MqttPublisher(config, **kwargs)
-        made.append(pub)
-        return pub
-
-    yield make
-    for pub in made:
-        pub.close(timeout_s=0.5)
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
+    return collect_messages(broker, topic_filter, port=broker.mtls_port if mtls else broker.port,
+                            configure=configure, timeout_s=timeout_s)
 
 
 # -- publisher through TLS ---------------------------------------------------------------------
