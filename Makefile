@@ -31,7 +31,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 build/test-bundle/model.tflite: $(VENV)/.installed tests/fixtures/tiny.toml
-	$(PY) -m har_edge train --config tests/fixtures/tiny.toml --out build/test-run --data-root $(SAMPLE) --quiet
+	$(PY) -m har_edge train --config tests/fixtures/tiny.toml --out build/test-run --data-root $(SAMPLE) --quiet --seed 7
 	$(PY) -m har_edge export build/test-run --quant float32 --out build/test-bundle --data-root $(SAMPLE) --no-interpreter-check
 
 demo: $(VENV)/.installed

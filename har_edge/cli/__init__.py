@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="training config, e.g. training/configs/uci_har_9ch.toml")
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p.add_argument("--seed", type=int, help="override [train] seed (weights, shuffling, augmentation)")
     _add_data_root(p)
 
     p = sub.add_parser("evaluate", help="recompute a run's test metrics (Keras or the NumPy reference engine)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -20,6 +21,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from har_edge.models.training import train_run
 
     cfg = load_run_config(args.config)
+    if getattr(args, "seed", None) is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=int(args.seed)))
     root = resolve_data_root(args.data_root)
     info = train_run(cfg, root, Path(args.out), verbose=0 if args.quiet else 2, on_progress=lambda m: print(m, file=sys.stderr))
     m = info.metrics
