@@ -237,7 +237,7 @@ def _check_broker(mcfg: Any, timeout_s: float = 5.0) -> tuple[bool, str, str]:
         result["rc"] = reason_code
         done.set()
 
-    from har_edge.transport.mqtt import apply_credentials_and_tls
+    from har_edge.transport.paho_client import apply_credentials_and_tls
 
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
     try:

@@ -24,7 +24,6 @@ Data flow::
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
@@ -33,86 +32,39 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
-from har_edge.errors import BackendNotAvailable, ConfigError, TransportError
+from har_edge.errors import ConfigError, TransportError
 from har_edge.transport import payloads
 from har_edge.transport.base import SequencedPublisher, check_qos, check_topic
 from har_edge.transport.config import MqttConfig
 from har_edge.transport.discovery import discovery_messages
 from har_edge.transport.outbox import Outbox, OutboxRow
+from har_edge.transport.paho_client import (
+    apply_credentials_and_tls,
+    drop_paho_copies,
+    guarded,
+    held,
+    load_paho,
+)
 
 if TYPE_CHECKING:
     from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
     from paho.mqtt.reasoncodes import ReasonCode
 
-__all__ = ["MqttPublisher", "PublisherStats", "apply_credentials_and_tls"]
+__all__ = ["MqttPublisher", "PublisherStats"]
 
 logger = logging.getLogger(__name__)
 
 # paho's own log lines go here at DEBUG; this module reports connection trouble itself
 # (paho 2.2 logs ERROR for every dropped connection and after every clean disconnect).
 _PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
-_INSTALL_HINT = 'pip install "har-edge[device]"'
 _POLL_S = 0.5  # longest sender sleep without a wake-up (safety net)
 _PAHO_EXTRA_INFLIGHT = 8  # room in paho's window for status/discovery messages
-_CALLBACK_LOCK_TIMEOUT_S = 5.0  # the sender holds _send_lock for milliseconds at most
-
-
-@contextmanager
-def _held(lock: threading.Lock) -> Iterator[None]:
-    """Hold ``lock`` for a paho callback, but never wait forever on the network thread."""
-    acquired = lock.acquire(timeout=_CALLBACK_LOCK_TIMEOUT_S)
-    if not acquired:
-        logger.error("MQTT callback could not take the send lock in %.0f s", _CALLBACK_LOCK_TIMEOUT_S)
-    try:
-        yield
-    finally:
-        if acquired:
-            lock.release()
-
-
-_Callback = TypeVar("_Callback", bound=Callable[..., None])
-
-
-def _guarded(method: _Callback) -> _Callback:
-    """Log and swallow exceptions of a paho callback (they would stop paho's network thread)."""
-    name = method.__name__.lstrip("_")
-
-    @functools.wraps(method)
-    def wrapper(*args: Any) -> None:
-        try:
-            method(*args)
-        except Exception:  # noqa: BLE001
-            logger.exception("error in MQTT %s callback", name)
-
-    return cast(_Callback, wrapper)
-
-
-def _drop_paho_copies(client: Client) -> int:
-    """Drop paho's unacknowledged QoS>0 messages so it does not re-send them; return how many."""
-    drop = getattr(client, "drop_out_messages", None)
-    if drop is not None:  # public API in paho-mqtt 2.2
-        return len(drop())
-    with client._out_message_mutex:  # older 2.x: same effect through its private queue
-        count = len(client._out_messages)
-        client._out_messages.clear()
-    return count
-
-
-def _load_paho() -> ModuleType:
-    """Import ``paho.mqtt.client`` (2.x) or raise :class:`BackendNotAvailable`."""
-    try:
-        import paho.mqtt.client as mqtt_client
-    except ImportError as exc:
-        raise BackendNotAvailable(f"MqttPublisher needs paho-mqtt>=2.0: {_INSTALL_HINT}") from exc
-    if not hasattr(mqtt_client, "CallbackAPIVersion"):
-        raise BackendNotAvailable(f"MqttPublisher needs paho-mqtt>=2.0, found 1.x: {_INSTALL_HINT}")
-    return mqtt_client
 
 
 @dataclass(frozen=True)
@@ -138,31 +90,6 @@ class PublisherStats:
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict (for :func:`payloads.stats_payload`)."""
         return asdict(self)
-
-
-def apply_credentials_and_tls(client: Client, cfg: MqttConfig) -> None:
-    """Set user name/password and TLS (CA, client certificate and key, host-name check) on a paho client.
-
-    Raises:
-        ConfigError: the TLS files cannot be loaded (names each path and the reason).
-    """
-    if cfg.username is not None:
-        client.username_pw_set(cfg.username, cfg.password)
-    if not cfg.tls:
-        return
-    try:
-        client.tls_set(
-            ca_certs=str(cfg.tls_ca_path) if cfg.tls_ca_path else None,
-            certfile=str(cfg.tls_cert_path) if cfg.tls_cert_path else None,
-            keyfile=str(cfg.tls_key_path) if cfg.tls_key_path else None,
-        )
-    except (OSError, ssl.SSLError, ValueError) as exc:
-        raise ConfigError(
-            f"TLS setup failed for tls_ca_path={cfg.tls_ca_path!r}, tls_cert_path="
-            f"{cfg.tls_cert_path!r}, tls_key_path={cfg.tls_key_path!r}: {exc}"
-        ) from exc
-    if cfg.tls_insecure:
-        client.tls_insecure_set(True)
 
 
 class MqttPublisher(SequencedPublisher):
@@ -200,7 +127,7 @@ class MqttPublisher(SequencedPublisher):
         sw_version: str | None = None,
     ) -> None:
         super().__init__(config)
-        mqtt = _load_paho()
+        mqtt = load_paho()
         self._mqtt = mqtt
         configs = discovery_messages(config, labels, sw_version=sw_version) if config.discovery else []
         self._discovery = [(topic, payloads.encode(body)) for topic, body in configs]
@@ -502,13 +429,13 @@ class MqttPublisher(SequencedPublisher):
         self._cursor = row.id
         return True
 
-    # -- paho callbacks (network thread; @_guarded: an exception would kill paho's loop) ------
+    # -- paho callbacks (network thread; @guarded: an exception would kill paho's loop) ------
 
     def _publish_discovery(self, client: Client) -> None:
         for topic, body in self._discovery:
             client.publish(topic, body, qos=1, retain=True)
 
-    @_guarded
+    @guarded
     def _on_connect(
         self, client: Client, userdata: Any, flags: ConnectFlags, reason_code: ReasonCode, properties: Any
     ) -> None:
@@ -517,8 +444,8 @@ class MqttPublisher(SequencedPublisher):
             self._refused = True
             self._connect_problem(f"refused the connection: {reason_code}")
             return
-        with _held(self._send_lock):
-            stale = _drop_paho_copies(client)  # the sender re-sends them from the outbox
+        with held(self._send_lock):
+            stale = drop_paho_copies(client)  # the sender re-sends them from the outbox
             self._connects += 1
             self._connected = True
         self._connect_failures = 0
@@ -542,7 +469,7 @@ class MqttPublisher(SequencedPublisher):
         msg = "MQTT broker %s:%d: %s (attempt %d); retrying, messages stay in the outbox"
         logger.log(level, msg, self.config.host, self.config.port, what, self._connect_failures)
 
-    @_guarded
+    @guarded
     def _on_connect_fail(self, client: Client, userdata: Any) -> None:
         # paho calls this inside its ``except OSError`` around the (TLS) connect: name the cause.
         exc = sys.exc_info()[1]
@@ -551,11 +478,11 @@ class MqttPublisher(SequencedPublisher):
             what += " (check tls_ca_path and that the broker certificate names this host)"
         self._connect_problem(what)
 
-    @_guarded
+    @guarded
     def _on_disconnect(
         self, client: Client, userdata: Any, flags: DisconnectFlags, reason_code: ReasonCode, properties: Any
     ) -> None:
-        with _held(self._send_lock):
+        with held(self._send_lock):
             was_connected, self._connected = self._connected, False
         self._connected_event.clear()
         detail = f"{reason_code}: {self._paho_error}" if self._paho_error else str(reason_code)
@@ -568,12 +495,12 @@ class MqttPublisher(SequencedPublisher):
         level, what = (logging.INFO, "closed") if self._closed else (logging.WARNING, "lost; reconnecting")
         logger.log(level, "MQTT connection to %s:%d %s (%s)", self.config.host, self.config.port, what, detail)
 
-    @_guarded
+    @guarded
     def _on_publish(self, client: Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Any) -> None:
         self._acks.put((mid, bool(reason_code.is_failure)))
         self._wake.set()
 
-    @_guarded
+    @guarded
     def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
         if (
             message.topic == self.config.discovery_status_topic

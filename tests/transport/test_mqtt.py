@@ -378,12 +378,12 @@ def test_paho_copies_are_dropped_with_and_without_public_api(
 ) -> None:
     import paho.mqtt.client as mqtt
 
-    from har_edge.transport.mqtt import _drop_paho_copies
+    from har_edge.transport.paho_client import drop_paho_copies
 
     if not public_api:
         monkeypatch.delattr(mqtt.Client, "drop_out_messages", raising=False)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
     for n in range(3):  # not connected: paho keeps QoS 1 messages to re-send them later
         assert client.publish("t", b"%d" % n, qos=1).rc == mqtt.MQTT_ERR_NO_CONN
-    assert _drop_paho_copies(client) == 3
-    assert _drop_paho_copies(client) == 0
+    assert drop_paho_copies(client) == 3
+    assert drop_paho_copies(client) == 0
