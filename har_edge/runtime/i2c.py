@@ -88,6 +88,15 @@ class _Driver:
         self.address = address
         self.bus_id = bus if isinstance(bus, int) else type(bus).__name__
         self._bus, self._owns_bus = _open_bus(bus)
+        try:
+            self.initialise()
+        except BaseException:
+            self.close()
+            raise
+
+    def initialise(self) -> None:
+        """Program the chip (each driver); called by ``__init__`` once the bus is open."""
+        raise NotImplementedError
 
     def _write(self, register: int, value: int) -> None:
         self._bus.write_byte_data(self.address, register, value)
@@ -159,11 +168,6 @@ class Mpu6050(_Driver):
             + [math.pi / 180 / self.GYRO_LSB_PER_DPS[gyro_range_dps]] * 3
         )
         super().__init__(bus, address)
-        try:
-            self.initialise()
-        except BaseException:
-            self.close()
-            raise
 
     def initialise(self) -> None:
         """Check WHO_AM_I, wake the chip (PLL clock) and program rate, filter and ranges."""
@@ -208,11 +212,6 @@ class Adxl345(_Driver):
         self._rate_code = codes[0]
         self.sample_rate_hz = 3200 / 2 ** (15 - self._rate_code)
         super().__init__(bus, address)
-        try:
-            self.initialise()
-        except BaseException:
-            self.close()
-            raise
 
     def initialise(self) -> None:
         """Check DEVID, set rate and full-resolution range, then enter measurement mode."""

@@ -12,7 +12,8 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from har_edge.errors import ConfigError
 from har_edge.transport import payloads
@@ -90,6 +91,9 @@ def check_qos(qos: int) -> int:
     return qos
 
 
+_P = TypeVar("_P", bound="SequencedPublisher")
+
+
 class SequencedPublisher(ABC):
     """Implements the :class:`ActivityPublisher` methods on top of :meth:`publish`.
 
@@ -109,6 +113,12 @@ class SequencedPublisher(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release resources."""
+
+    def __enter__(self: _P) -> _P:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
 
     @abstractmethod
     def _next_seq(self, stream: str) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from types import TracebackType
 from typing import Any
 
 from har_edge.errors import TransportError
@@ -77,13 +76,3 @@ class InMemoryPublisher(SequencedPublisher):
         """Refuse further publishes; recorded messages stay readable."""
         self.closed = True
 
-    def __enter__(self) -> InMemoryPublisher:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

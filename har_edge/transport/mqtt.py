@@ -35,7 +35,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from har_edge.errors import ConfigError, TransportError
@@ -313,17 +313,6 @@ class MqttPublisher(SequencedPublisher):
                 where = "lost" if self._outbox.path == ":memory:" else f"kept in {self._outbox.path}"
                 logger.warning("%d message(s) unacknowledged at close: %s", len(self._outbox), where)
             self._outbox.close()
-
-    def __enter__(self) -> MqttPublisher:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- SequencedPublisher hooks --------------------------------------------------------------
 
