@@ -1,6 +1,6 @@
 """Benchmark the NumPy reference engine against LiteRT float32 on a run's test windows.
 
-Loads ``RUN_DIR/model.keras``, reads it into a :class:`~har_edge.models.reference.ReferenceModel`,
+Loads ``RUN_DIR/model.keras``, reads it into a :class:`~har_edge.inference.reference.ReferenceModel`,
 converts a ``batch_size=1`` twin of the same architecture to a float32 ``.tflite`` (the fused
 ``UNIDIRECTIONAL_SEQUENCE_LSTM`` op for LSTMs) and runs both on the held-out test windows:
 
@@ -11,7 +11,7 @@ converts a ``batch_size=1`` twin of the same architecture to a float32 ``.tflite
   :func:`~har_edge.export.tflite_rewrite.set_lstm_cell_clip`); the converter's own output, which clips
   the cell state at ±10 where Keras does not, is compared too, with NumPy at ``lstm_cell_clip=10``;
 * with ``--tflite BUNDLE`` (repeatable): the reference read back from that exported ``.tflite``
-  (:func:`~har_edge.models.reference_tflite.reference_from_tflite`, float32 / float16 / dynamic)
+  (:func:`~har_edge.inference.reference_tflite.reference_from_tflite`, float32 / float16 / dynamic)
   against LiteRT running the same file.
 
 Run::
@@ -45,8 +45,8 @@ from har_edge.errors import HarEdgeError
 from har_edge.models.builders import build_classifier
 from har_edge.models.keras_backend import import_tensorflow
 from har_edge.export.tflite_rewrite import set_lstm_cell_clip
-from har_edge.models.reference import ReferenceModel
-from har_edge.models.reference_tflite import reference_from_tflite
+from har_edge.inference.reference import ReferenceModel
+from har_edge.inference.reference_tflite import reference_from_tflite
 from har_edge.models.run_dir import load_run_info
 from har_edge.models.training import load_keras_model, predict_probabilities
 
@@ -96,7 +96,7 @@ def _tflite_rows(bundles: list[Path], X: NDArray[np.float32], y: NDArray[Any], t
     """For each exported bundle: the reference read from its ``.tflite`` vs LiteRT running that file."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from har_edge.export.bundle import load_bundle
+    from har_edge.inference.bundle import load_bundle
 
     rows: dict[str, Any] = {}
     for path in bundles:

@@ -25,7 +25,7 @@ from har_edge.data.paths import resolve_data_root  # noqa: E402
 from har_edge.export.converter import build_export_twin, convert_to_tflite, representative_windows  # noqa: E402
 from har_edge.models.run_dir import load_run_info  # noqa: E402
 from har_edge.models.training import load_keras_model  # noqa: E402
-from har_edge.runtime.interpreter import TfliteRunner  # noqa: E402
+from har_edge.inference.interpreter import TfliteRunner  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

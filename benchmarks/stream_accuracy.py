@@ -23,9 +23,9 @@ from har_edge.config import DataConfig  # noqa: E402
 from har_edge.data.datasets import load_recordings  # noqa: E402
 from har_edge.data.loaders import UCI_TEST_SUBJECTS  # noqa: E402
 from har_edge.data.paths import resolve_data_root  # noqa: E402
-from har_edge.runtime.classifier import Classifier  # noqa: E402
+from har_edge.inference.classifier import Classifier  # noqa: E402
 from har_edge.runtime.samples import SampleChunk  # noqa: E402
-from har_edge.runtime.scoring import score_stream, window_truth  # noqa: E402
+from har_edge.evaluation.stream_scoring import score_stream, window_truth  # noqa: E402
 from har_edge.runtime.smoothing import SmoothingConfig  # noqa: E402
 from har_edge.runtime.stream import StreamClassifier  # noqa: E402
 

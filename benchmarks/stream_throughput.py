@@ -30,12 +30,12 @@ from benchmarks.common import pin_to_one_core, print_table, write_json  # noqa: 
 from har_edge.config import DataConfig  # noqa: E402
 from har_edge.data.datasets import load_recordings  # noqa: E402
 from har_edge.data.paths import resolve_data_root  # noqa: E402
-from har_edge.runtime.classifier import Classifier  # noqa: E402
+from har_edge.inference.classifier import Classifier  # noqa: E402
 from har_edge.runtime.samples import SampleChunk, SourceStats  # noqa: E402
 from har_edge.runtime.stream import StreamClassifier  # noqa: E402
 from har_edge.transport import MqttConfig, MqttPublisher  # noqa: E402
-from har_edge.transport.local_broker import LocalBroker  # noqa: E402
-from har_edge.transport.service import PublisherSink, run_service  # noqa: E402
+from training.local_broker import LocalBroker  # noqa: E402  (the demo broker, outside the package)
+from har_edge.cli.service import PublisherSink, run_service  # noqa: E402
 
 RAW = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 UNITS = ("g", "g", "g", "rad/s", "rad/s", "rad/s")

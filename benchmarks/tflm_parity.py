@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import print_table, write_json  # noqa: E402
 from har_edge.data.datasets import prepare_windows  # noqa: E402
 from har_edge.data.paths import resolve_data_root  # noqa: E402
-from har_edge.export.bundle import load_bundle  # noqa: E402
+from har_edge.inference.bundle import load_bundle  # noqa: E402
 from har_edge.export.tflm_host import _align, measure_arena, verify_tflm  # noqa: E402
 from har_edge.export.tflm_parity import DIAGNOSE_WINDOWS, litert_int8_outputs  # noqa: E402
 from har_edge.models.run_dir import load_run_info  # noqa: E402
-from har_edge.runtime.classifier import Classifier  # noqa: E402
+from har_edge.inference.classifier import Classifier  # noqa: E402
 
 
 def _pct(v: float | None) -> str:

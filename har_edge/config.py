@@ -29,7 +29,8 @@ class DataConfig:
     sample_rate_hz: float = 50.0
     window_samples: int = 128
     hop_samples: int = 64
-    label_policy: str = "pure"
+    windowing: str = "per_segment"  # per_segment: windows inside each labelled run | continuous: from sample 0
+    label_policy: str = "pure"  # continuous windowing: "pure" (every sample) or "majority" (> 50 %) labels
     test_subjects: tuple[int, ...] = (2, 4, 9, 10, 12, 13, 18, 20, 24)
     validation_subjects: tuple[int, ...] = (1, 11, 21, 30)
     max_train_windows: int | None = None  # for smoke tests: a seeded stratified slice
@@ -142,8 +143,13 @@ def run_config_from_dict(d: dict[str, Any], *, where: str = "config") -> RunConf
 def _validate(cfg: RunConfig, where: str) -> None:
     if cfg.data.dataset not in ("uci_har", "hapt_raw", "wisdm"):
         raise ConfigError(f"{where}: data.dataset={cfg.data.dataset!r}; expected 'uci_har', 'hapt_raw' or 'wisdm'")
+    if cfg.data.windowing not in ("per_segment", "continuous"):
+        raise ConfigError(f"{where}: data.windowing={cfg.data.windowing!r}; expected 'per_segment' or 'continuous'")
     if cfg.data.label_policy not in ("pure", "majority"):
         raise ConfigError(f"{where}: data.label_policy={cfg.data.label_policy!r}; expected 'pure' or 'majority'")
+    if cfg.data.windowing == "per_segment" and cfg.data.label_policy != "pure":
+        raise ConfigError(f"{where}: data.label_policy={cfg.data.label_policy!r} needs data.windowing = \"continuous\" "
+                          "(per-segment windows lie inside one labelled run, so they are always pure)")
     if cfg.model.cell not in ("lstm", "simple_rnn"):
         raise ConfigError(f"{where}: model.cell={cfg.model.cell!r}; expected 'lstm' or 'simple_rnn'")
     if not cfg.model.units or any(u < 1 for u in cfg.model.units):

@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     rec = recs[0]
     csv_path = write_csv_recording(rec, work / f"replay-subject{args.subject}.csv")
     print(f"\n== 4. replaying {rec.name} ({rec.duration_s:.0f} s at {rec.sample_rate_hz:g} Hz, held out) → MQTT")
-    from har_edge.transport.local_broker import LocalBroker
+    sys.path.insert(0, str(REPO))  # the demo broker lives beside this script, outside the har_edge package
+    from training.local_broker import LocalBroker
 
     import paho.mqtt.client as mqtt
 
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{rec.duration_s / elapsed:.0f}× real time end to end")
 
     # 5. timeline vs labels, and streaming accuracy
-    from har_edge.runtime.scoring import activity_segments, score_stream, window_truth
+    from har_edge.evaluation.stream_scoring import activity_segments, score_stream, window_truth
 
     times = [a["window_end_s"] for a in acts]
     names = [a["activity"] for a in acts]

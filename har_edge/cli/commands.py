@@ -33,7 +33,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from har_edge.data.datasets import prepare_windows
-    from har_edge.models.evaluation import classification_metrics
+    from har_edge.evaluation.metrics import classification_metrics
     from har_edge.models.run_dir import load_run_info, write_json
     from har_edge.models.training import load_keras_model, predict_probabilities
 
@@ -45,7 +45,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     keras_probs = predict_probabilities(model, X)
     result: dict[str, object]
     if args.backend == "numpy":
-        from har_edge.models.reference import ReferenceModel
+        from har_edge.inference.reference import ReferenceModel
 
         ref = ReferenceModel.from_keras(model)
         t0 = time.perf_counter()

@@ -109,10 +109,10 @@ def _mqtt_config(cfg: dict[str, Any], broker: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from har_edge.runtime.classifier import Classifier
+    from har_edge.inference.classifier import Classifier
     from har_edge.runtime.sources import open_source
     from har_edge.runtime.stream import StreamClassifier
-    from har_edge.transport.service import PublisherSink, StdoutSink, run_service
+    from har_edge.cli.service import PublisherSink, StdoutSink, run_service
 
     cfg = _resolve(args)
     if not cfg["source"]:
@@ -122,6 +122,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     speed = "max" if str(speed) == "max" else float(speed)
     opts = dict(cfg["source_options"])
     spec = str(cfg["source"])
+    if cfg["chunk_samples"] is not None:
+        opts["chunk_samples"] = int(cfg["chunk_samples"])
     if spec.startswith("csv:"):
         opts["speed"] = speed
         opts.setdefault("chunk_samples", 512 if speed == "max" else 16)
@@ -183,18 +185,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         ok &= good
         print(f"[{'ok' if good else 'FAIL'}] {what}: {detail}")
 
-    from har_edge.runtime.interpreter import load_interpreter_class
+    from har_edge.inference.interpreter import load_backend
 
     backend = None if cfg["backend"] in (None, "auto") else cfg["backend"]
     try:
         if backend != "numpy":
-            name, _ = load_interpreter_class(backend)
-            report(True, "backend", name)
+            report(True, "backend", load_backend(backend).name)
     except HarEdgeError as exc:
         report(False, "backend", str(exc))
     if cfg["bundle"]:
         try:
-            from har_edge.runtime.classifier import Classifier
+            from har_edge.inference.classifier import Classifier
 
             with Classifier.from_bundle(cfg["bundle"], backend=backend) as clf:
                 b = clf.bundle

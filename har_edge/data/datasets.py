@@ -16,6 +16,7 @@ from har_edge.data.loaders import UCI_LABELS, load_hapt_raw, load_uci_har_npz, l
 from har_edge.data.preprocessing import PreprocessingSpec, preprocess_recording
 from har_edge.data.recording import Recording, WindowSet
 from har_edge.data.resampling import resample_recording
+from har_edge.data.sampling import stratified_indices
 from har_edge.data.units import convert_units
 from har_edge.data.windowing import windows_from_recordings
 from har_edge.errors import DataError
@@ -47,11 +48,7 @@ def stratified_slice(windows: WindowSet, max_windows: int | None, *, seed: int) 
     """A seeded, class-stratified subset of at most ``max_windows`` windows (all if None)."""
     if max_windows is None or len(windows) <= max_windows:
         return windows
-    rng = np.random.default_rng(seed)
-    classes = np.unique(windows.y)
-    per_class = max(1, max_windows // len(classes))
-    idx = np.concatenate([rng.permutation(np.flatnonzero(windows.y == c))[:per_class] for c in classes])
-    return windows.take(np.sort(idx))
+    return windows.take(stratified_indices(windows.y, max_windows, seed=seed))
 
 
 def preprocessing_spec_for(pre: PreprocessingConfig, data: DataConfig) -> PreprocessingSpec:
@@ -103,7 +100,8 @@ def prepare_windows(cfg: RunConfig, data_root: Path) -> SplitWindows:
         if cfg.preprocessing is not None:
             spec = preprocessing_spec_for(cfg.preprocessing, d)
             recs = [preprocess_recording(r, spec) for r in recs]
-        windows = windows_from_recordings(recs, d.window_samples, d.hop_samples, mode="per_segment", policy=d.label_policy)  # type: ignore[arg-type]
+        windows = windows_from_recordings(recs, d.window_samples, d.hop_samples, mode=d.windowing,  # type: ignore[arg-type]
+                                          policy=d.label_policy)  # type: ignore[arg-type]
     if d.channels:
         windows = windows.select_channels(d.channels)
     if spec is None and d.dataset == "uci_har":

@@ -9,16 +9,17 @@ rejected with :class:`ExportError`.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
 from har_edge.config import RunConfig
+from har_edge.data.sampling import stratified_indices
 from har_edge.errors import ExportError
 from har_edge.models.builders import build_classifier
 from har_edge.models.keras_backend import import_tensorflow
 
-__all__ = ["QUANT_MODES", "build_export_twin", "convert_to_tflite", "list_tflite_ops", "check_deployable_ops", "representative_windows"]
+__all__ = ["QUANT_MODES", "build_export_twin", "convert_to_tflite", "check_deployable_ops", "representative_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,7 @@ def build_export_twin(model: Any, cfg: RunConfig, *, window_samples: int, n_chan
 
 def representative_windows(X: np.ndarray, y: np.ndarray, *, count: int = 300, seed: int = 0) -> np.ndarray:
     """A class-stratified sample of ``count`` normalised training windows ``(count, T, C)`` for int8 calibration."""
-    rng = np.random.default_rng(seed)
-    classes = np.unique(y)
-    per = max(1, count // len(classes))
-    idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per] for c in classes])
-    return X[np.sort(idx)].astype(np.float32)
+    return X[stratified_indices(y, count, seed=seed)].astype(np.float32)
 
 
 def convert_to_tflite(twin: Any, mode: str, *, representative: np.ndarray | None = None) -> bytes:
@@ -80,28 +77,12 @@ def convert_to_tflite(twin: Any, mode: str, *, representative: np.ndarray | None
         raise ExportError(f"TFLite conversion ({mode}) failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
 
 
-def list_tflite_ops(model_bytes: bytes, interpreter_cls: Callable[..., Any] | None = None) -> list[str]:
-    """Builtin/custom op names used by a TFLite model, in execution order (deduplicated)."""
-    if interpreter_cls is None:
-        from har_edge.runtime.interpreter import load_interpreter_class
-
-        interpreter_cls = load_interpreter_class()[1]
-    try:
-        interp = interpreter_cls(model_content=model_bytes)
-        details = interp._get_ops_details()
-    except Exception as exc:  # noqa: BLE001
-        raise ExportError(f"cannot read the ops of the converted model: {exc}") from exc
-    seen: list[str] = []
-    for d in details:
-        name = str(d.get("op_name", "?"))
-        if name not in seen:
-            seen.append(name)
-    return seen
-
-
 def check_deployable_ops(ops: list[str], *, cell: str) -> None:
-    """Reject Flex / select-TF ops, and LSTM models that did not fuse."""
-    flex = [o for o in ops if o.startswith("Flex") or o in ("DELEGATE", "CUSTOM")]
+    """Reject Flex / select-TF and custom ops, WHILE loops, and LSTM models that did not fuse.
+
+    ``ops``: op names as :func:`har_edge.inference.flatbuffer.model_ops` gives them (custom ops as ``CUSTOM:<name>``).
+    """
+    flex = [o for o in ops if o.startswith(("CUSTOM", "Flex")) or o == "DELEGATE"]
     if flex:
         raise ExportError(f"converted model uses Flex/custom op(s) {flex}, which LiteRT, tflite-runtime and TFLite Micro cannot run")
     if cell == "lstm" and FUSED_LSTM_OP not in ops:

@@ -30,13 +30,12 @@ from numpy.typing import NDArray
 
 from har_edge.errors import BundleError, DataError, ExportError, ModelError
 from har_edge.export.tflm_host import _align, _verify, measure_arena, probe_arena, run_tflm
-from har_edge.models.tflite_flatbuffer import TfliteModel, read_tflite
+from har_edge.inference.flatbuffer import TfliteModel, model_ops, read_tflite
 
 __all__ = [
     "OP_RESOLVER_METHODS",
     "CUSTOM_OP_RESOLVER_METHODS",
     "write_mcu_export",
-    "model_ops",
     "resolver_methods",
     "measure_arena",
     "probe_arena",
@@ -177,11 +176,6 @@ def _parse_model(tflite_bytes: bytes) -> TfliteModel:
         return read_tflite(tflite_bytes, where="int8 model")
     except ModelError as exc:
         raise ExportError(str(exc)) from exc
-
-
-def model_ops(tflite_bytes: bytes) -> list[str]:
-    """Sorted op names the model uses: builtin names (``"FULLY_CONNECTED"``) or ``"CUSTOM:<code>"``."""
-    return sorted({op.opcode for op in _parse_model(tflite_bytes).operators})
 
 
 def resolver_methods(ops: list[str]) -> list[str]:
@@ -404,7 +398,7 @@ def write_mcu_export(tflite_bytes: bytes, manifest: dict[str, Any], out_dir: Pat
     model = _parse_model(tflite_bytes)
     _check_manifest(manifest, model, sha256)
     _check_arrays(X_test_int8, y_test, litert_outputs_int8, manifest)
-    ops = model_ops(tflite_bytes)
+    ops = sorted(model_ops(model))
     methods = resolver_methods(ops)
     preprocessing = _preprocessing_block(manifest)  # validates the spec before the slow arena search
 

@@ -2,7 +2,7 @@
 
 For each mode: convert (fixed batch 1, fused LSTM), check the ops, write the bundle (model +
 manifest, atomically), evaluate on the held-out test subjects in LiteRT through the same
-:class:`~har_edge.runtime.classifier.Classifier` the device uses, and compare with Keras.
+:class:`~har_edge.inference.classifier.Classifier` the device uses, and compare with Keras.
 """
 
 from __future__ import annotations
@@ -21,17 +21,18 @@ import numpy as np
 
 from har_edge import __version__
 from har_edge.data.datasets import prepare_windows
-from har_edge.data.preprocessing import RAW_CHANNELS
 from har_edge.data.units import normalise_unit_name
-from har_edge.errors import BackendNotAvailable, ExportError, HarEdgeError
-from har_edge.export.bundle import EMBEDDED_MANIFEST_KEY, MODEL_NAME, Bundle, embedded_manifest_bytes, prepare_manifest, sha256_bytes, write_bundle
-from har_edge.export.converter import QUANT_MODES, build_export_twin, check_deployable_ops, convert_to_tflite, list_tflite_ops, representative_windows
+from har_edge.errors import ExportError
+from har_edge.evaluation.metrics import classification_metrics
+from har_edge.export.converter import QUANT_MODES, build_export_twin, check_deployable_ops, convert_to_tflite, representative_windows
 from har_edge.export.tflite_rewrite import embed_metadata, set_lstm_cell_clip
-from har_edge.models.evaluation import classification_metrics
+from har_edge.inference.bundle import (CLASSIFICATION, EMBEDDED_MANIFEST_KEY, MODEL_NAME, Bundle, embedded_manifest_bytes,
+                                       prepare_manifest, sha256_bytes, write_bundle)
+from har_edge.inference.classifier import Classifier
+from har_edge.inference.flatbuffer import model_ops
+from har_edge.inference.interpreter import TfliteRunner
 from har_edge.models.run_dir import RunInfo, load_run_info, write_json
 from har_edge.models.training import load_keras_model, predict_probabilities
-from har_edge.runtime.classifier import REFERENCE_WEIGHTS_NAME, Classifier
-from har_edge.runtime.interpreter import BACKENDS, TfliteRunner
 
 __all__ = ["export_run", "build_manifest"]
 
@@ -46,6 +47,7 @@ def build_manifest(info: RunInfo, mode: str, runner: TfliteRunner, metrics: dict
     scale_in, zero_in = runner.input_quant
     scale_out, zero_out = runner.output_quant
     return {
+        "task": CLASSIFICATION,
         "name": info.config.name,
         "quantization": mode,
         "labels": list(info.label_names),
@@ -66,23 +68,13 @@ def build_manifest(info: RunInfo, mode: str, runner: TfliteRunner, metrics: dict
 
 
 _PROBE = r"""
-import sys, numpy as np
+import sys
+import numpy as np
+from har_edge.inference.interpreter import TfliteRunner
 kind, path = sys.argv[1], sys.argv[2]
-data = open(path, "rb").read()
-if kind == "tflm":
-    from tflite_micro.python.tflite_micro import runtime
-    it = runtime.Interpreter.from_bytes(data)
-    shape = it.get_input_details(0)["shape"]; dtype = it.get_input_details(0)["dtype"]
-    it.set_input(np.zeros(shape, dtype=dtype), 0); it.invoke(); out = it.get_output(0)
-else:
-    if kind == "tensorflow":
-        import tensorflow as tf; Interp = tf.lite.Interpreter
-    else:
-        mod = {"tflite-runtime": "tflite_runtime.interpreter", "litert": "ai_edge_litert.interpreter"}[kind]
-        import importlib; Interp = importlib.import_module(mod).Interpreter
-    it = Interp(model_content=data); it.allocate_tensors(); d = it.get_input_details()[0]
-    it.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"])); it.invoke()
-    out = it.get_tensor(it.get_output_details()[0]["index"])
+with open(path, "rb") as f:
+    runner = TfliteRunner(f.read(), backend=kind)
+out = runner.run(np.zeros(runner.input_shape, runner.input_dtype))
 print("nan" if not np.isfinite(out.astype(np.float64)).all() else "ok")
 """
 
@@ -103,9 +95,13 @@ def _probe_python(kind: str) -> str:
 def _interpreter_support(model_path: Path) -> dict[str, str]:
     """Which interpreters load and run the model: ``ok``, ``fails: …`` or ``not installed`` (each in a subprocess)."""
     result = {}
+    # the probing Python may be another venv's (tflite-runtime): har_edge is importable there from this source tree
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                                   os.environ.get("PYTHONPATH")])))
     for kind in ("litert", "tflite-runtime", "tensorflow", "tflm"):
         try:
-            p = subprocess.run([_probe_python(kind), "-c", _PROBE, kind, str(model_path)], capture_output=True, text=True, timeout=120)
+            p = subprocess.run([_probe_python(kind), "-c", _PROBE, kind, str(model_path)], capture_output=True, text=True,
+                               timeout=120, env=env)
         except subprocess.TimeoutExpired:
             result[kind] = "fails: timeout"
             continue
@@ -114,12 +110,26 @@ def _interpreter_support(model_path: Path) -> dict[str, str]:
             result[kind] = "ok"
         elif p.returncode == 0 and out and out[-1] == "nan":
             result[kind] = "fails: returns NaN"
-        elif "ModuleNotFoundError" in p.stderr:
+        elif "ModuleNotFoundError" in p.stderr or "BackendNotAvailable" in p.stderr:
             result[kind] = "not installed"
         else:
             last = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1]
             result[kind] = f"fails: {last[:160]}"
     return result
+
+
+def _evaluate(bundle: Bundle, X_norm: np.ndarray, y: np.ndarray, labels: tuple[str, ...]) -> dict[str, Any]:
+    """Run the in-memory ``bundle`` through the device's Classifier on normalised test windows ``(n, T, C)``.
+
+    Returns ``probabilities`` ``(n, k)``, ``metrics``, ``latency_ms``, ``backend``, and the model's own
+    ``inputs`` ``(n, T, C)`` and ``raw`` outputs ``(n, k)`` (int8 for full-int8 models).
+    """
+    with Classifier(bundle) as clf:
+        inputs = clf.quantise_input(X_norm)
+        raw = clf.runner.run_batch(inputs)
+        probs = clf.runner.dequantise_output(raw)
+        return {"probabilities": probs, "metrics": classification_metrics(y, probs.argmax(1), labels),
+                "latency_ms": _latency_ms(clf, X_norm), "backend": clf.backend, "inputs": inputs, "raw": raw}
 
 
 def _latency_ms(clf: Classifier, X: np.ndarray, repeats: int = 300) -> float:
@@ -186,7 +196,6 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
     keras_m = classification_metrics(yte, keras_probs.argmax(1), labels)
     twin = build_export_twin(model, info.config, window_samples=info.window_samples, n_channels=len(info.channel_names), n_classes=len(labels))
     rep = representative_windows(Xtr, splits.train.y, count=representative_count, seed=info.config.train.seed)
-    ref_npz = _reference_weights(model) if "float32" in modes else None
     report: dict[str, Any] = {
         "run_dir": str(info.run_dir),
         "n_test_windows": int(len(yte)),
@@ -198,7 +207,7 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
     for mode in modes:
         t0 = time.monotonic()
         data = convert_to_tflite(twin, mode, representative=rep if mode == "int8" else None)
-        ops = list_tflite_ops(data)
+        ops = model_ops(data, where=f"{mode} model")
         check_deployable_ops(ops, cell=info.config.model.cell)
         # The converter writes cell_clip=10 into the fused LSTM; Keras never clips. Float modes clear
         # it so they compute what the trained model computes; int8 keeps it (its int16 cell state is
@@ -209,21 +218,13 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
             cell_clip = 0.0
         data_plain = data
         mode_dir = stage if single else stage / mode
-        probe = TfliteRunner(data, where=f"{mode} model")
-        manifest = build_manifest(info, mode, probe, {"keras": report["keras"]})
-        probe.close()
-        extra = {REFERENCE_WEIGHTS_NAME: ref_npz} if ref_npz and mode == "float32" else None
+        with TfliteRunner(data, where=f"{mode} model") as probe:
+            manifest = build_manifest(info, mode, probe, {"keras": report["keras"]})
         # evaluate through the device's own Classifier on the in-memory bundle, then write it once
         in_memory = Bundle(directory=mode_dir, model_path=mode_dir / MODEL_NAME, model_bytes=data,
                            manifest=dict(manifest, model_sha256=sha256_bytes(data)))
-        with Classifier(in_memory) as clf:
-            probs = clf.predict_normalised(Xte)
-            m = classification_metrics(yte, probs.argmax(1), labels)
-            latency = _latency_ms(clf, Xte)
-            raw_int8 = Xq = None
-            if mode == "int8":
-                raw_int8 = np.stack([clf.raw_output(x) for x in Xte])
-                Xq = clf.quantise_input(Xte)
+        ev = _evaluate(in_memory, Xte, yte, labels)
+        probs, m, latency = ev["probabilities"], ev["metrics"], ev["latency_ms"]
         entry = {
             "test_accuracy": m["accuracy"],
             "test_macro_f1": m["macro_f1"],
@@ -235,7 +236,7 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
             "p99_abs_diff_vs_keras": float(np.percentile(np.abs(probs - keras_probs).max(axis=1), 99)),
             "argmax_agreement": float((probs.argmax(1) == keras_probs.argmax(1)).mean()),
             "latency_ms_per_window": round(latency, 4),
-            "latency_backend": clf.backend,
+            "latency_backend": ev["backend"],
             "input": manifest["input"],
             "output": manifest["output"],
             "bundle": str(mode_dir.name if not single else "."),
@@ -247,7 +248,7 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
         data = embed_metadata(data, {EMBEDDED_MANIFEST_KEY: embedded_manifest_bytes(manifest)}, where=f"{mode} model")
         entry["size_bytes"] = len(data)
         entry["size_bytes_without_manifest"] = len(data_plain)
-        bundle = write_bundle(mode_dir, data, manifest, extra_files=extra)
+        bundle = write_bundle(mode_dir, data, manifest)
         if check_interpreters:
             entry["interpreters"] = _interpreter_support(bundle.model_path)
         report["modes"][mode] = entry
@@ -255,26 +256,9 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
             from har_edge.export.mcu import write_mcu_export
 
             report["mcu"] = write_mcu_export(bundle.model_bytes, bundle.manifest, stage / "mcu",
-                                             X_test_int8=Xq, y_test=yte, litert_outputs_int8=raw_int8)
+                                             X_test_int8=ev["inputs"], y_test=yte, litert_outputs_int8=ev["raw"])
         log.info("%s: accuracy %.4f (keras %.4f), %d bytes, %.3f ms/window", mode, m["accuracy"], keras_m["accuracy"], len(data), latency)
     if single:
         report["tflite"] = report["modes"][modes[0]]
         report["quantization"] = modes[0]
     return report
-
-
-def _reference_weights(model: Any) -> bytes | None:
-    """The float weights for ``--backend numpy`` (NumPy reference engine), or None if unavailable."""
-    try:
-        import tempfile
-
-        from har_edge.models.reference import ReferenceModel
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / REFERENCE_WEIGHTS_NAME
-            # float exports clear the converter's cell clip (see _export_into), so no clip here either
-            ReferenceModel.from_keras(model, lstm_cell_clip=None).save_npz(path)
-            return path.read_bytes()
-    except (ImportError, HarEdgeError, AttributeError, TypeError) as exc:
-        log.warning("numpy reference weights not written: %s", exc)
-        return None

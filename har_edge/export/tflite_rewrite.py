@@ -7,7 +7,7 @@
 
 Export-time only: it repacks the flatbuffer with TensorFlow's generated schema and the ``flatbuffers``
 package (both come with the ``train`` extra). Reading the entries back needs neither:
-:func:`har_edge.models.tflite_flatbuffer.read_tflite` does it with numpy only, on the device.
+:func:`har_edge.inference.flatbuffer.read_tflite` does it with numpy only, on the device.
 
 The repack keeps every tensor, operator and buffer; it places each buffer's data on a 16-byte
 boundary (the schema's ``force_align: 16``; the converter itself only guarantees 4), and it is
@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from har_edge.errors import BackendNotAvailable, ExportError, ModelError
-from har_edge.models.tflite_flatbuffer import TfliteModel, read_tflite, weights_sha256
+from har_edge.inference.flatbuffer import TfliteModel, read_tflite, weights_sha256
 
 __all__ = ["embed_metadata", "set_lstm_cell_clip"]
 

@@ -52,37 +52,25 @@ _PROBE_TIMEOUT_S = 120.0
 _WORKER = r"""
 import sys
 import numpy as np
-from tflite_micro.python.tflite_micro import runtime
+from har_edge.inference.interpreter import TfliteRunner
 mode, model_path, arena = sys.argv[1], sys.argv[2], int(sys.argv[3])
 with open(model_path, "rb") as f:
     model = f.read()
-config = runtime.InterpreterConfig
-config = config.kPreserveAllTensors if mode == "tensors" else config.kAllocationRecording
-interp = runtime.Interpreter.from_bytes(model, arena_size=arena, intrepreter_config=config)  # sic
+runner = TfliteRunner(model, backend="tflm", arena_bytes=arena, preserve_all_tensors=mode == "tensors")
 if mode in ("probe", "hint"):
-    d = interp.get_input_details(0)
-    interp.reset()
-    interp.set_input(np.zeros(d["shape"], d["dtype"]), 0)
-    interp.invoke()
-    interp.get_output(0)
+    runner.run(np.zeros(runner.input_shape, runner.input_dtype))
     if mode == "hint":
-        interp.print_allocations()
-else:
-    x = np.load(sys.argv[4])
-    tensors = [int(t) for t in sys.argv[6].split(",")] if mode == "tensors" else []
+        runner.interpreter.print_allocations()
+elif mode == "tensors":
+    x, tensors = np.load(sys.argv[4]), [int(t) for t in sys.argv[6].split(",")]
     out = []
     for window in x:
-        interp.reset()  # the fused LSTM keeps its state between invokes
-        interp.set_input(np.ascontiguousarray(window[None]), 0)
-        interp.invoke()
-        if mode == "tensors":
-            out.append([np.array(interp.GetTensor(t, 0)["tensor_data"], copy=True) for t in tensors])
-        else:
-            out.append(np.array(interp.get_output(0)).reshape(-1))
-    if mode == "tensors":
-        np.savez(sys.argv[5], **{f"t{t}": np.stack([w[k] for w in out]) for k, t in enumerate(tensors)})
-    else:
-        np.save(sys.argv[5], np.stack(out))
+        runner.run(window[None])
+        out.append([runner.tensor(t) for t in tensors])
+    np.savez(sys.argv[5], **{f"t{t}": np.stack([w[k] for w in out]) for k, t in enumerate(tensors)})
+else:
+    x = np.load(sys.argv[4])
+    np.save(sys.argv[5], runner.run_batch(x).reshape(len(x), -1))
 sys.stdout.write("ok\n")
 """
 

@@ -11,15 +11,15 @@ intermediate tensors preserved. Tensor indices are the model's (flatbuffer) indi
 
 from __future__ import annotations
 
-import importlib
 import logging
-import os
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from har_edge.errors import BackendNotAvailable, ExportError
+from har_edge.errors import BundleError, ExportError
+from har_edge.inference.flatbuffer import read_tflite
+from har_edge.inference.interpreter import TfliteRunner, load_backend
 
 __all__ = [
     "DIAGNOSE_WINDOWS",
@@ -28,35 +28,12 @@ __all__ = [
     "explain_difference",
     "litert_int8_outputs",
     "litert_op_tensors",
-    "load_litert",
 ]
 
 logger = logging.getLogger("har_edge.export.mcu")
 
 DIAGNOSE_WINDOWS = 200
 LSTM_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM",)
-
-
-def load_litert() -> tuple[Callable[..., Any], Any]:
-    """Return ``(Interpreter class, OpResolverType enum)``: ``ai_edge_litert`` first, else ``tensorflow.lite``.
-
-    Raises:
-        BackendNotAvailable: neither is installed.
-    """
-    errors = []
-    try:
-        mod = importlib.import_module("ai_edge_litert.interpreter")
-        return mod.Interpreter, mod.OpResolverType
-    except (ImportError, AttributeError) as exc:
-        errors.append(f"ai_edge_litert: {exc}")
-    try:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf  # type: ignore[import-untyped]  # tensorflow.lite: a lazy alias, not a module
-
-        return tf.lite.Interpreter, tf.lite.experimental.OpResolverType
-    except (ImportError, AttributeError) as exc:
-        errors.append(f"tensorflow: {exc}")
-    raise BackendNotAvailable("LiteRT reference kernels need ai-edge-litert or tensorflow; tried " + "; ".join(errors))
 
 
 def compare_outputs(a: NDArray[Any], b: NDArray[Any]) -> dict[str, Any]:
@@ -71,22 +48,15 @@ def compare_outputs(a: NDArray[Any], b: NDArray[Any]) -> dict[str, Any]:
             "argmax_agreement": float(np.mean(a32.argmax(axis=1) == b32.argmax(axis=1)))}
 
 
-def _interpreter(tflite_bytes: bytes, *, reference: bool, preserve: bool = False) -> Any:
-    cls, resolver = load_litert()
-    kind = resolver.BUILTIN_REF if reference else resolver.AUTO
+def _litert(tflite_bytes: bytes, *, reference: bool, preserve: bool = False) -> TfliteRunner:
+    """LiteRT (else tf.lite) with its default or reference kernels; TFLite Micro's kernels port the reference ones."""
     try:
-        it = cls(model_content=tflite_bytes, experimental_op_resolver_type=kind,
-                 experimental_preserve_all_tensors=preserve)
-        it.allocate_tensors()
-    except (RuntimeError, ValueError) as exc:
-        raise ExportError(f"LiteRT cannot load the model with {kind}: {exc}") from exc
-    return it
-
-
-def _invoke(it: Any, window: NDArray[np.int8]) -> None:
-    it.reset_all_variables()  # the fused LSTM keeps its state between invokes
-    it.set_tensor(it.get_input_details()[0]["index"], np.ascontiguousarray(window[None]))
-    it.invoke()
+        backend = load_backend(order=("litert", "tensorflow")).name
+        return TfliteRunner(tflite_bytes, backend=backend, reference_kernels=reference, preserve_all_tensors=preserve,
+                            where="int8 model")
+    except BundleError as exc:
+        kind = "reference" if reference else "default"
+        raise ExportError(f"LiteRT cannot load the model with its {kind} kernels: {exc}") from exc
 
 
 def litert_int8_outputs(tflite_bytes: bytes, x_int8: NDArray[np.int8], *, reference: bool) -> NDArray[np.int8]:
@@ -94,39 +64,34 @@ def litert_int8_outputs(tflite_bytes: bytes, x_int8: NDArray[np.int8], *, refere
 
     ``reference=True``: reference kernels (``BUILTIN_REF``, no delegate); else LiteRT's default (``AUTO``).
     """
-    it = _interpreter(tflite_bytes, reference=reference)
-    out_index = it.get_output_details()[0]["index"]
-    out = []
-    for window in x_int8:
-        _invoke(it, window)
-        out.append(it.get_tensor(out_index).reshape(-1).copy())
-    return np.stack(out)
+    with _litert(tflite_bytes, reference=reference) as runner:
+        return runner.run_batch(np.asarray(x_int8)).reshape(len(x_int8), -1)
 
 
 def litert_op_tensors(tflite_bytes: bytes, x_int8: NDArray[np.int8]) -> tuple[list[dict[str, Any]], dict[int, NDArray[Any]]]:
     """Every operator output under LiteRT's reference kernels, all tensors preserved.
 
-    Returns ``(ops, tensors)``: ``ops`` one dict per operator (``index``, ``op``, ``outputs``, and per
-    output ``name``, ``shape``, ``dtype``, ``scale``), ``tensors[idx]`` shaped ``(n, *tensor_shape)``.
+    Returns ``(ops, tensors)``: ``ops`` one dict per operator of the main subgraph (``index``, ``op``,
+    ``outputs``, and per output ``name``, ``shape``, ``dtype``, ``scale``), ``tensors[idx]`` shaped
+    ``(n, *tensor_shape)``. Operators and tensor indices come from the flatbuffer (which LiteRT without a
+    delegate and TFLM number alike).
     """
-    it = _interpreter(tflite_bytes, reference=True, preserve=True)
-    details = {int(d["index"]): d for d in it.get_tensor_details()}
-    ops: list[dict[str, Any]] = []
-    for op in it._get_ops_details():  # noqa: SLF001 - the only way to list the operators
-        outs = [int(t) for t in op["outputs"] if int(t) >= 0]
-        ops.append({"index": int(op["index"]), "op": str(op["op_name"]), "outputs": outs,
-                    "tensors": {t: {"name": str(details[t]["name"]), "shape": [int(s) for s in details[t]["shape"]],
-                                    "dtype": np.dtype(details[t]["dtype"]).name,
-                                    "scale": float(details[t]["quantization"][0])} for t in outs}})
-    wanted = sorted({t for op in ops for t in op["outputs"]})
-    collected: dict[int, list[NDArray[Any]]] = {t: [] for t in wanted}
-    try:
-        for window in x_int8:
-            _invoke(it, window)
-            for t in wanted:
-                collected[t].append(np.array(it.get_tensor(t), copy=True))
-    except (RuntimeError, ValueError) as exc:
-        raise ExportError(f"LiteRT reference kernels: cannot read the operator outputs: {exc}") from exc
+    model = read_tflite(tflite_bytes, where="int8 model")
+    with _litert(tflite_bytes, reference=True, preserve=True) as runner:
+        details = runner.tensor_details()
+        ops: list[dict[str, Any]] = []
+        for op in model.operators:
+            outs = [int(t) for t in op.outputs if int(t) >= 0]
+            ops.append({"index": op.index, "op": op.opcode, "outputs": outs, "tensors": {t: details[t] for t in outs}})
+        wanted = sorted({t for op in ops for t in op["outputs"]})
+        collected: dict[int, list[NDArray[Any]]] = {t: [] for t in wanted}
+        try:
+            for window in x_int8:
+                runner.run(window[None])
+                for t in wanted:
+                    collected[t].append(runner.tensor(t))
+        except (RuntimeError, ValueError) as exc:
+            raise ExportError(f"LiteRT reference kernels: cannot read the operator outputs: {exc}") from exc
     return ops, {t: np.stack(v) for t, v in collected.items()}
 
 

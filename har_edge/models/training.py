@@ -20,7 +20,7 @@ from har_edge.data.augmentation import AugmentationSpec, augment_windows
 from har_edge.data.normalisation import Standardiser, fit_standardiser
 from har_edge.errors import ModelError
 from har_edge.models.builders import build_classifier
-from har_edge.models.evaluation import classification_metrics, plot_confusion_matrix
+from har_edge.evaluation.metrics import classification_metrics, plot_confusion_matrix
 from har_edge.models.keras_backend import import_keras, import_tensorflow
 from har_edge.models.run_dir import RunInfo, write_json
 

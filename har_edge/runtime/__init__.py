@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from har_edge.runtime.classifier import Classifier, Prediction
+from har_edge.inference.classifier import Classifier, Prediction
 from har_edge.runtime.samples import SampleChunk, SourceStats
 from har_edge.runtime.smoothing import ActivityEvent, SmoothingConfig
 from har_edge.runtime.sources import open_source

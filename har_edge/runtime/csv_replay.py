@@ -178,7 +178,7 @@ class CsvReplaySource(_SourceBase):
 
     def _blocks(self) -> Iterator[tuple[_Array, _Array, NDArray[np.str_] | None]]:
         """Yield ``(timestamps (m,), values (m, c), labels (m,) | None)`` of the good rows per block."""
-        last_t, lineno, want = -math.inf, self._header_lineno + 1, self._n_fields - 1
+        lineno, want = self._header_lineno + 1, self._n_fields - 1
         self._dirty = False
         with self.path.open(encoding="utf-8-sig", errors="replace") as f:
             for _ in range(self._header_lineno):
@@ -211,11 +211,8 @@ class CsvReplaySource(_SourceBase):
                     where = linenos[idx[~finite][:3]].tolist()
                     self._count_bad("non_finite", f"NaN or inf at lines {where}...", int((~finite).sum()))
                     rows, idx = rows[finite], idx[finite]
-                keep = self._keep_increasing(rows[:, 0], last_t)
-                rows, idx = rows[keep], idx[keep]
                 if not len(rows):
                     continue
-                last_t = float(rows[-1, 0])
                 labels = None
                 if self._label_col is not None:
                     k = self._label_col

@@ -50,7 +50,8 @@ _MESSAGE_REASONS = ("invalid_json", "invalid_message")  # a whole line / message
 
 class _PushSource(_SourceBase):
     """A producer (reader thread or paho callback) offers ``[t, v_1..v_c]`` rows; ``chunks()``
-    drops non-increasing timestamps and yields at ``chunk_samples`` rows or ``max_latency_s``."""
+    yields them at ``chunk_samples`` rows or ``max_latency_s`` (timestamps are checked downstream,
+    once, by the stream classifier)."""
 
     def __init__(self, *args: Any, max_latency_s: float = 0.1, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -95,7 +96,7 @@ class _PushSource(_SourceBase):
             return
         self._start()
         width = 1 + len(self.channel_names)
-        buf, last_t, oldest = np.empty((0, width)), -math.inf, 0.0
+        buf, oldest = np.empty((0, width)), 0.0
         while True:
             age = time.monotonic() - oldest
             self._wake.wait(max(self.max_latency_s - age, 0.001) if len(buf) else self.max_latency_s)
@@ -107,10 +108,8 @@ class _PushSource(_SourceBase):
                 ended, error = self._ended, self._error
             if rows:
                 arr = np.asarray(rows, dtype=np.float64).reshape(-1, width)
-                arr = arr[self._keep_increasing(arr[:, 0], last_t)]
-                if len(arr):
-                    oldest = oldest if len(buf) else time.monotonic()
-                    buf, last_t = np.concatenate([buf, arr]), float(arr[-1, 0])
+                oldest = oldest if len(buf) else time.monotonic()
+                buf = np.concatenate([buf, arr])
             if error is not None:
                 raise error
             due = ended or (len(buf) and time.monotonic() - oldest >= self.max_latency_s)

@@ -39,14 +39,6 @@ class SourceStats:
     bad_messages: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
-    def count_bad(self, reason: str, *, message: bool = False) -> None:
-        """Count one rejected sample (or whole message) under ``reason``."""
-        if message:
-            self.bad_messages += 1
-        else:
-            self.bad_samples += 1
-        self.reasons[reason] = self.reasons.get(reason, 0) + 1
-
     def as_dict(self) -> dict[str, object]:
         return {
             "samples": self.samples,

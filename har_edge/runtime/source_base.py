@@ -190,20 +190,6 @@ class _SourceBase:
             self.stats.samples += len(timestamps_s)
         return SampleChunk(timestamps_s, values, self.channel_names, self.units)
 
-    def _keep_increasing(self, t: _Array, last_t: float) -> NDArray[np.bool_]:
-        """Mask of samples whose timestamp exceeds every earlier one (others counted bad)."""
-        prev = np.maximum.accumulate(np.concatenate(([last_t], t[:-1])))
-        keep = t > prev
-        if not keep.all():
-            dup = t == prev
-            self._count_bad("duplicate_timestamp", f"t={t[dup][:3].tolist()}", int(dup.sum()))
-            back = ~keep & ~dup
-            self._count_bad(
-                "non_increasing_timestamp", f"t={t[back][:3].tolist()} after {prev[back][:1].tolist()}",
-                int(back.sum()),
-            )
-        return keep
-
     @property
     def closed(self) -> bool:
         return self._closed.is_set()

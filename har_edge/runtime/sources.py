@@ -3,9 +3,9 @@
 Every source declares ``channel_names``, ``units`` (as they arrive, no conversion: the
 classifier converts with :mod:`har_edge.data.units`), ``nominal_rate_hz`` and ``stats``, and
 yields :class:`~har_edge.runtime.samples.SampleChunk` objects from ``chunks()``. Bad input
-(unparsable rows, NaN, repeated or backwards timestamps, malformed messages, failed bus
-reads) is counted in ``stats`` with a reason, logged rate-limited and skipped; it never ends
-the stream. Open one with :func:`open_source`::
+(unparsable rows, NaN, malformed messages, failed bus reads) is counted in ``stats`` with a
+reason, logged rate-limited and skipped; it never ends the stream. Timestamps pass through as
+they arrive: the stream classifier is the one place that drops repeated or backwards ones. Open one with :func:`open_source`::
 
     csv:PATH                         replay a recording (speed=1.0 real time, k, or "max")
     stdin                            CSV or JSON lines from a text stream (default sys.stdin)
@@ -37,8 +37,7 @@ m/s^2 and rad/s; an MQTT source converts them to its declared units.
 mounted sensor (target ← [sign] source channel; unlisted channels pass through).
 
 ``stats.reasons`` keys: ``wrong_field_count``, ``non_numeric``, ``non_finite``,
-``duplicate_timestamp``, ``non_increasing_timestamp``, ``missing_field``, ``invalid_sample``
-(bad samples); ``invalid_json``, ``invalid_message``, ``no_samples`` (bad messages; every
+``missing_field``, ``invalid_sample`` (bad samples); ``invalid_json``, ``invalid_message``, ``no_samples`` (bad messages; every
 MQTT message that yields nothing counts as one); Sensor Logger: ``invalid_entry``,
 ``accelerometer_without_gravity``, ``missing_gyroscope``, ``unpaired_gyroscope``; live
 sources: ``queue_overflow``, ``i2c_read_error``, ``overrun``.
@@ -54,7 +53,6 @@ from typing import Any, Protocol, runtime_checkable
 from har_edge.errors import ConfigError
 from har_edge.runtime.csv_replay import CsvReplaySource
 from har_edge.runtime.live_sources import MqttSource, StdinSource
-from har_edge.runtime.live_sources import _PushSource as _PushSource  # re-exported for older imports
 from har_edge.runtime.sample_formats import parse_json_samples, parse_sensor_logger
 from har_edge.runtime.samples import SampleChunk, SourceStats
 from har_edge.runtime.source_base import (

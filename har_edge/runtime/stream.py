@@ -1,10 +1,15 @@
 """Streaming classification: samples in (any rate, units, chunking), one result per hop out.
 
-Per chunk: drop bad rows (NaN/inf, out-of-order or duplicate timestamps; counted, never fatal) →
-pick and convert the channels the bundle's raw inputs need → resample to the model's rate if the
-source differs → the bundle's **causal preprocessing** (:class:`~har_edge.data.preprocessing.CausalPreprocessor`,
-the same code the model was trained with) → ring buffer → every ``hop_samples`` classify the last
-``window_samples`` from zero LSTM state → smoothing → activity events.
+Per chunk: drop bad rows (NaN/inf, and — the one timestamp check of the device path — samples
+whose timestamp does not exceed every earlier one; counted, never fatal) → pick and convert the
+channels the bundle's raw inputs need → resample to the model's rate if the source differs → the
+bundle's **causal preprocessing** (:class:`~har_edge.data.preprocessing.CausalPreprocessor`, the same
+code the model was trained with) → buffer → windows cut by :mod:`har_edge.data.windowing` (the
+functions training uses: a window of ``window_samples`` every ``hop_samples``), each classified from
+zero LSTM state → smoothing → activity events.
+
+``stats.reasons`` keys: ``malformed_chunk``, ``non_finite`` (bad samples); ``duplicate_timestamp``,
+``non_increasing_timestamp`` (out of order); ``window_rejected`` (a window the classifier refused).
 """
 
 from __future__ import annotations
@@ -19,14 +24,30 @@ from numpy.typing import NDArray
 from har_edge.data.preprocessing import CausalPreprocessor
 from har_edge.data.resampling import StreamResampler
 from har_edge.data.units import unit_scale
+from har_edge.data.windowing import count_windows, segment_windows, window_starts
 from har_edge.errors import ConfigError, DataError
-from har_edge.runtime.classifier import Classifier, Prediction
+from har_edge.inference.classifier import Classifier, Prediction
 from har_edge.runtime.samples import SampleChunk
 from har_edge.runtime.smoothing import ActivityEvent, ActivityTracker, Smoother, SmoothingConfig
 
-__all__ = ["StreamResult", "StreamStats", "StreamClassifier"]
+__all__ = ["StreamResult", "StreamStats", "StreamClassifier", "increasing_timestamps"]
 
 log = logging.getLogger(__name__)
+
+
+def increasing_timestamps(timestamps_s: NDArray[np.float64], last_s: float | None) -> tuple[NDArray[np.bool_], int, int]:
+    """Which samples to keep: those whose timestamp exceeds ``last_s`` and every earlier one in ``timestamps_s``.
+
+    Returns ``(keep (n,), n_duplicate, n_backwards)``: dropped samples equal to the running maximum
+    are duplicates, the others went back in time.
+    """
+    t = np.asarray(timestamps_s, dtype=np.float64)
+    if t.size == 0:
+        return np.zeros(0, dtype=bool), 0, 0
+    prev = np.maximum.accumulate(np.concatenate([[-np.inf if last_s is None else last_s], t[:-1]]))
+    keep = t > prev
+    dup = int((~keep & (t == prev)).sum())
+    return keep, dup, int((~keep).sum()) - dup
 
 
 @dataclass(frozen=True)
@@ -96,6 +117,7 @@ class StreamClassifier:
         self._buf = np.zeros((0, len(b.channel_names)), dtype=np.float32)
         self._tbuf = np.zeros(0, dtype=np.float64)
         self._last_t: float | None = None
+        self._skip = 0
         self._seq = 0
 
     def _bind(self, chunk: SampleChunk) -> None:
@@ -118,7 +140,7 @@ class StreamClassifier:
         x = np.asarray(chunk.values, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] != t.shape[0] or x.shape[1] != len(chunk.channel_names):
             self.stats.bad_samples += len(t)
-            self.stats.count("malformed chunk", len(t))
+            self.stats.count("malformed_chunk", len(t))
             log.warning("dropped a malformed chunk: values %s for %d timestamps and %d channels", x.shape, len(t), len(chunk.channel_names))
             return np.zeros(0), np.zeros((0, len(self.raw_names)))
         if self._cols is None or self._scale is None:
@@ -128,20 +150,17 @@ class StreamClassifier:
         if not ok.all():
             n_bad = int((~ok).sum())
             self.stats.bad_samples += n_bad
-            self.stats.count("non-finite value", n_bad)
+            self.stats.count("non_finite", n_bad)
             t, x = t[ok], x[ok]
-        # strictly increasing timestamps: drop samples not after the last accepted one
+        keep, n_dup, n_back = increasing_timestamps(t, self._last_t)
+        if n_dup or n_back:
+            self.stats.out_of_order += n_dup + n_back
+            for reason, n in (("duplicate_timestamp", n_dup), ("non_increasing_timestamp", n_back)):
+                if n:
+                    self.stats.count(reason, n)
+            t, x = t[keep], x[keep]
         if t.size:
-            prev = self._last_t if self._last_t is not None else -np.inf
-            run_max = np.maximum.accumulate(np.concatenate([[prev], t]))[:-1]
-            mono = t > run_max
-            if not mono.all():
-                n_bad = int((~mono).sum())
-                self.stats.out_of_order += n_bad
-                self.stats.count("out-of-order or duplicate timestamp", n_bad)
-                t, x = t[mono], x[mono]
-            if t.size:
-                self._last_t = float(t[-1])
+            self._last_t = float(t[-1])
         return t, x
 
     def feed(self, chunk: SampleChunk) -> list[StreamResult]:
@@ -163,22 +182,28 @@ class StreamClassifier:
         return self._push(t, feats)
 
     def _push(self, t: NDArray[np.float64], feats: NDArray[np.float32]) -> list[StreamResult]:
+        """Append to the buffer and classify every complete window, exactly as offline windowing cuts them."""
+        if self._skip:  # a hop longer than the window: samples between windows are never used
+            drop = min(self._skip, t.size)
+            t, feats, self._skip = t[drop:], feats[drop:], self._skip - drop
         buf = np.concatenate([self._buf, feats]) if self._buf.size else feats
         tbuf = np.concatenate([self._tbuf, t]) if self._tbuf.size else t
-        out: list[StreamResult] = []
-        start = 0
-        while buf.shape[0] - start >= self.window:
-            win = buf[start : start + self.window]
-            out.append(self._classify(win, float(tbuf[start + self.window - 1])))
-            start += self.hop
-        self._buf, self._tbuf = buf[start:], tbuf[start:]
+        n = count_windows(buf.shape[0], self.window, self.hop)
+        if n == 0:
+            self._buf, self._tbuf = buf, tbuf
+            return []
+        ends = window_starts(buf.shape[0], self.window, self.hop) + self.window - 1
+        out = [self._classify(w, float(tbuf[e])) for w, e in zip(segment_windows(buf, self.window, self.hop), ends)]
+        consumed = n * self.hop
+        self._skip = max(0, consumed - buf.shape[0])
+        self._buf, self._tbuf = buf[consumed:].copy(), tbuf[consumed:].copy()
         return out
 
     def _classify(self, window: NDArray[np.float32], t_end: float) -> StreamResult:
         try:
             pred = self.clf.classify(window)
         except DataError as exc:  # e.g. a filter blew up on garbage that slipped through
-            self.stats.count(f"window rejected: {exc}")
+            self.stats.count("window_rejected")
             log.warning("window ending at %.3f s rejected: %s", t_end, exc)
             probs = np.full(len(self.labels), 1.0 / len(self.labels), dtype=np.float32)
             pred = Prediction("uncertain", -1, 0.0, probs, 0.0)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from har_edge.errors import BundleError, ExportError, ModelError
-from har_edge.export.bundle import load_bundle
-from har_edge.runtime.classifier import Classifier
+from har_edge.inference.bundle import load_bundle
+from har_edge.inference.classifier import Classifier
 
 pytestmark = pytest.mark.tf
 SAMPLE_ROOT = Path(__file__).resolve().parents[2] / "training" / "sample_data"
@@ -42,7 +42,7 @@ def test_all_modes_report(tiny_exports: Path) -> None:
 def test_manifest_is_self_describing(tiny_exports: Path) -> None:
     b = load_bundle(tiny_exports / "int8" / "model.tflite")
     m = b.manifest
-    assert m["schema_version"] == 1 and m["quantization"] == "int8"
+    assert m["schema_version"] == 2 and m["task"] == "classification" and m["quantization"] == "int8"
     assert b.window_samples == 64 and b.hop_samples == 32 and b.sample_rate_hz == 50
     assert b.channel_names[0] == "body_acc_x" and b.channel_units[3] == "rad/s"
     assert [n for n, _ in b.raw_inputs] == ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
@@ -102,7 +102,7 @@ def test_corrupt_and_truncated_models(tiny_exports: Path, tmp_path: Path) -> Non
     with pytest.raises(BundleError, match="manifest.json: not valid JSON"):
         load_bundle(bad)
     # a flipped bit in a weight: the embedded manifest's weights hash catches it
-    from har_edge.models.tflite_flatbuffer import read_tflite
+    from har_edge.inference.flatbuffer import read_tflite
 
     parsed = read_tflite(data)
     big = max(range(len(parsed.buffers)), key=lambda i: len(parsed.buffers[i]) if i not in parsed.metadata_buffers.values() else -1)
@@ -133,7 +133,7 @@ def test_legacy_sidecar_only_bundles_still_load(tiny_exports: Path, tmp_path: Pa
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from har_edge.export.bundle import EMBEDDED_MANIFEST_KEY
+    from har_edge.inference.bundle import EMBEDDED_MANIFEST_KEY
 
     legacy = tmp_path / "legacy"
     shutil.copytree(tiny_exports / "float32", legacy)
@@ -178,6 +178,6 @@ def test_cli_export_single_mode_contract(tiny_run: Path, tmp_path: Path, capsys:
     assert rc == 0
     r = json.loads((out / "report.json").read_text())
     assert 0 <= r["keras"]["test_accuracy"] <= 1 and 0 <= r["tflite"]["test_accuracy"] <= 1 and r["tflite"]["size_bytes"] > 0
-    assert (out / "model.tflite").is_file() and (out / "reference_weights.npz").is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.tflite", "report.json"]
     assert "float32" in capsys.readouterr().out
     assert main(["export", str(tmp_path / "nope"), "--quant", "int8", "--out", str(tmp_path / "x"), "--data-root", str(SAMPLE_ROOT)]) == 1

@@ -23,7 +23,7 @@ def _hops(n_samples: int, window: int, hop: int) -> int:
 
 def test_cli_run_replay_publishes_every_hop(mosquitto_broker, float32_bundle: Path, heldout_csv: Path, heldout_recording, tmp_path: Path) -> None:
     from har_edge.cli import main
-    from har_edge.export.bundle import load_bundle
+    from har_edge.inference.bundle import load_bundle
 
     b = load_bundle(float32_bundle)
     n = _hops(heldout_recording.n_samples, b.window_samples, b.hop_samples)
@@ -80,10 +80,10 @@ class _OutageSource:
 
 
 def test_broker_outage_mid_stream_loses_nothing(mosquitto_broker_factory, float32_bundle: Path, heldout_recording, tmp_path: Path) -> None:
-    from har_edge.runtime.classifier import Classifier
+    from har_edge.inference.classifier import Classifier
     from har_edge.runtime.stream import StreamClassifier
     from har_edge.transport import MqttConfig, MqttPublisher
-    from har_edge.transport.service import PublisherSink, run_service
+    from har_edge.cli.service import PublisherSink, run_service
 
     broker = mosquitto_broker_factory(persistence=True)
     rec = heldout_recording.select_channels(_OutageSource.channel_names)
@@ -107,7 +107,7 @@ def test_broker_outage_mid_stream_loses_nothing(mosquitto_broker_factory, float3
 
 def test_cli_run_stdout_contract(float32_bundle: Path, heldout_csv: Path, heldout_recording, capsys: pytest.CaptureFixture[str]) -> None:
     from har_edge.cli import main
-    from har_edge.export.bundle import load_bundle
+    from har_edge.inference.bundle import load_bundle
 
     b = load_bundle(float32_bundle)
     assert main(["run", "--bundle", str(float32_bundle / "model.tflite"), "--source", f"csv:{heldout_csv}", "--speed", "max"]) == 0
@@ -134,11 +134,11 @@ def test_cli_run_bad_inputs(float32_bundle: Path, tmp_path: Path, capsys: pytest
 
 def test_mqtt_input_to_mqtt_output(mosquitto_broker, float32_bundle: Path, heldout_recording, tmp_path: Path) -> None:
     """Samples arrive over MQTT (our JSON schema, with garbage mixed in); activities leave over MQTT."""
-    from har_edge.runtime.classifier import Classifier
+    from har_edge.inference.classifier import Classifier
     from har_edge.runtime.sources import open_source
     from har_edge.runtime.stream import StreamClassifier
     from har_edge.transport import MqttConfig, MqttPublisher
-    from har_edge.transport.service import PublisherSink, run_service
+    from har_edge.cli.service import PublisherSink, run_service
     from tests.fixtures.broker import publish_once
 
     rec = heldout_recording

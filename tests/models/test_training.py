@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from har_edge.errors import ModelError
-from har_edge.models.evaluation import classification_metrics
+from har_edge.evaluation.metrics import classification_metrics
 from har_edge.models.run_dir import load_run_info
 
 pytestmark = pytest.mark.tf
@@ -66,7 +66,7 @@ def test_evaluate_numpy_backend_contract(tiny_run: Path, tmp_path: Path) -> None
 def test_numpy_backend_in_the_runtime_matches_litert(tiny_exports: Path) -> None:
     import numpy as np
 
-    from har_edge.runtime.classifier import Classifier
+    from har_edge.inference.classifier import Classifier
 
     rng = np.random.default_rng(3)
     X = rng.standard_normal((16, 64, 9)).astype(np.float32)

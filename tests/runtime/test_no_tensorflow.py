@@ -28,12 +28,14 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_device_modules_import_without_tensorflow() -> None:
     p = _run(
-        "import importlib, pkgutil, har_edge.runtime, har_edge.transport\n"
-        "mods = ['har_edge.export.bundle', 'har_edge.cli', 'har_edge.cli.run', 'har_edge.models.reference']\n"
-        "for pkg in (har_edge.runtime, har_edge.transport):\n"
+        "import importlib, pkgutil, har_edge.inference, har_edge.runtime, har_edge.transport\n"
+        "mods = ['har_edge.cli', 'har_edge.cli.run', 'har_edge.cli.service']\n"
+        "for pkg in (har_edge.inference, har_edge.runtime, har_edge.transport):\n"
         "    mods += [pkg.__name__ + '.' + m.name for m in pkgutil.iter_modules(pkg.__path__)]\n"
         "for m in mods: importlib.import_module(m)\n"
         "assert not any(k.split('.')[0] in ('tensorflow', 'tf_keras') for k in sys.modules)\n"
+        "upward = [k for k in sys.modules if k.startswith(('har_edge.export', 'har_edge.models'))]\n"
+        "assert not upward, upward\n"
         "print(len(mods))\n"
     )
     assert p.returncode == 0, p.stderr[-2000:]
@@ -66,9 +68,9 @@ def test_device_env_has_no_tensorflow() -> None:
 
 @pytest.mark.skipif(not os.environ.get("HAR_EDGE_EXPECT_BACKEND"), reason="only where the expected backend is declared")
 def test_expected_backend_is_picked_first() -> None:
-    from har_edge.runtime.interpreter import load_interpreter_class
+    from har_edge.inference.interpreter import load_backend
 
-    assert load_interpreter_class()[0] == os.environ["HAR_EDGE_EXPECT_BACKEND"]
+    assert load_backend().name == os.environ["HAR_EDGE_EXPECT_BACKEND"]
 
 
 def test_a_lone_model_file_runs_without_tensorflow(float32_bundle: Path, heldout_csv: Path, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 from har_edge.data.preprocessing import preprocess_recording
 from har_edge.data.windowing import segment_windows
 from har_edge.errors import ConfigError, DataError
-from har_edge.runtime.classifier import Classifier
+from har_edge.inference.classifier import Classifier
 from har_edge.runtime.samples import SampleChunk
 from har_edge.runtime.smoothing import ActivityTracker, Smoother, SmoothingConfig
 from har_edge.runtime.stream import StreamClassifier
@@ -111,7 +111,7 @@ def test_fuzzed_input_never_crashes_and_is_counted(float32_bundle: Path, heldout
         results += s.feed(SampleChunk(np.arange(10.0) + 1e4, np.zeros((10, 4)), RAW, UNITS))
         s.finish()
     assert s.stats.bad_samples >= 60 - 1 and s.stats.out_of_order >= 15
-    assert s.stats.reasons.get("malformed chunk") == 10
+    assert s.stats.reasons.get("malformed_chunk") == 10
     assert len(results) > 80 and all(np.isfinite(r.confidence) for r in results)
 
 

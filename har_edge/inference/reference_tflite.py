@@ -1,7 +1,7 @@
-"""Build a :class:`~har_edge.models.reference.ReferenceModel` from a converted ``.tflite`` (NumPy only).
+"""Build a :class:`~har_edge.inference.reference.ReferenceModel` from a converted ``.tflite`` (NumPy only).
 
 The device gets one file, ``model.tflite``; this module reads its weights back (with
-:func:`~har_edge.models.tflite_flatbuffer.read_tflite`, no TensorFlow and no interpreter) so the
+:func:`~har_edge.inference.flatbuffer.read_tflite`, no TensorFlow and no interpreter) so the
 NumPy reference engine can run the same model. It walks the operators of an exported classifier::
 
     RESHAPE → CONV_2D → RESHAPE → MAX_POOL_2D → RESHAPE        (per conv block; the RESHAPEs only
@@ -21,7 +21,8 @@ and converts TFLite's weight layouts to the Keras layout the reference layers ta
 Constants may be float32, float16 behind a ``DEQUANTIZE`` op (``float16`` export) or int8 with
 (per-channel) scales (``dynamic`` export: ``w = (q - zero_point) * scale``). Full-integer (``int8``)
 models and SimpleRNN models (they convert to a ``WHILE`` loop over a second subgraph) raise
-:class:`~har_edge.errors.ModelError`; use the ``reference_weights.npz`` that ``har-edge export`` writes.
+:class:`~har_edge.errors.ModelError`. (``har-edge export`` refuses SimpleRNN models for the same reason;
+the NumPy engine still evaluates them from the Keras run: ``har-edge evaluate RUN --backend numpy``.)
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from __future__ import annotations
 import numpy as np
 
 from har_edge.errors import ModelError
-from har_edge.models.reference import ReferenceModel
-from har_edge.models.reference_layers import Array, Conv1DLayer, DenseLayer, Layer, LSTMLayer, MaxPool1DLayer
-from har_edge.models.tflite_flatbuffer import TfliteModel, TfliteOperator, read_tflite
+from har_edge.inference.reference import ReferenceModel
+from har_edge.inference.reference_layers import Array, Conv1DLayer, DenseLayer, Layer, LSTMLayer, MaxPool1DLayer
+from har_edge.inference.flatbuffer import TfliteModel, TfliteOperator, read_tflite
 
 __all__ = ["reference_from_tflite", "SUPPORTED_OPS", "SUPPORTED_QUANTISATIONS"]
 
@@ -280,7 +281,7 @@ def reference_from_tflite(model_bytes: bytes, *, where: str = "model") -> Refere
     for op in model.operators:  # every op first, so an unsupported one is named before any shape complaint
         if op.opcode not in _HANDLERS:
             hint = ("; a SimpleRNN converts to a WHILE loop over a second subgraph, which this reader does not follow "
-                    "(use the reference_weights.npz from `har-edge export`)") if op.opcode == "WHILE" else ""
+                    "(evaluate such a run from Keras instead: `har-edge evaluate RUN --backend numpy`)") if op.opcode == "WHILE" else ""
             raise b.fail(op, f"not supported by the NumPy reference; supported ops: {', '.join(SUPPORTED_OPS)}{hint}")
     for op in model.operators:
         _HANDLERS[op.opcode](b, op)

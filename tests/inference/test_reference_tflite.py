@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from har_edge.errors import BundleError, ModelError
-from har_edge.models.reference import LSTMLayer, ReferenceModel
-from har_edge.models.reference_tflite import reference_from_tflite
-from har_edge.models.tflite_flatbuffer import read_tflite
+from har_edge.inference.reference import LSTMLayer, ReferenceModel
+from har_edge.inference.reference_tflite import reference_from_tflite
+from har_edge.inference.flatbuffer import read_tflite
 
 pytestmark = pytest.mark.tf
 
@@ -66,15 +66,22 @@ def test_tiny_export_matches_litert(tiny_exports: Path, mode: str, tolerance: fl
         assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.9
 
 
-def test_float32_matches_the_npz_weights(tiny_exports: Path) -> None:
-    """The weights read back from the .tflite are the Keras weights the export wrote to the .npz."""
+def test_weights_read_back_from_the_tflite_are_the_keras_weights(tiny_run: Path, tiny_exports: Path) -> None:
+    """The float32 export's weights, read back by the NumPy engine, are the trained Keras weights."""
+    from har_edge.models.training import load_keras_model
+
     from_tflite = ReferenceModel.from_tflite(tiny_exports / "float32" / "model.tflite")
-    from_npz = ReferenceModel.load_npz(tiny_exports / "float32" / "reference_weights.npz")
-    assert from_tflite.count_params() == from_npz.count_params()
-    for a, b in zip(from_tflite.layers, from_npz.layers):
+    from_keras = ReferenceModel.from_keras(load_keras_model(tiny_run))
+    assert from_tflite.count_params() == from_keras.count_params()
+    for a, b in zip(from_tflite.layers, from_keras.layers):
         assert a.kind == b.kind
         for key, value in b.arrays().items():
             np.testing.assert_allclose(a.arrays()[key], value, atol=1e-6)
+
+
+def test_export_writes_no_second_copy_of_the_weights(tiny_exports: Path) -> None:
+    """One bundle format: the .tflite is the only copy of the weights (the NumPy engine reads it)."""
+    assert sorted(p.name for p in (tiny_exports / "float32").iterdir()) == ["manifest.json", "model.tflite"]
 
 
 def test_int8_model_is_refused(tiny_exports: Path) -> None:
@@ -132,8 +139,9 @@ def test_simple_rnn_model_is_refused_by_name() -> None:
 
 
 def test_numpy_backend_reads_a_lone_tflite(tiny_exports: Path, tmp_path: Path) -> None:
-    from har_edge.export.bundle import load_bundle
-    from har_edge.runtime.classifier import REFERENCE_WEIGHTS_NAME, Classifier
+    from har_edge.inference.bundle import load_bundle
+    from har_edge.inference.classifier import Classifier
+    from har_edge.inference.runner import REFERENCE_WEIGHTS_NAME
 
     lone = tmp_path / "lone" / "model.tflite"
     lone.parent.mkdir()
@@ -150,5 +158,5 @@ def test_numpy_backend_reads_a_lone_tflite(tiny_exports: Path, tmp_path: Path) -
     int8 = tmp_path / "int8" / "model.tflite"
     int8.parent.mkdir()
     shutil.copyfile(tiny_exports / "int8" / "model.tflite", int8)
-    with pytest.raises(BundleError, match=f"{REFERENCE_WEIGHTS_NAME}.*full-integer.*float32, float16, dynamic"):
+    with pytest.raises(BundleError, match="numpy backend.*full-integer.*float32, float16, dynamic.*interpreter backend"):
         Classifier(load_bundle(int8), backend="numpy")

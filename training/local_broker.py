@@ -1,6 +1,8 @@
 """A broker on the loopback interface for demos: Mosquitto if installed, else amqtt in-process.
 
-Not for production (no auth, no persistence); the device talks to your real broker.
+Not for production (no auth, no persistence); the device talks to your real broker. It lives
+beside the demo, outside the ``har_edge`` package: the library never imports it (nor ``amqtt``).
+Used by ``training/demo.py`` and ``benchmarks/stream_throughput.py``.
 """
 
 from __future__ import annotations

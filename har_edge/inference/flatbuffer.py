@@ -27,7 +27,8 @@ from numpy.typing import NDArray
 
 from har_edge.errors import ModelError
 
-__all__ = ["TfliteTensor", "TfliteOperator", "TfliteModel", "read_tflite", "weights_sha256", "BUILTIN_OPERATORS", "TENSOR_TYPES"]
+__all__ = ["TfliteTensor", "TfliteOperator", "TfliteModel", "read_tflite", "model_ops", "weights_sha256",
+           "BUILTIN_OPERATORS", "TENSOR_TYPES"]
 
 FILE_IDENTIFIER = b"TFL3"
 
@@ -342,6 +343,17 @@ def read_tflite(data: bytes, *, where: str = "model") -> TfliteModel:
                        outputs=tuple(int(v) for v in r.scalars(sg, 2, "i")), buffers=tuple(buffers),
                        buffer_offsets=tuple(offsets), metadata=metadata,
                        metadata_buffers=metadata_buffers, n_subgraphs=len(subgraphs))
+
+
+def model_ops(model: TfliteModel | bytes, *, where: str = "model") -> list[str]:
+    """Every op the model uses, each once: the main subgraph's in execution order, then those only other
+    subgraphs use (a ``WHILE`` body's). Names as ``"CONV_2D"``, ..., ``"CUSTOM:FlexTensorListReserve"``.
+
+    Read from the flatbuffer itself, so no interpreter (and no private interpreter API) is involved,
+    and an op no interpreter here can run is still named.
+    """
+    m = model if isinstance(model, TfliteModel) else read_tflite(model, where=where)
+    return list(dict.fromkeys([op.opcode for op in m.operators] + list(m.opcodes)))
 
 
 def weights_sha256(model: TfliteModel) -> str:

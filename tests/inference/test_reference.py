@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from har_edge.errors import BundleError, DataError, ModelError
-from har_edge.models.reference import (
+from har_edge.inference.reference import (
     Conv1DLayer,
     DenseLayer,
     LSTMLayer,
@@ -170,7 +170,7 @@ def test_imports_without_tensorflow(tmp_path: Path) -> None:
                 return None
         sys.meta_path.insert(0, Block())
         import numpy as np
-        import har_edge.models.reference as r
+        import har_edge.inference.reference as r
         f = lambda *s: np.ones(s, np.float32) * 0.1
         m = r.ReferenceModel(layers=(r.LSTMLayer(kernel=f(2, 8), recurrent_kernel=f(2, 8), bias=f(8)),
                                      r.DenseLayer(kernel=f(2, 3), bias=f(3), activation="softmax")), input_shape=(4, 2))

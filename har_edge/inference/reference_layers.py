@@ -2,7 +2,7 @@
 
 NumPy only. Shapes are ``(n, T, C)`` for sequences and ``(n, C)`` after the last recurrent layer;
 weights are row-major as Keras stores them (``x @ U`` is the book's ``U·x``). The equations are in
-:mod:`har_edge.models.reference`'s docstring and in docs/recurrent-networks.md.
+:mod:`har_edge.inference.reference`'s docstring and in docs/recurrent-networks.md.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A NumPy reference engine: the RNN and LSTM equations, written out, verified against Keras.
 
-This module imports **numpy only** (TensorFlow is imported lazily, and only by
-:meth:`ReferenceModel.from_run`), so it runs on a device with no TensorFlow and no LiteRT.
-It mirrors the classifiers of :mod:`har_edge.models.builders`::
+This module imports **numpy only**, so it runs on a device with no TensorFlow and no LiteRT
+(:meth:`ReferenceModel.from_keras` reads a Keras model by duck typing, without importing Keras).
+It mirrors the classifiers that ``har_edge``'s model builders make::
 
     window (n, T, C) → [Conv1D(same, relu) → MaxPool1D]* → LSTM / SimpleRNN layers
                      → (Dropout: identity at inference) → [Dense(relu)] → Dense(softmax) → (n, k)
@@ -51,7 +51,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from har_edge.errors import BundleError, DataError, ModelError
-from har_edge.models.reference_layers import (
+from har_edge.inference.reference_layers import (
     LAYER_TYPES,
     Array,
     Conv1DLayer,
@@ -232,19 +232,12 @@ class ReferenceModel:
         return cls(layers=tuple(layers), input_shape=(T, int(shape[2])), name=str(model.name))
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, *, lstm_cell_clip: float | None = None) -> ReferenceModel:
-        """Load ``RUN_DIR/model.keras`` (needs TensorFlow, imported only here) and read it (see :meth:`from_keras`)."""
-        from har_edge.models.training import load_keras_model  # lazy: keeps this module TF-free
-
-        return cls.from_keras(load_keras_model(Path(run_dir)), lstm_cell_clip=lstm_cell_clip)
-
-    @classmethod
     def from_tflite(cls, model: str | Path | bytes) -> ReferenceModel:
         """Read a float32 / float16 / dynamic-range ``.tflite`` (a path or its bytes), NumPy only.
 
-        See :func:`har_edge.models.reference_tflite.reference_from_tflite`; raises ``ModelError``.
+        See :func:`har_edge.inference.reference_tflite.reference_from_tflite`; raises ``ModelError``.
         """
-        from har_edge.models.reference_tflite import reference_from_tflite  # imports this module
+        from har_edge.inference.reference_tflite import reference_from_tflite  # imports this module
 
         if isinstance(model, (bytes, bytearray)):
             return reference_from_tflite(bytes(model))

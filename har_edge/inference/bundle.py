@@ -5,16 +5,18 @@ manifest as the ``.tflite`` metadata entry ``har_edge_manifest`` (compact JSON),
 alone is a complete bundle, and writes the same manifest beside it as ``manifest.json`` for people
 and tools (plus ``model_sha256``, the file's hash, which a file cannot contain about itself). The
 embedded manifest carries ``weights_sha256`` (the graph's constants, see
-:func:`~har_edge.models.tflite_flatbuffer.weights_sha256`), checked at load. When both exist they
+:func:`~har_edge.inference.flatbuffer.weights_sha256`), checked at load. When both exist they
 must agree; bundles from before embedding (sidecar only) still load. The manifest holds
 everything the runtime needs: labels, rate, window, hop, channels with units and order, the causal
 preprocessing, normalisation, input/output quantisation and the model's SHA-256, which
 :func:`load_bundle` checks against the ``.tflite`` bytes so a stale or swapped model is caught.
 
-Manifest (``schema_version`` 1)::
+Manifest (``schema_version`` 2; task-neutral: ``task`` says what the model's output means)::
 
-    {"schema_version": 1, "name": ..., "model_file": "model.tflite", "model_sha256": ...,
-     "quantization": "float32|float16|dynamic|int8", "labels": [...],
+    {"schema_version": 2, "task": "classification", "name": ..., "model_file": "model.tflite",
+     "model_sha256": ..., "weights_sha256": ...,
+     "quantization": "float32|float16|dynamic|int8",
+     "labels": [...],                                    (classification: one name per output)
      "sample_rate_hz": 50.0, "window_samples": 128, "hop_samples": 64,
      "channels": [{"name": "body_acc_x", "unit": "g"}, ...],
      "raw_inputs": [{"name": "acc_x", "unit": "g"}, ...],
@@ -22,6 +24,11 @@ Manifest (``schema_version`` 1)::
      "normalisation": {"mean": [...], "std": [...]},
      "input": {"shape": [1, T, C], "dtype": "float32|int8", "scale": s, "zero_point": z},
      "output": {...}, "metrics": {...}, "har_edge_version": ...}
+
+Schema 1 (before ``task`` existed) is read as a classification bundle; readers before schema 2
+refuse schema-2 bundles. A task wrapper states the task it reads with :meth:`Bundle.require_task`,
+so a classifier never runs a forecaster's bundle nor the reverse. Each task adds its required keys
+and checks to :data:`TASK_CHECKS`.
 """
 
 from __future__ import annotations
@@ -32,21 +39,38 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from har_edge.data.normalisation import Standardiser
 from har_edge.data.preprocessing import PreprocessingSpec
 from har_edge.errors import BundleError, DataError, ModelError
-from har_edge.models.tflite_flatbuffer import TfliteModel, read_tflite, weights_sha256
+from har_edge.inference.flatbuffer import TfliteModel, read_tflite, weights_sha256
 
-__all__ = ["SCHEMA_VERSION", "MANIFEST_NAME", "MODEL_NAME", "EMBEDDED_MANIFEST_KEY", "embedded_manifest_bytes", "prepare_manifest", "Bundle", "load_bundle", "write_bundle", "sha256_bytes"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "READABLE_SCHEMA_VERSIONS",
+    "CLASSIFICATION",
+    "TASK_CHECKS",
+    "MANIFEST_NAME",
+    "MODEL_NAME",
+    "EMBEDDED_MANIFEST_KEY",
+    "embedded_manifest_bytes",
+    "prepare_manifest",
+    "Bundle",
+    "load_bundle",
+    "write_bundle",
+    "sha256_bytes",
+    "check_tflite_bytes",
+]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
+CLASSIFICATION = "classification"
 MANIFEST_NAME = "manifest.json"
 MODEL_NAME = "model.tflite"
 EMBEDDED_MANIFEST_KEY = "har_edge_manifest"
 _TFLITE_MAGIC = b"TFL3"
-_REQUIRED = ("schema_version", "labels", "sample_rate_hz", "window_samples", "hop_samples", "channels",
+_REQUIRED = ("schema_version", "task", "sample_rate_hz", "window_samples", "hop_samples", "channels",
              "normalisation", "input", "output", "model_sha256", "quantization")
 
 
@@ -70,7 +94,20 @@ class Bundle:
     manifest: dict[str, Any]
 
     @property
+    def task(self) -> str:
+        """What the model's output means: ``"classification"`` (schema 1 bundles are classification)."""
+        return str(self.manifest.get("task", CLASSIFICATION))
+
+    def require_task(self, task: str) -> None:
+        """Raise :class:`BundleError` unless this bundle's task is ``task``."""
+        if self.task != task:
+            raise BundleError(f"{self.model_path}: a {self.task!r} bundle, but a {task!r} model is needed here "
+                              f"(export the right run, or use the command for {self.task} bundles)")
+
+    @property
     def labels(self) -> tuple[str, ...]:
+        """Class names in output order (classification bundles)."""
+        self.require_task(CLASSIFICATION)
         return tuple(self.manifest["labels"])
 
     @property
@@ -127,7 +164,8 @@ def prepare_manifest(manifest: dict[str, Any], model_bytes: bytes) -> dict[str, 
     except ModelError as exc:
         raise BundleError(str(exc)) from exc
     body = {k: v for k, v in manifest.items() if k != "model_sha256"}
-    return dict(body, schema_version=SCHEMA_VERSION, model_file=MODEL_NAME, weights_sha256=weights)
+    return dict(body, schema_version=SCHEMA_VERSION, task=body.get("task", CLASSIFICATION), model_file=MODEL_NAME,
+                weights_sha256=weights)
 
 
 def embedded_manifest_bytes(manifest: dict[str, Any]) -> bytes:
@@ -209,11 +247,17 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
             )
     elif sidecar is not None:
         _check_sidecar_agrees(sidecar, manifest, manifest_path, model_path)
+    version = manifest.get("schema_version")
+    if version not in READABLE_SCHEMA_VERSIONS:
+        raise BundleError(f"{where}: schema_version {version!r}; this har-edge reads {list(READABLE_SCHEMA_VERSIONS)} "
+                          "(exported by a newer har-edge? upgrade it on this device)")
+    if version == 1:
+        manifest = dict(manifest, task=CLASSIFICATION)  # schema 1 had only classifiers
     missing = [k for k in _REQUIRED if k not in manifest]
     if missing:
         raise BundleError(f"{where}: missing key(s) {missing}")
-    if manifest["schema_version"] != SCHEMA_VERSION:
-        raise BundleError(f"{where}: schema_version {manifest['schema_version']!r}; this har-edge reads {SCHEMA_VERSION}")
+    if manifest["task"] not in TASK_CHECKS:
+        raise BundleError(f"{where}: task {manifest['task']!r}; this har-edge knows {sorted(TASK_CHECKS)}")
     bundle = Bundle(directory=model_path.parent, model_path=model_path, model_bytes=data, manifest=manifest)
     _check_consistency(bundle, where)
     _check_model_io(model, manifest, where)
@@ -234,6 +278,18 @@ def _check_model_io(model: TfliteModel, manifest: dict[str, Any], where: Path) -
             raise BundleError(f"{where}: {which}.dtype={declared.get('dtype')!r} but the model's {which} tensor is {t.dtype}")
 
 
+def _check_classification(manifest: dict[str, Any], where: Path) -> None:
+    labels = manifest.get("labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
+        raise BundleError(f"{where}: labels={labels!r}; a classification bundle needs a list of class names")
+    if list(manifest["output"].get("shape", [])) != [1, len(labels)]:
+        raise BundleError(f"{where}: output shape {manifest['output'].get('shape')} disagrees with {len(labels)} labels")
+
+
+TASK_CHECKS: dict[str, Callable[[dict[str, Any], Path], None]] = {CLASSIFICATION: _check_classification}
+"""Per task: a check of its own manifest keys (raises :class:`BundleError`)."""
+
+
 def _check_consistency(bundle: Bundle, where: Path) -> None:
     m = bundle.manifest
     n_ch = len(m["channels"])
@@ -241,8 +297,7 @@ def _check_consistency(bundle: Bundle, where: Path) -> None:
     expected = [1, bundle.window_samples, n_ch]
     if shape != expected:
         raise BundleError(f"{where}: input shape {shape} disagrees with window_samples/channels {expected}")
-    if list(m["output"].get("shape", [])) != [1, len(m["labels"])]:
-        raise BundleError(f"{where}: output shape {m['output'].get('shape')} disagrees with {len(m['labels'])} labels")
+    TASK_CHECKS[bundle.task](m, where)
     try:
         norm = bundle.normalisation
         bundle.preprocessing  # noqa: B018 - validates the spec
@@ -257,9 +312,9 @@ def _check_consistency(bundle: Bundle, where: Path) -> None:
 def write_bundle(out_dir: str | os.PathLike[str], model_bytes: bytes, manifest: dict[str, Any], *, extra_files: dict[str, bytes] | None = None) -> Bundle:
     """Write a bundle atomically: a temporary directory renamed into place, then re-loaded to validate.
 
-    ``model_bytes`` normally carries the manifest already (see :func:`prepare_manifest` and
-    :func:`har_edge.export.tflite_rewrite.embed_metadata`); ``manifest.json`` is written beside it with
-    ``model_sha256`` filled in here, and the re-load checks that the two agree.
+    ``model_bytes`` normally carries the manifest already (:func:`prepare_manifest` +
+    :func:`embedded_manifest_bytes`, embedded by the exporter); ``manifest.json`` is written beside it
+    with ``model_sha256`` filled in here, and the re-load checks that the two agree.
     """
     out = Path(out_dir)
     check_tflite_bytes(model_bytes, where="converted model")

@@ -8,7 +8,7 @@ import numpy as np
 
 from har_edge.data.recording import UNLABELLED, Recording
 from har_edge.data.windowing import label_windows
-from har_edge.models.evaluation import classification_metrics
+from har_edge.evaluation.metrics import classification_metrics
 
 __all__ = ["window_truth", "score_stream", "activity_segments"]
 

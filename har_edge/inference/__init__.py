@@ -1,0 +1,37 @@
+"""The TensorFlow-free inference core: bundles, interpreters, the NumPy reference engine and the classifier.
+
+Sits above :mod:`har_edge.data` and below :mod:`har_edge.export` (which writes and verifies
+bundles with it) and :mod:`har_edge.runtime` (which streams with it). It imports numpy, scipy (via
+``data``) and, lazily, an interpreter package; never TensorFlow, ``har_edge.models`` or
+``har_edge.export``.
+
+>>> from har_edge.inference import Classifier, load_bundle   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from har_edge.inference.bundle import CLASSIFICATION, SCHEMA_VERSION, Bundle, load_bundle, write_bundle
+from har_edge.inference.classifier import Classifier, Prediction
+from har_edge.inference.flatbuffer import model_ops, read_tflite
+from har_edge.inference.interpreter import BACKENDS, TfliteRunner, load_backend
+from har_edge.inference.reference import ReferenceModel
+from har_edge.inference.runner import NumpyRunner, Runner, open_runner
+
+__all__ = [
+    "BACKENDS",
+    "CLASSIFICATION",
+    "SCHEMA_VERSION",
+    "Bundle",
+    "Classifier",
+    "NumpyRunner",
+    "Prediction",
+    "ReferenceModel",
+    "Runner",
+    "TfliteRunner",
+    "load_backend",
+    "load_bundle",
+    "model_ops",
+    "open_runner",
+    "read_tflite",
+    "write_bundle",
+]

@@ -1,0 +1,112 @@
+"""Open a bundle's model for inference: a TFLite interpreter, or the NumPy reference engine (``backend="numpy"``).
+
+Both sit behind the same :class:`Runner` interface, so :class:`~har_edge.inference.classifier.Classifier`
+(and every other task's wrapper) never asks which one it has: ``predict((n, T, C) float) -> (n, k) float32``,
+each input from zero recurrent state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from har_edge.errors import BundleError, ModelError
+from har_edge.inference.bundle import Bundle
+from har_edge.inference.interpreter import TfliteRunner
+from har_edge.inference.reference import ReferenceModel
+from har_edge.inference.reference_tflite import SUPPORTED_QUANTISATIONS, reference_from_tflite
+
+__all__ = ["Runner", "NumpyRunner", "open_runner", "REFERENCE_WEIGHTS_NAME"]
+
+REFERENCE_WEIGHTS_NAME = "reference_weights.npz"
+"""Weights file that bundles exported before the NumPy engine read ``.tflite`` weights carry; still read."""
+
+
+class Runner(Protocol):
+    """What task wrappers need of a model: shapes, quantisation and float-in / float-out prediction."""
+
+    backend: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    input_dtype: np.dtype[Any]
+    output_dtype: np.dtype[Any]
+
+    def run(self, x: NDArray[Any]) -> NDArray[Any]: ...
+    def quantise_input(self, x: NDArray[np.floating]) -> NDArray[Any]: ...
+    def dequantise_output(self, y: NDArray[Any]) -> NDArray[np.float32]: ...
+    def predict(self, X: NDArray[np.floating]) -> NDArray[np.float32]: ...
+    def close(self) -> None: ...
+
+
+class NumpyRunner:
+    """The NumPy reference engine behind the :class:`Runner` interface (float in and out, batched)."""
+
+    backend = "numpy"
+    input_dtype = np.dtype(np.float32)
+    output_dtype = np.dtype(np.float32)
+    input_quant = (0.0, 0)
+    output_quant = (0.0, 0)
+
+    def __init__(self, model: ReferenceModel, *, input_shape: tuple[int, ...]) -> None:
+        self._model = model
+        self.input_shape = input_shape
+        self.output_shape = (1, model.n_outputs)
+
+    def run(self, x: NDArray[Any]) -> NDArray[np.float32]:
+        return self.predict(x)
+
+    def quantise_input(self, x: NDArray[np.floating]) -> NDArray[np.float32]:
+        return np.asarray(x, dtype=np.float32)
+
+    def dequantise_output(self, y: NDArray[Any]) -> NDArray[np.float32]:
+        return np.asarray(y, dtype=np.float32)
+
+    def predict(self, X: NDArray[np.floating]) -> NDArray[np.float32]:
+        return np.asarray(self._model.predict_proba(np.asarray(X, dtype=np.float32)), dtype=np.float32)
+
+    def close(self) -> None:
+        pass
+
+
+def _numpy_runner(bundle: Bundle) -> NumpyRunner:
+    """``reference_weights.npz`` beside the model if present (older bundles), else the ``.tflite``'s own weights."""
+    path = Path(bundle.directory) / REFERENCE_WEIGHTS_NAME
+    if path.is_file():
+        model = ReferenceModel.load_npz(path)
+    else:
+        try:
+            model = reference_from_tflite(bundle.model_bytes, where=str(bundle.model_path))
+        except ModelError as exc:
+            raise BundleError(
+                f"the numpy backend cannot read the weights of {bundle.model_path} ({exc}); it reads "
+                f"{', '.join(SUPPORTED_QUANTISATIONS)} exports: use an interpreter backend for this one"
+            ) from exc
+    expected = tuple(int(d) for d in bundle.manifest["input"]["shape"])
+    T, C = model.input_shape
+    if (T not in (None, expected[1])) or C != expected[2]:
+        raise BundleError(f"{bundle.model_path}: numpy model input {model.input_shape} disagrees with the manifest {expected[1:]}")
+    return NumpyRunner(model, input_shape=expected)
+
+
+def open_runner(bundle: Bundle, *, backend: str | None = None, num_threads: int = 1) -> Runner:
+    """The bundle's model in ``backend`` (None/"auto": the first installed interpreter; "numpy": the reference engine).
+
+    Raises:
+        BundleError: the model does not load, or its tensors disagree with the manifest.
+        BackendNotAvailable: the backend is not installed.
+    """
+    runner: Runner
+    if backend == "numpy":
+        runner = _numpy_runner(bundle)
+    else:
+        runner = TfliteRunner(bundle.model_bytes, backend=None if backend == "auto" else backend,
+                              num_threads=num_threads, where=str(bundle.model_path))
+    for which, shape in (("input", runner.input_shape), ("output", runner.output_shape)):
+        declared = tuple(int(d) for d in bundle.manifest[which]["shape"])
+        if shape != declared:
+            runner.close()
+            raise BundleError(f"{bundle.model_path}: model {which} shape {shape} disagrees with the manifest {declared}")
+    return runner
