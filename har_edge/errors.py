@@ -5,6 +5,7 @@
     HarEdgeError
     ├── ConfigError (ValueError)        a config file or option is wrong
     ├── DataError (ValueError)          a recording, column or value is wrong
+    │   └── RecordError                 one input record (CSV line, JSON sample, message) is malformed
     ├── ModelError                      a model or run directory is unusable
     ├── ExportError                     conversion / quantisation / MCU export failed
     ├── BundleError                     a model bundle is missing, corrupt or inconsistent
@@ -21,6 +22,7 @@ __all__ = [
     "HarEdgeError",
     "ConfigError",
     "DataError",
+    "RecordError",
     "ModelError",
     "ExportError",
     "BundleError",
@@ -40,6 +42,18 @@ class ConfigError(HarEdgeError, ValueError):
 
 class DataError(HarEdgeError, ValueError):
     """Input data is missing or malformed (the message names file, field and value)."""
+
+
+class RecordError(DataError):
+    """One input record is malformed; ``reason`` is the counter key a device loop counts it under.
+
+    Training data raises it (naming file, line, column and value); a device source counts the
+    ``reason`` and skips the record.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 class ModelError(HarEdgeError):

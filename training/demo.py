@@ -15,7 +15,6 @@ Run: ``make demo`` (or ``python training/demo.py --data-root DIR``). Steps:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import sys
@@ -23,7 +22,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 

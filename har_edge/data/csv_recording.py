@@ -16,16 +16,16 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from har_edge.data.csv_format import LABEL_COLUMN, TIME_COLUMN, open_csv, read_csv_rows
 from har_edge.data.recording import UNLABELLED, Recording
 from har_edge.data.units import convert_units, normalise_unit_name
 from har_edge.errors import DataError
 
 __all__ = ["DEFAULT_TIME_COLUMN", "DEFAULT_LABEL_COLUMN", "DEFAULT_UNITS", "load_csv_recording", "write_csv_recording"]
 
-DEFAULT_TIME_COLUMN = "timestamp"
-DEFAULT_LABEL_COLUMN = "label"
+DEFAULT_TIME_COLUMN = TIME_COLUMN
+DEFAULT_LABEL_COLUMN = LABEL_COLUMN
 DEFAULT_UNITS = {"acc": "g", "gyro": "rad/s"}
-_SENSOR_COLUMNS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 
 
 def default_unit(channel: str) -> str:
@@ -46,7 +46,7 @@ def load_csv_recording(
     rate_tolerance: float = 0.05,
     subject: int | None = None,
 ) -> Recording:
-    """Load a CSV recording strictly (any bad value raises).
+    """Load a CSV recording strictly (any bad value raises), with the reader replay uses (:mod:`~har_edge.data.csv_format`).
 
     Args:
         channels: channels to read (default: the ``acc_*`` and, if present, ``gyro_*`` columns).
@@ -59,45 +59,23 @@ def load_csv_recording(
 
     Returns:
         A :class:`Recording` with signals ``(n, c)`` in g / rad/s.
+
+    Raises:
+        DataError: naming the file, line, column and value.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    columns = dict(columns or {})
-    with path.open(newline="") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise DataError(f"{path}: empty file; expected a header like 'timestamp,acc_x,acc_y,acc_z'") from None
-        rows = list(reader)
-    if channels is None:
-        # the accelerometer triad is required; the gyroscope triad is read when any of it is present
-        has_gyro = any(columns.get(c, c) in header for c in _SENSOR_COLUMNS[3:])
-        channels = list(_SENSOR_COLUMNS[: 6 if has_gyro else 3])
-    wanted = [time_column] + [columns.get(c, c) for c in channels]
-    missing = [c for c in wanted if c not in header]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; header is {header}")
-    idx = [header.index(c) for c in wanted]
-    values = np.empty((len(rows), len(idx)), dtype=np.float64)
-    for r, row in enumerate(rows):
-        if len(row) != len(header):
-            raise DataError(f"{path}: line {r + 2} has {len(row)} fields; expected {len(header)}")
-        for j, i in enumerate(idx):
-            try:
-                values[r, j] = float(row[i])
-            except ValueError:
-                raise DataError(f"{path}: line {r + 2}, column {header[i]!r}: {row[i]!r} is not a number") from None
-    bad = ~np.isfinite(values)
-    if bad.any():
-        r, j = np.argwhere(bad)[0]
-        raise DataError(f"{path}: line {r + 2}, column {wanted[j]!r}: value is NaN or inf")
-    t = values[:, 0] * time_scale_s
+    layout, header_lines, _ = open_csv(path, channel_names=channels, columns=columns, time_column=time_column,
+                                       label_column=label_column)
+    blocks = list(read_csv_rows(path, layout, skip_lines=header_lines))
+    if not blocks:
+        raise DataError(f"{path}: no samples after the header")
+    t = np.concatenate([b.timestamps for b in blocks]) * time_scale_s
+    values = np.concatenate([b.values for b in blocks])
+    lines = np.concatenate([b.line_numbers for b in blocks])
     steps = np.diff(t)
     if (steps <= 0).any():
         r = int(np.argmax(steps <= 0))
-        raise DataError(f"{path}: line {r + 3}: timestamp {float(t[r + 1])!r} does not increase (previous {float(t[r])!r})")
+        raise DataError(f"{path}: line {lines[r + 1]}: timestamp {float(t[r + 1])!r} does not increase (previous {float(t[r])!r})")
     if len(t) < 2:
         raise DataError(f"{path}: {len(t)} sample(s); need at least 2 to know the rate")
     inferred = 1.0 / float(np.median(steps))
@@ -105,30 +83,27 @@ def load_csv_recording(
         sample_rate_hz = round(inferred, 3)
     elif abs(inferred - sample_rate_hz) > rate_tolerance * sample_rate_hz:
         raise DataError(f"{path}: timestamps imply {inferred:.3f} Hz but sample_rate_hz={sample_rate_hz} was declared")
-    file_units = [normalise_unit_name((units or {}).get(c, default_unit(c))) for c in channels]
-    signals = convert_units(values[:, 1:], file_units, [default_unit(c) for c in channels])
-    labels = None
-    names: tuple[str, ...] = tuple(label_names or ())
-    if label_column is not None and label_column in header:
-        li = header.index(label_column)
-        raw = [row[li].strip() for row in rows]
-        if not names:
-            names = tuple(sorted({v for v in raw if v}))
-        lookup = {n: i for i, n in enumerate(names)}
-        unknown = sorted({v for v in raw if v and v not in lookup})
-        if unknown:
-            raise DataError(f"{path}: column {label_column!r} has unknown label(s) {unknown[:5]}; expected {list(names)}")
-        labels = np.array([lookup.get(v, UNLABELLED) for v in raw], dtype=np.int16)
-    return Recording(
-        signals=signals,
-        channel_names=tuple(channels),
-        units=tuple(default_unit(c) for c in channels),
-        sample_rate_hz=float(sample_rate_hz),
-        labels=labels,
-        label_names=names,
-        subject=subject,
-        name=str(path),
-    )
+    names = layout.channel_names
+    file_units = [normalise_unit_name((units or {}).get(c, default_unit(c))) for c in names]
+    signals = convert_units(values, file_units, [default_unit(c) for c in names])
+    labels, label_set = None, tuple(label_names or ())
+    if layout.label_index is not None:
+        raw = np.concatenate([b.labels for b in blocks if b.labels is not None])
+        labels, label_set = _label_indices(raw, label_set, f"{path}: column {label_column!r}")
+    return Recording(signals=signals, channel_names=names, units=tuple(default_unit(c) for c in names),
+                     sample_rate_hz=float(sample_rate_hz), labels=labels, label_names=label_set, subject=subject,
+                     name=str(path))
+
+
+def _label_indices(raw: np.ndarray, names: tuple[str, ...], where: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Per-sample label strings → indices into ``names`` (sorted distinct values when empty); '' is unlabelled."""
+    if not names:
+        names = tuple(sorted({str(v) for v in raw if v}))
+    lookup = {n: i for i, n in enumerate(names)}
+    unknown = sorted({str(v) for v in raw if v and v not in lookup})
+    if unknown:
+        raise DataError(f"{where} has unknown label(s) {unknown[:5]}; expected {list(names)}")
+    return np.array([lookup.get(str(v), UNLABELLED) for v in raw], dtype=np.int16), names
 
 
 def write_csv_recording(rec: Recording, path: str | Path, *, start_time_s: float = 0.0, decimals: int = 6) -> Path:

@@ -1,9 +1,9 @@
 """The TensorFlow-free inference core: bundles, interpreters, the NumPy reference engine and the classifier.
 
-Sits above :mod:`har_edge.data` and below :mod:`har_edge.export` (which writes and verifies
-bundles with it) and :mod:`har_edge.runtime` (which streams with it). It imports numpy, scipy (via
-``data``) and, lazily, an interpreter package; never TensorFlow, ``har_edge.models`` or
-``har_edge.export``.
+Sits above :mod:`har_edge.data` and below the exporter (which writes and verifies bundles with
+it) and :mod:`har_edge.runtime` (which streams with it). It imports numpy, scipy (via ``data``)
+and, lazily, an interpreter package; never TensorFlow, nor the TensorFlow side of the package
+(``models``, ``export``): layers import one way.
 
 >>> from har_edge.inference import Classifier, load_bundle   # doctest: +SKIP
 """

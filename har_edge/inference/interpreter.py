@@ -131,10 +131,11 @@ class TfliteRunner:
     def _open(impl: Backend, model_bytes: bytes, num_threads: int, reference_kernels: bool,
               preserve_all_tensors: bool, arena_bytes: int | None) -> Any:
         if impl.name == "tflm":
-            import tflite_micro.python.tflite_micro.runtime as tflm
+            import tflite_micro.python.tflite_micro.runtime as tflm  # type: ignore[import-untyped]
 
             config = tflm.InterpreterConfig
-            return impl.interpreter_class.from_bytes(
+            micro: Any = impl.interpreter_class
+            return micro.from_bytes(
                 model_bytes, arena_size=arena_bytes,
                 intrepreter_config=config.kPreserveAllTensors if preserve_all_tensors else config.kAllocationRecording)  # sic
         kwargs: dict[str, Any] = {"model_content": model_bytes, "num_threads": num_threads}

@@ -35,6 +35,7 @@ class Runner(Protocol):
     output_dtype: np.dtype[Any]
 
     def run(self, x: NDArray[Any]) -> NDArray[Any]: ...
+    def run_batch(self, X: NDArray[Any]) -> NDArray[Any]: ...
     def quantise_input(self, x: NDArray[np.floating]) -> NDArray[Any]: ...
     def dequantise_output(self, y: NDArray[Any]) -> NDArray[np.float32]: ...
     def predict(self, X: NDArray[np.floating]) -> NDArray[np.float32]: ...
@@ -53,10 +54,13 @@ class NumpyRunner:
     def __init__(self, model: ReferenceModel, *, input_shape: tuple[int, ...]) -> None:
         self._model = model
         self.input_shape = input_shape
-        self.output_shape = (1, model.n_outputs)
+        self.output_shape: tuple[int, ...] = (1, model.n_outputs)
 
     def run(self, x: NDArray[Any]) -> NDArray[np.float32]:
         return self.predict(x)
+
+    def run_batch(self, X: NDArray[Any]) -> NDArray[np.float32]:
+        return self.predict(X)
 
     def quantise_input(self, x: NDArray[np.floating]) -> NDArray[np.float32]:
         return np.asarray(x, dtype=np.float32)

@@ -6,7 +6,6 @@ them. :class:`_PushSource` is the shared base (also of the I2C source), with
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import threading
 import time
@@ -17,22 +16,15 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 
 from har_edge.data.units import unit_scale
-from har_edge.errors import BackendNotAvailable, ConfigError, SourceError
-from har_edge.runtime.sample_formats import (
-    _column_plan,
-    _loads,
-    _split_header,
-    _xyz_columns,
-    parse_json_samples,
-    parse_sensor_logger,
-)
+from har_edge.errors import BackendNotAvailable, ConfigError, DataError, RecordError, SourceError
+from har_edge.data.csv_format import CsvLayout, split_header
+from har_edge.runtime.sample_formats import _loads, _xyz_columns, parse_json_samples, parse_sensor_logger
 from har_edge.runtime.samples import SampleChunk
 from har_edge.runtime.source_base import (
     ACC_CHANNELS,
     ACCEPTED_SPECS,
     DEFAULT_CHANNELS,
     DEFAULT_CHUNK_SAMPLES,
-    _BadInput,
     _resolve_channels,
     _resolve_units,
     _SourceBase,
@@ -149,7 +141,8 @@ class StdinSource(_PushSource):
         )
         self._stream = stream
         self._columns = columns
-        self._layout: tuple[int, list[int], int] | None = None  # t index, channel indices, n fields
+        self._layout: CsvLayout | None = None  # from a header line, if the first CSV line is one
+        self._default_layouts: dict[int, CsvLayout] = {}  # headerless input, by number of fields
         self._seen_csv = False
         self._thread: threading.Thread | None = None
 
@@ -158,41 +151,37 @@ class StdinSource(_PushSource):
             self._thread = threading.Thread(target=self._read, name="har-edge-stdin", daemon=True)
             self._thread.start()
 
-    def _csv_row(self, line: str) -> list[float] | None:
-        fields = [f.strip() for f in line.split(",")]
+    def _csv_row(self, line: str, lineno: int) -> list[float] | None:
+        """One CSV line through the project's CSV layout (:mod:`har_edge.data.csv_format`); None for the header."""
         if not self._seen_csv:
             self._seen_csv = True
             try:
-                float(fields[0])
+                float(line.split(",")[0])
             except ValueError:  # a header
-                _, t, cols, _ = _column_plan(_split_header(line), self.channel_names, self._columns, "stdin")
-                self._layout = (t, cols, len(fields))
+                try:
+                    self._layout = CsvLayout.from_header(split_header(line), channel_names=self.channel_names,
+                                                         columns=self._columns, where="stdin")
+                except DataError as exc:
+                    raise SourceError(str(exc)) from None
                 return None
         if self._layout is not None:
-            t_col, cols, n = self._layout
-            if len(fields) != n:
-                raise _BadInput("wrong_field_count", f"{len(fields)} fields, header has {n}: {line!r}")
-        else:
-            n = len(fields)
-            if n not in (4, 5, 7, 8):
-                raise _BadInput("wrong_field_count", f"{n} fields, expected 4 or 7 (+label): {line!r}")
-            layout = DEFAULT_CHANNELS if n >= 7 else ACC_CHANNELS
-            missing = [c for c in self.channel_names if c not in layout]
-            if missing:
-                raise _BadInput("missing_field", f"line lacks {missing}: {line!r}")
-            t_col, cols = 0, [1 + layout.index(c) for c in self.channel_names]
-        try:
-            row = [float(fields[t_col]), *(float(fields[k]) for k in cols)]
-        except ValueError:
-            raise _BadInput("non_numeric", repr(line)) from None
-        if not all(math.isfinite(x) for x in row):
-            raise _BadInput("non_finite", repr(line))
-        return row
+            return self._layout.parse_line(line, lineno)
+        n = line.count(",") + 1  # headerless: the default layout, told apart by the number of fields
+        if n not in (4, 5, 7, 8):
+            raise RecordError("wrong_field_count", f"line {lineno} has {n} fields; expected 4 or 7 (+label): {line[:120]!r}")
+        channels = DEFAULT_CHANNELS if n >= 7 else ACC_CHANNELS
+        missing = [c for c in self.channel_names if c not in channels]
+        if missing:
+            raise RecordError("missing_field", f"line {lineno} lacks {missing}: {line[:120]!r}")
+        if n not in self._default_layouts:
+            header = ("timestamp", *channels, *(("label",) if n in (5, 8) else ()))
+            self._default_layouts[n] = CsvLayout.from_header(header, channel_names=self.channel_names)
+        return self._default_layouts[n].parse_line(line, lineno)
 
     def _read(self) -> None:
         stream = self._stream if self._stream is not None else sys.stdin
         try:
-            for raw in stream:
+            for lineno, raw in enumerate(stream, start=1):
                 if self.closed:
                     break
                 line = raw.strip()
@@ -205,10 +194,10 @@ class StdinSource(_PushSource):
                             self._count_bad(reason, f"in JSON batch {line[:80]!r}", n)
                         self._offer(np.column_stack([t, v]).tolist(), block=True)
                     else:
-                        row = self._csv_row(line)
+                        row = self._csv_row(line, lineno)
                         if row is not None:
                             self._offer([row], block=True)
-                except _BadInput as exc:
+                except RecordError as exc:
                     self._count_bad(exc.reason, str(exc), message=exc.reason in _MESSAGE_REASONS)
         except SourceError as exc:
             self._finish(exc)
@@ -358,8 +347,8 @@ class MqttSource(_PushSource):
                 self._offer(np.column_stack([t, v]).tolist(), block=False)  # never block paho's thread
             elif not rejected:
                 self._count_bad("no_samples", f"message on {msg.topic} had no usable samples", message=True)
-        except (_BadInput, ConfigError) as exc:
-            reason = exc.reason if isinstance(exc, _BadInput) else "unsupported_channels"
+        except (RecordError, ConfigError) as exc:
+            reason = exc.reason if isinstance(exc, RecordError) else "unsupported_channels"
             self._count_bad(reason, f"message on {msg.topic}: {exc}", message=True)
         except Exception as exc:  # never let an exception escape into paho's network loop
             logger.exception("%s: failed to handle a message", self.name)

@@ -1,69 +1,26 @@
-"""Decoding of incoming sample records: CSV headers, the JSON sample schema and Sensor Logger
-messages (see :mod:`har_edge.runtime.sources` for the schemas).
+"""Decoding of incoming JSON sample records and Sensor Logger messages (see
+:mod:`har_edge.runtime.sources` for the schemas; CSV lines are read by :mod:`har_edge.data.csv_format`).
 
-Bad records raise :class:`~har_edge.runtime.source_base._BadInput` whose ``reason`` is the
-``SourceStats`` counter key; batch decoders return per-reason counts of the samples they drop.
+Bad records raise :class:`~har_edge.errors.RecordError` whose ``reason`` is the ``SourceStats``
+counter key; batch decoders return per-reason counts of the samples they drop.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from har_edge.errors import ConfigError, SourceError
-from har_edge.runtime.source_base import (
-    ACC_CHANNELS,
-    DEFAULT_CHANNELS,
-    GYRO_CHANNELS,
-    _BadInput,
-    _resolve_channels,
-)
+from har_edge.data.csv_format import DEFAULT_CHANNELS
+from har_edge.errors import ConfigError, RecordError
 
 __all__ = ["parse_json_samples", "parse_sensor_logger"]
 
 _Array = NDArray[np.float64]
-
-
-# --------------------------------------------------------------------------- CSV header
-
-
-def _split_header(line: str) -> list[str]:
-    return [h.strip().strip('"').strip() for h in line.strip().split(",")]
-
-
-def _column_plan(
-    header: list[str],
-    channel_names: Sequence[str] | None,
-    columns: Mapping[str, str] | None,
-    where: str,
-) -> tuple[tuple[str, ...], int, list[int], int | None]:
-    """Pick ``(channel_names, timestamp index, channel indices, label index)`` from a header."""
-    columns = dict(columns or {})
-    found = {name: i for i, name in enumerate(header)}
-    if len(found) != len(header):
-        raise SourceError(f"{where}: duplicate column names in header {','.join(header)}")
-
-    def col(canonical: str) -> str:
-        return columns.get(canonical, canonical)
-
-    wanted: tuple[str, ...]
-    if channel_names is None:
-        wanted = DEFAULT_CHANNELS if any(col(c) in found for c in GYRO_CHANNELS) else ACC_CHANNELS
-    else:
-        wanted = _resolve_channels(channel_names, DEFAULT_CHANNELS)
-    missing = [col(c) for c in ("timestamp", *wanted) if col(c) not in found]
-    if missing:
-        raise SourceError(
-            f"{where}: missing column(s) {', '.join(missing)}; header found: {','.join(header)} "
-            f"(expected timestamp,{','.join(wanted)}[,label]; map other names with columns={{...}})"
-        )
-    label = found.get(col("label"))
-    return wanted, found[col("timestamp")], [found[col(c)] for c in wanted], label
 
 
 # --------------------------------------------------------------------------- JSON & Sensor Logger
@@ -71,20 +28,20 @@ def _column_plan(
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _BadInput("non_numeric", f"{what}={value!r} is not a number")
+        raise RecordError("non_numeric", f"{what}={value!r} is not a number")
     out = float(value)
     if not math.isfinite(out):
-        raise _BadInput("non_finite", f"{what}={value!r}")
+        raise RecordError("non_finite", f"{what}={value!r}")
     return out
 
 
 def _json_sample(obj: Any, channel_names: tuple[str, ...]) -> list[float]:
     """``[t, v_1, ..., v_c]`` from one JSON sample (nested or flat form)."""
     if not isinstance(obj, dict):
-        raise _BadInput("invalid_sample", f"expected an object, got {type(obj).__name__}")
+        raise RecordError("invalid_sample", f"expected an object, got {type(obj).__name__}")
     key = "t" if "t" in obj else "timestamp"
     if key not in obj:
-        raise _BadInput("missing_field", f"no 't' or 'timestamp' in sample with keys {sorted(obj)[:8]}")
+        raise RecordError("missing_field", f"no 't' or 'timestamp' in sample with keys {sorted(obj)[:8]}")
     out = [_number(obj[key], key)]
     for name in channel_names:
         if name in obj:
@@ -98,7 +55,7 @@ def _json_sample(obj: Any, channel_names: tuple[str, ...]) -> list[float]:
             out.append(_number(vec[axis], name))
         else:
             hint = " (accelerometer-only input needs channel_names=ACC_CHANNELS)" if group == "gyro" else ""
-            raise _BadInput("missing_field", f"sample lacks {name!r} (or {group!r}: [x, y, z]){hint}")
+            raise RecordError("missing_field", f"sample lacks {name!r} (or {group!r}: [x, y, z]){hint}")
     return out
 
 
@@ -106,7 +63,7 @@ def _loads(payload: str | bytes | bytearray) -> Any:
     try:
         return json.loads(payload)
     except ValueError as exc:  # includes JSONDecodeError and UnicodeDecodeError
-        raise _BadInput("invalid_json", f"{exc} in {payload[:60]!r}") from None
+        raise RecordError("invalid_json", f"{exc} in {payload[:60]!r}") from None
 
 
 def parse_json_samples(
@@ -131,17 +88,17 @@ def parse_json_samples(
     if isinstance(message, dict) and "samples" in message:
         items = message["samples"]
         if not isinstance(items, list):
-            raise _BadInput("invalid_message", f"'samples' is {type(items).__name__}, expected a list")
+            raise RecordError("invalid_message", f"'samples' is {type(items).__name__}, expected a list")
     elif isinstance(message, dict):
         items = [message]
     else:
-        raise _BadInput("invalid_message", f"expected a JSON object, got {type(message).__name__}")
+        raise RecordError("invalid_message", f"expected a JSON object, got {type(message).__name__}")
     rows: list[list[float]] = []
     rejected: dict[str, int] = {}
     for item in items:
         try:
             rows.append(_json_sample(item, names))
-        except _BadInput as exc:
+        except RecordError as exc:
             if len(items) == 1:
                 raise
             rejected[exc.reason] = rejected.get(exc.reason, 0) + 1
@@ -161,7 +118,7 @@ def _time_ns(value: Any) -> int | float:
             try:
                 value = float(value)
             except ValueError:
-                raise _BadInput("invalid_entry", f"time={value!r:.40} is not a number") from None
+                raise RecordError("invalid_entry", f"time={value!r:.40} is not a number") from None
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     return _number(value, "time")
@@ -209,23 +166,23 @@ def parse_sensor_logger(
     if isinstance(message, (str, bytes, bytearray)):
         message = _loads(message)
     if not isinstance(message, dict) or not isinstance(message.get("payload"), list):
-        raise _BadInput("invalid_message", "expected a Sensor Logger object with a 'payload' list")
+        raise RecordError("invalid_message", "expected a Sensor Logger object with a 'payload' list")
     rejected: dict[str, int] = {}
     series: dict[str, list[list[Any]]] = {k: [] for k in _SENSOR_LOGGER_XYZ}
     for entry in message["payload"]:
         try:
             if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-                raise _BadInput("invalid_entry", "payload entry without a 'name'")
+                raise RecordError("invalid_entry", "payload entry without a 'name'")
             sensor = entry["name"].lower()
             if sensor not in series:
                 continue
             t_raw, vals = entry.get("time"), entry.get("values")
             t_ns = _time_ns(t_raw)
             if not isinstance(vals, dict):
-                raise _BadInput("invalid_entry", f"{sensor}: 'values' must be an object, got {vals!r:.40}")
+                raise RecordError("invalid_entry", f"{sensor}: 'values' must be an object, got {vals!r:.40}")
             series[sensor].append([t_ns, *(_number(vals.get(a), f"{sensor}.{a}") for a in "xyz")])
-        except (_BadInput, ValueError) as exc:
-            reason = exc.reason if isinstance(exc, _BadInput) else "invalid_entry"
+        except (RecordError, ValueError) as exc:
+            reason = exc.reason if isinstance(exc, RecordError) else "invalid_entry"
             rejected[reason] = rejected.get(reason, 0) + 1
     base = min((row[0] for rows in series.values() for row in rows), default=0)
     arrays = {  # times relative to the earliest entry, so ns integers keep their precision

@@ -17,6 +17,7 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from har_edge.data.csv_format import ACC_CHANNELS, DEFAULT_CHANNELS, GYRO_CHANNELS
 from har_edge.data.units import normalise_unit_name, unit_scale
 from har_edge.errors import ConfigError, DataError
 from har_edge.runtime.samples import SampleChunk, SourceStats
@@ -33,9 +34,6 @@ __all__ = [
 # configuration (and caplog filters) keyed on ``har_edge.runtime.sources`` still apply.
 logger = logging.getLogger("har_edge.runtime.sources")
 
-ACC_CHANNELS = ("acc_x", "acc_y", "acc_z")
-GYRO_CHANNELS = ("gyro_x", "gyro_y", "gyro_z")
-DEFAULT_CHANNELS = ACC_CHANNELS + GYRO_CHANNELS
 DEFAULT_CHUNK_SAMPLES = 32
 ACCEPTED_SPECS = (
     "csv:PATH",
@@ -46,14 +44,6 @@ ACCEPTED_SPECS = (
 )
 _Array = NDArray[np.float64]
 _S = TypeVar("_S", bound="_SourceBase")
-
-
-class _BadInput(DataError):
-    """One rejected sample or message; ``reason`` is the counter key in ``SourceStats``."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
 
 
 # --------------------------------------------------------------------------- shared pieces
