@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fixtures.requirements import import_or_skip
+
 from har_edge.errors import BundleError, DataError, ModelError
 from har_edge.inference.reference import (
     Conv1DLayer,
@@ -192,7 +194,7 @@ def test_imports_without_tensorflow(tmp_path: Path) -> None:
 def test_cell_clip_reproduces_litert() -> None:
     """The converted fused LSTM clips C_t to ±10 (Keras does not); ``lstm_cell_clip=10`` matches LiteRT,
     and clearing the clip in the flatbuffer (as float exports do) makes LiteRT match Keras."""
-    interpreter_mod = pytest.importorskip("ai_edge_litert.interpreter")
+    interpreter_mod = import_or_skip("ai_edge_litert.interpreter")
     from har_edge.config import ModelConfig
     from har_edge.models.builders import build_classifier
     from har_edge.models.keras_backend import import_tensorflow
