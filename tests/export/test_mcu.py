@@ -117,18 +117,10 @@ def _manifest(model: bytes, n_ch: int) -> dict[str, Any]:
 
 
 def _litert_int8(model: bytes, x: np.ndarray) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter
+    from har_edge.inference.interpreter import TfliteRunner
 
-    it = Interpreter(model_content=model)
-    it.allocate_tensors()
-    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
-    out = []
-    for w in x:
-        it.reset_all_variables()
-        it.set_tensor(i, w[None])
-        it.invoke()
-        out.append(it.get_tensor(o).reshape(-1).copy())
-    return np.stack(out)
+    with TfliteRunner(model, backend="litert") as runner:
+        return runner.run_batch(x).reshape(len(x), -1)
 
 
 def _export(model: bytes, n_ch: int, out_dir: Path) -> dict[str, Any]:
