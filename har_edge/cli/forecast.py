@@ -112,7 +112,6 @@ def _predict(args: argparse.Namespace) -> int:
 
         info = load_forecast_run(path)
         series = load_series(dataclasses.replace(info.config.series, path=str(Path(args.input).resolve())))
-        prep_like = info
         model = load_keras_model(info.run_dir)
         from har_edge.data.forecast_features import input_features, input_windows, invert_targets
 
@@ -120,16 +119,15 @@ def _predict(args: argparse.Namespace) -> int:
         X = info.normalisation.transform(input_windows(feats, np.array([len(series) - 1]), info.spec.input_steps))
         z = info.target_normalisation.inverse(np.asarray(model.predict(X, verbose=0), np.float32)).astype(np.float64)
         values = invert_targets(z, series.column(info.spec.target)[-1:], info.spec.target_transform)[0]
-        step_s, unit, skill = series.step_s, info.run["target_unit"], float(prep_like.metrics["backtest"]["skill_mean"])
+        step_s, unit, skill = series.step_s, info.run["target_unit"], float(info.metrics["backtest"]["skill_mean"])
         target, method = info.spec.target, KERAS_METHOD
     else:
-        from har_edge.data.series import SeriesSpec
         from har_edge.inference.forecaster import Forecaster
+        from har_edge.runtime.forecast_stream import series_spec_for
 
         backend = None if args.backend in (None, "auto") else args.backend
         with Forecaster.from_bundle(path, backend=backend) as fc:
-            spec = SeriesSpec(**_series_spec_from_bundle(fc, args.input))
-            series = load_series(spec)
+            series = load_series(series_spec_for(fc, args.input))
             f = fc.forecast(series.times_s, series.values)
             values, step_s, unit, skill, target = f.values, fc.step_s, fc.unit, fc.skill_vs_naive, fc.target
             method = f"bundle ({fc.bundle.manifest['quantization']}, {fc.backend})"
@@ -143,16 +141,3 @@ def _predict(args: argparse.Namespace) -> int:
         _say(f"WARNING: {warning}")
     print(json.dumps(out))
     return 0
-
-
-def _series_spec_from_bundle(fc: Any, csv_path: str) -> dict[str, Any]:
-    """A :class:`SeriesSpec` for a user CSV: the bundle's columns and units; the time column is found in the header."""
-    from har_edge.data.csv_format import split_header
-
-    header = split_header(Path(csv_path).read_text(encoding="utf-8-sig").splitlines()[0]) if Path(csv_path).is_file() else []
-    parts = [c for c in ("year", "month", "day", "hour") if c in header]
-    time_col = next((c for c in ("timestamp", "time", "date", "Date", "datetime") if c in header), "")
-    step = f"{fc.step_s}s"
-    base = {"path": csv_path, "columns": fc.columns, "units": fc.column_units, "target": fc.target, "step": step,
-            "spacing": fc.spacing, "fill": "refuse"}
-    return dict(base, time_column=time_col) if time_col or len(parts) < 3 else dict(base, time_parts=tuple(parts))
