@@ -102,11 +102,12 @@ def _backtest(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from har_edge.data.series import iso, load_series
-    from har_edge.forecasting.report import skill_warning
-    from har_edge.forecasting.run import is_forecast_run, load_forecast_run
+    from har_edge.inference.forecaster import skill_warning
 
     path = Path(args.model)
-    if is_forecast_run(path):
+    if (path / "run.json").is_file():  # a run directory (TensorFlow); else a bundle (device path)
+        from har_edge.forecasting.run import load_forecast_run
+
         from har_edge.forecasting.training import KERAS_METHOD
         from har_edge.models.training import load_keras_model
 

@@ -76,7 +76,8 @@ def make_backtest_set(series: Series, cfg: ForecastConfig, spans: Spans | None =
                        spans=spans)
 
 
-def score(bset: BacktestSet, forecast: NDArray[np.floating], naive_mae_per_step: NDArray[np.float64]) -> dict[str, Any]:
+def score(bset: BacktestSet, forecast: NDArray[np.floating], naive_mae_per_step: NDArray[np.float64],
+          naive_mae: float | None = None) -> dict[str, Any]:
     """Metrics of one method's forecasts ``(k, H)`` (levels)."""
     f = np.asarray(forecast, dtype=np.float64)
     if f.shape != bset.actual.shape:
@@ -85,7 +86,7 @@ def score(bset: BacktestSet, forecast: NDArray[np.floating], naive_mae_per_step:
     per_step = np.array([M.mae(a[:, h], f[:, h]) for h in range(H)])
     last = np.repeat(bset.last[:, None], H, axis=1)
     overall = M.mae(a, f)
-    naive_overall = float(np.mean(naive_mae_per_step))
+    naive_overall = float(np.mean(naive_mae_per_step)) if naive_mae is None else naive_mae
     return {
         "mae_per_step": [round(float(v), 6) for v in per_step],
         "mae_mean": overall, "mae_step1": float(per_step[0]), f"mae_step{H}": float(per_step[-1]),
@@ -102,7 +103,8 @@ def score_all(bset: BacktestSet, forecasts: dict[str, NDArray[np.float64]]) -> d
     if REFERENCE not in forecasts:
         raise DataError(f"the backtest needs the {REFERENCE!r} forecasts as the reference of skill")
     ref = np.array([M.mae(bset.actual[:, h], forecasts[REFERENCE][:, h]) for h in range(bset.horizon)])
-    return {name: score(bset, f, ref) for name, f in forecasts.items()}
+    ref_all = M.mae(bset.actual, forecasts[REFERENCE])
+    return {name: score(bset, f, ref, ref_all) for name, f in forecasts.items()}
 
 
 @dataclass

@@ -6,7 +6,8 @@ additive season: on hourly temperature AutoETS picks a non-seasonal model and fo
 
 Time budget: each peer fits on the ``peer_fit_steps`` rows up to an origin, refits every
 ``peer_refit_every`` origins and in between calls ``forward()`` (the fitted coefficients applied to
-the newest ``peer_fit_steps`` rows: states updated, no re-estimation). A peer whose fits have taken
+the rows from the fit's first row to the new origin: states updated, no re-estimation; starting
+where the fit started keeps the seasonal states in phase). A peer whose fits have taken
 more than ``peer_max_seconds`` in total stops refitting and only forwards; the counts are reported.
 """
 
@@ -83,9 +84,14 @@ def _one_peer(name: str, y: NDArray[np.float64], origins: NDArray[np.int64], hor
     run = PeerRun()
     t_start = time.perf_counter()
     model: Any = None
+    start = 0
     for i, t in enumerate(origins):
-        hist = y[max(0, t + 1 - b.peer_fit_steps): t + 1]
         refit = model is None or (i % b.peer_refit_every == 0 and run.fit_seconds < b.peer_max_seconds)
+        if refit:
+            start = max(0, int(t) + 1 - b.peer_fit_steps)
+        # forward() runs the fitted model over new data from its first row, so the data must start where the fit's
+        # did (the same phase of the season): between refits the window grows from the fit's first row
+        hist = y[start: t + 1]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:

@@ -15,16 +15,9 @@ from typing import Any
 import numpy as np
 
 from har_edge.forecasting.backtest import REFERENCE, BacktestResult
+from har_edge.inference.forecaster import skill_warning
 
 __all__ = ["format_table", "backtest_summary", "write_backtest", "load_forecasts", "plot_backtest", "skill_warning"]
-
-
-def skill_warning(skill_mean: float) -> str | None:
-    """The warning every output carries when a model does not beat the random walk (skill ≤ 0)."""
-    if skill_mean > 0:
-        return None
-    return (f"skill vs naive = {skill_mean:+.4f} <= 0: this forecast is no better than repeating the last value "
-            "(the random walk); do not use it as a useful forecast")
 
 
 def _f(v: Any, digits: int = 3) -> str:

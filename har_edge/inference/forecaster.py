@@ -37,7 +37,7 @@ from har_edge.errors import BundleError, DataError
 from har_edge.inference.bundle import TASK_CHECKS, Bundle, load_bundle
 from har_edge.inference.runner import Runner, open_runner
 
-__all__ = ["FORECAST", "Forecast", "Forecaster"]
+__all__ = ["FORECAST", "Forecast", "Forecaster", "skill_warning"]
 
 FORECAST = "forecast"
 
@@ -68,6 +68,14 @@ def _check_forecast(manifest: dict[str, Any], where: Path) -> None:
 
 
 TASK_CHECKS[FORECAST] = _check_forecast
+
+
+def skill_warning(skill_mean: float) -> str | None:
+    """The warning every output carries when a model does not beat the random walk (skill ≤ 0), else None."""
+    if skill_mean > 0:
+        return None
+    return (f"skill vs naive = {skill_mean:+.4f} <= 0: this forecast is no better than repeating the last value "
+            "(the random walk); do not use it as a useful forecast")
 
 
 @dataclass(frozen=True)
