@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         [py, "benchmarks/stream_throughput.py", "--bundle", str(runs / "export_all" / "float32"), *dr],
         [py, "benchmarks/bench_reference.py", str(runs / "uci_har_9ch"), "--threads", "1"],
         [py, "benchmarks/device_install.py"],
+        [py, "benchmarks/forecast_backtest.py", "--runs", str(runs / "forecast"), *dr],
     ]
     failed = 0
     for cmd in steps:

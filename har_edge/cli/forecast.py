@@ -87,7 +87,7 @@ def _backtest(args: argparse.Namespace) -> int:
             with Forecaster.from_bundle(path, backend=backend) as fc:
                 return fc.forecast_at(b.times_s, series_values, b.origins)
         extra[f"bundle {Path(path).name}"] = method
-    series_values = None
+    series_values: Any = None
     if extra:
         from har_edge.data.series import load_series
 

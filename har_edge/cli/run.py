@@ -205,7 +205,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         try:
             from har_edge.inference.classifier import Classifier
 
-            with Classifier(bundle, backend=backend) as clf:
+            with Classifier.from_bundle(cfg["bundle"], backend=backend) as clf:
                 b = clf.bundle
                 rng = np.random.default_rng(0)
                 x = rng.standard_normal((b.window_samples, len(b.channel_names))).astype(np.float32)

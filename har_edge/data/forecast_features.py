@@ -139,10 +139,9 @@ def input_features(times_s: NDArray[np.floating], values: NDArray[np.floating], 
 
     With a row-to-row ``input_transform`` row 0 is NaN (it has no previous row).
     """
-    values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] != len(spec.columns):
         raise DataError(f"values shape {values.shape}; expected (n, {len(spec.columns)}) for columns {list(spec.columns)}")
-    feats = _rowwise(values, spec.input_transform)
+    feats = _rowwise(np.asarray(values, dtype=np.float64), spec.input_transform)
     if spec.calendar:
         feats = np.concatenate([feats, calendar_features(times_s, spec.calendar)], axis=1)
     return feats
@@ -155,7 +154,7 @@ def input_windows(features: NDArray[np.floating], origins: NDArray[np.integer], 
         raise DataError(f"origins {origins.min()}..{origins.max()} need {input_steps} rows before them within "
                         f"{features.shape[0]} rows")
     windows = segment_windows(features, input_steps, 1, where="features")
-    return np.asarray(windows[origins - (input_steps - 1)])
+    return np.asarray(windows[origins - (input_steps - 1)], dtype=np.float64)
 
 
 def target_matrix(level: NDArray[np.floating], origins: NDArray[np.integer], horizon: int, transform: str) -> NDArray[np.float64]:
@@ -177,12 +176,12 @@ def target_matrix(level: NDArray[np.floating], origins: NDArray[np.integer], hor
 
 def invert_targets(z: NDArray[np.floating], last_level: NDArray[np.floating], transform: str) -> NDArray[np.float64]:
     """Levels ``(k, H)`` from model targets ``z`` ``(k, H)`` and the origin levels ``(k,)``."""
-    z = np.asarray(z, dtype=np.float64)
+    zz: NDArray[np.float64] = np.array(z, dtype=np.float64)
     base = np.asarray(last_level, dtype=np.float64).reshape(-1, 1)
     if transform == "level":
-        return z.copy()
+        return zz
     if transform == "change":
-        return base + z
+        return base + zz
     if transform == "log_return":
-        return base * np.exp(z)
+        return base * np.exp(zz)
     raise DataError(f"target transform {transform!r}; expected one of {TRANSFORMS}")

@@ -92,7 +92,7 @@ def train_forecaster(cfg: ForecastConfig, data_root: Path | None, out_dir: Path,
         write_backtest(tmp, result, extra={"spans": run["spans"]}, title=cfg.name)
 
     write_run_atomically(Path(out_dir), write)
-    s = metrics["backtest"]
+    s = _summary(result, KERAS_METHOD)
     say(format_table(result, title=f"{cfg.name}: backtest (test span only)"))
     say(f"trained {epochs_run} epochs in {train_seconds:.0f} s; LSTM mean MAE {s['mae_mean']:.3f} {prep.bset.unit}, "
         f"skill vs naive {s['skill_mean']:+.4f}")
