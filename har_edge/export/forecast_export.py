@@ -81,6 +81,8 @@ def build_forecast_manifest(info: ForecastRunInfo, mode: str, runner: TfliteRunn
         "model": {"cell": info.config.model.cell, "units": list(info.config.model.units), "conv_filters": list(info.config.model.conv_filters)},
         "forecast": {"target": spec.target, "unit": info.run["target_unit"], "step_s": step_s, "horizon": spec.horizon,
                      "transform": spec.target_transform, "spacing": info.run.get("spacing", "regular"),
+                     # rows spacing: the longest calendar gap between rows in the data (a holiday); the device accepts up to it
+                     "max_gap_s": float(info.run.get("series_report", {}).get("largest_gap_s", 0.0)) or None,
                      "feature_spec": spec.to_dict(), "target_normalisation": info.target_normalisation.to_dict(),
                      "backtest": backtest},
         "metrics": {},

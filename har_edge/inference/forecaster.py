@@ -7,7 +7,7 @@ functions (:mod:`har_edge.data.forecast_features`), from the spec in the manifes
 Forecast manifest (``task = "forecast"``) adds to the common keys a ``forecast`` table::
 
     "forecast": {"target": "TEMP", "unit": "degC", "step_s": 3600.0, "horizon": 24, "transform": "change",
-                 "spacing": "regular", "feature_spec": {...}, "target_normalisation": {"mean": [...], "std": [...]},
+                 "spacing": "regular", "max_gap_s": 3600.0, "feature_spec": {...}, "target_normalisation": {"mean": [...], "std": [...]},
                  "backtest": {"mae_mean": ..., "mae_step1": ..., "skill_mean": ..., "skill_per_step": [...], ...}}
 
 Importing this module registers the forecast task's manifest check in
@@ -106,6 +106,7 @@ class Forecaster:
         self.unit: str = fc["unit"]
         self.step_s = float(fc["step_s"])
         self.spacing: str = fc.get("spacing", "regular")
+        self.max_gap_s: float | None = None if fc.get("max_gap_s") is None else float(fc["max_gap_s"])
         self.horizon = int(fc["horizon"])
         self.backtest: dict[str, Any] = dict(fc["backtest"])
         self._runner: Runner | None = open_runner(bundle, backend=backend, num_threads=num_threads)

@@ -5,7 +5,8 @@
 :attr:`~har_edge.inference.forecaster.Forecaster.history_rows` rows, forecasts the next H steps.
 
 Spacing (the bundle's ``forecast.spacing``): ``regular`` rows must come ``step_s`` apart (±1 %);
-``rows`` (business days) must come at least half a step and at most ``max_gap_steps`` steps apart.
+``rows`` (business days) must come at least half a step and at most ``max_gap_steps`` steps apart (by
+default the longest gap of the training file, ``forecast.max_gap_s`` in the manifest, else 7 steps).
 A row at or before the previous one is dropped (``out_of_order``); a row too soon is dropped
 (``off_grid``); a gap resets the history (``gaps``), so no forecast ever rests on a window with a
 hole in it. A row with NaN is dropped (``bad_values``). Nothing here stops the stream.
@@ -77,13 +78,16 @@ class ForecastStream:
         forecaster: an open :class:`Forecaster`.
         channel_names, units: of the incoming chunks when known at start (checked and mapped to the
             bundle's columns and units); otherwise taken from each chunk.
-        max_gap_steps: ``rows`` spacing: the longest accepted gap in steps (a long weekend fits in 7 days).
+        max_gap_steps: ``rows`` spacing: the longest accepted gap in steps; default: the bundle's ``max_gap_s``
+            (the longest gap in its data, e.g. a 12-day market holiday), else 7 steps.
     """
 
-    def __init__(self, forecaster: Forecaster, *, max_gap_steps: float = 7.0) -> None:
+    def __init__(self, forecaster: Forecaster, *, max_gap_steps: float | None = None) -> None:
         self.forecaster = forecaster
         self.step_s = forecaster.step_s
         self.spacing = forecaster.spacing
+        if max_gap_steps is None:
+            max_gap_steps = 7.0 if not forecaster.max_gap_s else forecaster.max_gap_s / self.step_s * 1.001
         self.max_gap_steps = max_gap_steps
         self.need = forecaster.history_rows
         self.stats = ForecastStreamStats()
