@@ -121,7 +121,7 @@ def _predict(args: argparse.Namespace) -> int:
         z = info.target_normalisation.inverse(np.asarray(model.predict(X, verbose=0), np.float32)).astype(np.float64)
         values = invert_targets(z, series.column(info.spec.target)[-1:], info.spec.target_transform)[0]
         step_s, unit, skill = series.step_s, info.run["target_unit"], float(info.metrics["backtest"]["skill_mean"])
-        target, method = info.spec.target, KERAS_METHOD
+        target, method, spacing = info.spec.target, KERAS_METHOD, series.spacing
     else:
         from har_edge.inference.forecaster import Forecaster
         from har_edge.runtime.forecast_stream import series_spec_for
@@ -130,11 +130,11 @@ def _predict(args: argparse.Namespace) -> int:
         with Forecaster.from_bundle(path, backend=backend) as fc:
             series = load_series(series_spec_for(fc, args.input))
             f = fc.forecast(series.times_s, series.values)
-            values, step_s, unit, skill, target = f.values, fc.step_s, fc.unit, fc.skill_vs_naive, fc.target
+            values, step_s, unit, skill, target, spacing = f.values, fc.step_s, fc.unit, fc.skill_vs_naive, fc.target, fc.spacing
             method = f"bundle ({fc.bundle.manifest['quantization']}, {fc.backend})"
     origin = float(series.times_s[-1])
     out = {"target": target, "unit": unit, "origin": iso(origin), "step_s": step_s, "method": method,
-           "times": [iso(origin + (h + 1) * step_s) for h in range(len(values))] if series.spacing == "regular" else None,
+           "times": [iso(origin + (h + 1) * step_s) for h in range(len(values))] if spacing == "regular" else None,
            "values": [round(float(v), 6) for v in values], "skill_vs_naive": round(skill, 6)}
     warning = skill_warning(skill)
     if warning:
