@@ -14,7 +14,7 @@ DEVICE_TESTS := tests/runtime tests/integration/test_device_e2e.py
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[train,device,dev,demo]"
+	$(PY) -m pip install -q -e ".[train,device,dev,demo,forecast]"
 	touch $@
 
 .venv-device/.installed: pyproject.toml

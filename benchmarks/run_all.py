@@ -54,6 +54,7 @@ def steps(runs: Path, dr: list[str], reuse: bool) -> list[tuple[str, list[str], 
                                   *(a for m in ("float32", "float16", "dynamic") for a in ("--tflite", str(ex / m))),
                                   "--out", str(RESULTS / "reference_hapt_device.json"), *dr], None),
         ("device_install", [py, "benchmarks/device_install.py"], None),
+        ("forecast_backtest", [py, "benchmarks/forecast_backtest.py", "--runs", str(runs / "forecast"), *dr], None),
     ]
     return out
 

@@ -1,4 +1,4 @@
-"""``har-edge`` command line: train, evaluate, export, run, doctor.
+"""``har-edge`` command line: train, evaluate, export, run, doctor, forecast.
 
 Each subcommand parses arguments, calls the library and maps :class:`HarEdgeError` to exit code 1
 with a one-line message. Logging is configured here, once.
@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     from har_edge.cli.run import add_run_parsers
 
     add_run_parsers(sub)
+    from har_edge.cli.forecast import add_forecast_parser
+
+    add_forecast_parser(sub, _add_data_root)
     return parser
 
 
@@ -64,10 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {}
-    from har_edge.cli import commands, run
+    from har_edge.cli import commands, forecast, run
 
     handlers.update(train=commands.cmd_train, evaluate=commands.cmd_evaluate, export=commands.cmd_export,
-                    run=run.cmd_run, doctor=run.cmd_doctor)
+                    run=run.cmd_run, doctor=run.cmd_doctor, forecast=forecast.cmd_forecast)
     try:
         return handlers[args.command](args)
     except HarEdgeError as exc:

@@ -118,6 +118,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not cfg["source"]:
         raise ConfigError("no source: pass --source (csv:PATH, stdin, mqtt://..., i2c:...) or set source in --config")
     backend = None if cfg["backend"] in (None, "auto") else cfg["backend"]
+    from har_edge.inference.bundle import load_bundle
+
+    bundle = load_bundle(cfg["bundle"])
+    if bundle.task == "forecast":  # a forecaster has its own loop (har_edge.cli.forecast_service)
+        from har_edge.cli.forecast_service import serve_forecaster
+
+        mcfg = _mqtt_config(cfg, cfg["broker"]) if cfg["broker"] else None
+        return serve_forecaster(cfg, bundle, backend=backend, flush_timeout_s=args.flush_timeout, mqtt_config=mcfg)
     speed: Any = cfg["speed"]
     speed = "max" if str(speed) == "max" else float(speed)
     opts = dict(cfg["source_options"])
@@ -128,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         opts["speed"] = speed
         opts.setdefault("chunk_samples", 512 if speed == "max" else 16)
     stop = threading.Event()
-    with Classifier.from_bundle(cfg["bundle"], backend=backend) as clf:
+    with Classifier(bundle, backend=backend) as clf:
         source = open_source(spec, **opts)
         stream = StreamClassifier(clf, smoothing=SmoothingConfig(**cfg["smoothing"]), source_rate_hz=source.nominal_rate_hz)
 

@@ -152,6 +152,20 @@ class SequencedPublisher(ABC):
         """Publish a start/end event to ``<prefix>/<device>/event`` (not retained); return the assigned seq."""
         return self._publish_sequenced("event", event, retain=False)
 
+    def publish_forecast(self, forecast: Mapping[str, Any]) -> int:
+        """Publish a forecast (:func:`payloads.forecast_payload`) to ``<prefix>/<device>/forecast/<target>``.
+
+        Retained (the topic holds the current forecast) at ``config.qos``; ``seq`` counts per target.
+        """
+        if not isinstance(forecast, Mapping) or "target" not in forecast:
+            raise ConfigError("forecast payload must be a mapping with a 'target' (see payloads.forecast_payload)")
+        topic = self.config.forecast_topic(str(forecast["target"]))
+        with self._seq_lock:
+            seq = self._next_seq(f"forecast/{forecast['target']}")
+            data = payloads.encode(payloads.stamp(forecast, seq=seq, device_id=self.config.device_id))
+            self.publish(topic, data, qos=self.config.qos, retain=True)
+        return seq
+
     def publish_stats(self, counters: Mapping[str, float] | None = None) -> None:
         """Publish ``counters`` merged over the transport counters to ``<prefix>/<device>/stats``."""
         merged: dict[str, float] = {**self._transport_counters(), **(counters or {})}

@@ -159,6 +159,16 @@ class MqttConfig:
             raise ConfigError(f"topic kind {kind!r} but expected one of {', '.join(TOPIC_KINDS)}")
         return f"{self.topic_prefix}/{self.device_id}/{kind}"
 
+    def forecast_topic(self, target: str) -> str:
+        """Return ``<topic_prefix>/<device_id>/forecast/<target>`` (a forecaster's retained state topic).
+
+        Raises:
+            ConfigError: ``target`` is empty or holds ``/``, ``+``, ``#`` or NUL.
+        """
+        if not isinstance(target, str) or not target or any(c in target for c in "/+#\0"):
+            raise ConfigError(f"forecast target {target!r} but expected a non-empty name without '/', '+', '#' or NUL")
+        return f"{self.topic_prefix}/{self.device_id}/forecast/{target}"
+
     @property
     def discovery_status_topic(self) -> str:
         """Topic on which Home Assistant announces ``online`` (its birth message)."""

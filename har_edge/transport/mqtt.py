@@ -105,6 +105,8 @@ class MqttPublisher(SequencedPublisher):
             ``config.outbox_path`` is ``None``; with neither, the outbox is in memory: unsent
             messages are lost at exit and ``seq`` restarts at 1 (use one on a device).
         sw_version: Reported to Home Assistant; defaults to the installed har-edge version.
+        discovery_configs: Home Assistant ``(topic, config)`` pairs to announce instead of the activity
+            sensors (a forecaster's, from :func:`~har_edge.transport.discovery.forecast_discovery_messages`).
 
     Raises:
         BackendNotAvailable: paho-mqtt 2.x is not installed.
@@ -125,11 +127,14 @@ class MqttPublisher(SequencedPublisher):
         labels: Sequence[str] = (),
         state_dir: str | os.PathLike[str] | None = None,
         sw_version: str | None = None,
+        discovery_configs: Sequence[tuple[str, dict[str, Any]]] | None = None,
     ) -> None:
         super().__init__(config)
         mqtt = load_paho()
         self._mqtt = mqtt
-        configs = discovery_messages(config, labels, sw_version=sw_version) if config.discovery else []
+        if discovery_configs is None:
+            discovery_configs = discovery_messages(config, labels, sw_version=sw_version)
+        configs = list(discovery_configs) if config.discovery else []
         self._discovery = [(topic, payloads.encode(body)) for topic, body in configs]
         self._status_topic = config.topic("status")
         self._acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
@@ -318,7 +323,7 @@ class MqttPublisher(SequencedPublisher):
 
     def _next_seq(self, stream: str) -> int:
         if self._closed:
-            raise TransportError(f"publish to {self.config.topic(stream)!r} after close()")
+            raise TransportError(f"publish on the {stream!r} stream after close()")
         return self._outbox.next_seq(stream)
 
     def _transport_counters(self) -> dict[str, float]:

@@ -41,6 +41,8 @@ __all__ = [
     "event_payload",
     "stats_payload",
     "status_payload",
+    "forecast_payload",
+    "NO_SKILL_WARNING",
     "stamp",
     "encode",
     "decode",
@@ -169,6 +171,60 @@ def event_payload(
         payload["duration_s"] = duration
     elif duration_s is not None:
         raise DataError(f"event_type='start' but duration_s={duration_s!r}; only 'end' has a duration")
+    if seq is not None:
+        payload["seq"] = _seq(seq)
+    return payload
+
+
+NO_SKILL_WARNING = ("no skill: on its backtest this model is not better than repeating the last value (the random walk); "
+                    "not a useful forecast")
+
+
+def forecast_payload(
+    *,
+    device_id: str,
+    target: str,
+    values: "list[float] | Any",
+    unit: str,
+    issued_at: float,
+    step_s: float,
+    model_hash: str,
+    skill_vs_naive: float,
+    seq: int | None = None,
+    digits: int = 6,
+) -> dict[str, Any]:
+    """Build a forecast payload (topic ``<prefix>/<device>/forecast/<target>``, retained).
+
+    ``values[i]`` is the forecast for ``issued_at + (i + 1) * step_s``; ``issued_at`` is the Unix time of
+    the last observation the forecast starts from. ``skill_vs_naive`` (1 − MAE/MAE_naive on the bundle's
+    backtest) travels with every message; at or below 0 the payload says ``"useful": false`` and carries
+    a ``warning``.
+
+    Raises:
+        DataError: an empty or non-finite value, a non-positive step, or a bad name.
+    """
+    vals = [round(_finite(f"values[{i}]", v), digits) for i, v in enumerate(values)]
+    if not vals:
+        raise DataError("values is empty; expected one forecast per horizon step")
+    step = _finite("step_s", step_s)
+    if step <= 0:
+        raise DataError(f"step_s={step_s!r} but expected > 0")
+    skill = _finite("skill_vs_naive", skill_vs_naive)
+    payload: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "device_id": _label("device_id", device_id),
+        "target": _label("target", target),
+        "values": vals,
+        "unit": _label("unit", unit),
+        "issued_at": _finite("issued_at", issued_at),
+        "step_s": step,
+        "horizon": len(vals),
+        "model_hash": _label("model_hash", model_hash),
+        "skill_vs_naive": round(skill, 6),
+        "useful": skill > 0,
+    }
+    if skill <= 0:
+        payload["warning"] = NO_SKILL_WARNING
     if seq is not None:
         payload["seq"] = _seq(seq)
     return payload
