@@ -15,7 +15,9 @@ Pipeline for input ``acc_{x,y,z}`` (g) [+ ``gyro_{x,y,z}`` (rad/s)]:
 3. output the channels named in ``output_channels``.
 
 Filters are ``scipy.signal`` second-order sections run with ``sosfilt`` and carried state; the state
-starts at the steady state of the first sample (no start-up transient).
+starts at the steady state of the first sample (no start-up transient). Should a filter's state ever go
+non-finite (an input so large it overflows), :meth:`CausalPreprocessor.process` resets it, counts it in
+``resets`` and returns that chunk's rows as NaN, so a caller drops them instead of carrying the poison.
 """
 
 from __future__ import annotations
@@ -148,6 +150,7 @@ class CausalPreprocessor:
     spec: PreprocessingSpec
     _noise: _SosState | None = field(init=False, default=None)
     _gravity: _SosState = field(init=False)
+    resets: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.reset()
@@ -178,7 +181,13 @@ class CausalPreprocessor:
         for name in self.spec.output_channels:
             kind, axis = name.rsplit("_", 1)
             cols.append(parts[kind][:, _AXES.index(axis)])
-        return np.stack(cols, axis=1).astype(np.float32)
+        out = np.stack(cols, axis=1).astype(np.float32)
+        states = [s.zi for s in (self._noise, self._gravity) if s is not None and s.zi is not None]
+        if not (np.isfinite(out).all() and all(np.isfinite(z).all() for z in states)):
+            self.reset()  # the poison stays in this chunk: the next one starts from a clean state
+            self.resets += 1
+            out[:] = np.nan
+        return out
 
 
 def preprocess_recording(rec: Recording, spec: PreprocessingSpec) -> Recording:

@@ -51,6 +51,7 @@ from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 from har_edge.errors import ConfigError
+from har_edge.redaction import redact
 from har_edge.runtime.csv_replay import CsvReplaySource
 from har_edge.runtime.live_sources import MqttSource, StdinSource
 from har_edge.runtime.sample_formats import parse_json_samples, parse_sensor_logger
@@ -103,10 +104,10 @@ class Source(Protocol):
 
 _OPTIONS = {
     "csv": {"columns", "axis_map"},
-    "stdin": {"stream", "columns", "axis_map", "max_latency_s", "nominal_rate_hz"},
+    "stdin": {"stream", "columns", "axis_map", "max_latency_s", "nominal_rate_hz", "max_line_chars"},
     "mqtt": {
         "qos", "client_id", "keepalive_s", "payload_format", "axis_map", "max_latency_s",
-        "pair_tolerance_s", "nominal_rate_hz",
+        "pair_tolerance_s", "nominal_rate_hz", "max_payload_bytes",
     },
     "i2c": {"bus", "sample_rate_hz", "accel_range_g", "gyro_range_dps", "range_g", "axis_map",
             "max_latency_s", "reinit_after"},
@@ -137,14 +138,14 @@ def open_source(
         ConfigError: unknown spec or option; SourceError: the source cannot be opened.
     """
     if not isinstance(spec, str):
-        raise ConfigError(f"source spec {spec!r} is not a string; expected one of: {'; '.join(ACCEPTED_SPECS)}")
+        raise ConfigError(f"source spec {type(spec).__name__} is not a string; expected one of: {'; '.join(ACCEPTED_SPECS)}")
     text = spec.strip()
     kind = (
         "csv" if text.startswith("csv:") else "stdin" if text in ("stdin", "-")
         else "mqtt" if re.match(r"^(mqtts?|wss?)://", text) else "i2c" if text.startswith("i2c:") else None
     )
     if kind is None:
-        raise ConfigError(f"unknown source spec {spec!r}; expected one of: {'; '.join(ACCEPTED_SPECS)}")
+        raise ConfigError(f"unknown source spec {redact(spec)!r}; expected one of: {'; '.join(ACCEPTED_SPECS)}")
     unknown = sorted(set(opts) - _OPTIONS[kind])
     if unknown:
         raise ConfigError(f"option(s) {unknown} do not apply to {kind} sources; accepted: {sorted(_OPTIONS[kind])}")
@@ -161,7 +162,7 @@ def open_source(
         return MqttSource.from_url(text, **common, **opts)
     match = _I2C_SPEC.match(text)
     if match is None:
-        raise ConfigError(f"bad I2C spec {spec!r}; expected i2c:mpu6050[@bus[:addr]] or i2c:adxl345[@bus[:addr]]")
+        raise ConfigError(f"bad I2C spec {redact(spec)!r}; expected i2c:mpu6050[@bus[:addr]] or i2c:adxl345[@bus[:addr]]")
     from har_edge.runtime.i2c import open_i2c_source
 
     bus = opts.pop("bus", int(match["bus"]) if match["bus"] else 1)

@@ -110,7 +110,7 @@ def test_stdin_line_and_json_limits() -> None:
     src = StdinSource(io.StringIO("\n".join(lines) + "\n"), channel_names=ACC_CHANNELS)
     chunks = list(src.chunks())
     assert sum(len(c) for c in chunks) == 2
-    assert src.stats.reasons == {"line_too_long": 2} and src.stats.bad_messages == 2
+    assert src.stats.reasons == {"too_large": 2} and src.stats.bad_messages == 2
 
 
 def test_json_batches_count_each_sample_once() -> None:
