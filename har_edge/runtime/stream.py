@@ -205,7 +205,21 @@ class StreamClassifier:
         return t, x
 
     def feed(self, chunk: SampleChunk) -> list[StreamResult]:
-        """Process one chunk; returns the classifications completed by it (possibly none)."""
+        """Process one chunk; returns the classifications completed by it (possibly none).
+
+        Events not tied to a classification (a gap, the activity it ended) wait for :meth:`take_events`;
+        :meth:`feed_ordered` returns them in line instead.
+        """
+        out: list[StreamResult] = []
+        for item in self.feed_ordered(chunk):
+            if isinstance(item, StreamResult):
+                out.append(item)
+            else:
+                self._events.append(item)
+        return out
+
+    def feed_ordered(self, chunk: SampleChunk) -> list[StreamResult | StreamEvent]:
+        """Like :meth:`feed`, with the segment events (and the activity ``end`` a gap causes) in stream order."""
         self.stats.samples_in += len(chunk)
         if len(chunk) == 0:
             return []
@@ -216,26 +230,26 @@ class StreamClassifier:
         pieces, dropped = self.clock.process(t, x)
         for reason, n in dropped.items():
             self.stats.count(reason, n)
-        out: list[StreamResult] = []
+        out: list[StreamResult | StreamEvent] = []
         for piece in pieces:
             if piece.event is not None:
-                self._new_segment(piece.event)
+                out += self._new_segment(piece.event)
             out += self._run(piece.timestamps_s, piece.values)
         return out
 
-    def _new_segment(self, event: SegmentEvent) -> None:
-        """A confirmed gap or clock step: end the running activity and start afresh."""
+    def _new_segment(self, event: SegmentEvent) -> list[StreamEvent]:
+        """A confirmed gap or clock step: end the running activity and start afresh; returns the events."""
         if event.kind == "gap":
             self.stats.gaps += 1
         else:
             self.stats.clock_epochs += 1
-        self._events += self.tracker.finish(event.previous)
-        self._events.append(event)
+        events: list[StreamEvent] = [*self.tracker.finish(event.previous), event]
         self._reset_state()
         if self._log_segment():
             log.warning("stream: %s of %+.3f s at source time %.3f: segment ended, windows and filters restart "
                         "[%d gaps, %d clock epochs so far]", "gap" if event.kind == "gap" else "clock step",
                         event.jump_s, event.timestamp, self.stats.gaps, self.stats.clock_epochs)
+        return events
 
     def _reset_state(self) -> None:
         self._clear_buffer()

@@ -64,8 +64,9 @@ class ActivityPublisher(Publisher, Protocol):
         """Publish a start/end event (see :func:`payloads.event_payload`); return its seq."""
         ...
 
-    def publish_stats(self, counters: Mapping[str, float] | None = None) -> None:
-        """Publish a stats message with ``counters`` plus the transport's own counters."""
+    def publish_stats(self, counters: Mapping[str, float] | None = None, *,
+                      reasons: Mapping[str, int] | None = None) -> None:
+        """Publish a stats message with ``counters`` plus the transport's own counters (and a ``reasons`` breakdown)."""
         ...
 
 
@@ -152,8 +153,10 @@ class SequencedPublisher(ABC):
         """Publish a start/end event to ``<prefix>/<device>/event`` (not retained); return the assigned seq."""
         return self._publish_sequenced("event", event, retain=False)
 
-    def publish_stats(self, counters: Mapping[str, float] | None = None) -> None:
-        """Publish ``counters`` merged over the transport counters to ``<prefix>/<device>/stats``."""
+    def publish_stats(self, counters: Mapping[str, float] | None = None, *,
+                      reasons: Mapping[str, int] | None = None) -> None:
+        """Publish ``counters`` merged over the transport counters (and ``reasons``) to ``<prefix>/<device>/stats``."""
         merged: dict[str, float] = {**self._transport_counters(), **(counters or {})}
-        body = payloads.stats_payload(device_id=self.config.device_id, counters=merged, timestamp=time.time())
+        body = payloads.stats_payload(device_id=self.config.device_id, counters=merged, timestamp=time.time(),
+                                      reasons=reasons)
         self.publish(self.config.topic("stats"), payloads.encode(body), qos=self.config.qos, retain=False)

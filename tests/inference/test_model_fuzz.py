@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from har_edge.errors import BundleError, ModelError
 from har_edge.inference.bundle import load_bundle
