@@ -15,12 +15,13 @@ import logging
 import re
 import threading
 
-__all__ = ["MASK", "redact", "register_secret", "RedactingFilter"]
+__all__ = ["MASK", "redact", "register_secret", "register_url_password", "RedactingFilter"]
 
 MASK = "***"
-# scheme://user:password@ — the password runs to the last '@' before whitespace or a quote (over-redacts, never under)
-_URL_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s'\"]*):(?P<secret>[^\s'\"]*)@")
-_secrets: set[str] = set()
+# scheme://user:password@ — the password runs to the last '@' before whitespace (over-redacts, never under)
+_URL_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s'\"]*):(?P<secret>\S*)@")
+_MAX_SECRETS = 64  # a process has a handful; the oldest are forgotten beyond this (bounded memory and work)
+_secrets: dict[str, None] = {}  # insertion-ordered set
 _lock = threading.Lock()
 
 
@@ -31,7 +32,27 @@ def register_secret(secret: str | None) -> None:
     from urllib.parse import quote
 
     with _lock:
-        _secrets.update({secret, quote(secret, safe="")})
+        for s in (secret, quote(secret, safe="")):
+            _secrets.pop(s, None)
+            _secrets[s] = None
+        while len(_secrets) > _MAX_SECRETS:
+            del _secrets[next(iter(_secrets))]
+
+
+def register_url_password(url: str) -> None:
+    """Register the password of ``scheme://user:password@...`` as a secret, however malformed the rest of the URL.
+
+    Call it before parsing, so no error about the URL can show the password (not even one the URL pattern of
+    :func:`redact` misses, e.g. a password with spaces or quotes).
+    """
+    from urllib.parse import unquote
+
+    _, sep, rest = url.partition("://")
+    userinfo = rest.rpartition("@")[0] if sep else ""
+    if ":" in userinfo:
+        password = userinfo.split(":", 1)[1]
+        register_secret(password)
+        register_secret(unquote(password))
 
 
 def redact(text: str) -> str:

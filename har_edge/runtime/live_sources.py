@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 
 from har_edge.data.units import unit_scale
-from har_edge.redaction import redact, register_secret
+from har_edge.redaction import redact, register_secret, register_url_password
 from har_edge.errors import BackendNotAvailable, ConfigError, DataError, RecordError, SourceError
 from har_edge.data.csv_format import CsvLayout, split_header
 from har_edge.runtime.sample_formats import (
@@ -230,27 +230,7 @@ class StdinSource(_PushSource):
             for lineno, (raw, too_long) in enumerate(self._lines(), start=1):
                 if self.closed:
                     break
-                if too_long:
-                    self._count_bad("too_large", f"line {lineno} is longer than {self.max_line_chars} characters")
-                    continue
-                line = raw.strip()
-                if not line:
-                    continue
-                try:
-                    if line.startswith("{"):
-                        t, v, rejected = parse_json_samples(line, self.channel_names)
-                        for reason, n in rejected.items():
-                            self._count_bad(reason, f"line {lineno}: in a JSON batch {line[:80]!r}", n)
-                        if len(t):
-                            self._offer(np.column_stack([t, v]).tolist(), block=True)
-                        elif not rejected:
-                            self._count_bad("no_samples", f"line {lineno}: JSON without samples: {line[:80]!r}")
-                    else:
-                        row = self._csv_row(line, lineno)
-                        if row is not None:
-                            self._offer([row], block=True)
-                except RecordError as exc:
-                    self._count_bad(exc.reason, f"line {lineno}: {exc}" if "line" not in str(exc) else str(exc))
+                self._handle_line(raw, lineno, too_long=too_long)
         except SourceError as exc:
             self._finish(exc)
         except Exception as exc:  # the stream itself failed (not a bad line): end it, one log line
@@ -258,6 +238,35 @@ class StdinSource(_PushSource):
             self._finish(SourceError(f"reading stdin failed: {exc}"))
         else:
             self._finish()
+
+    def _handle_line(self, raw: str, lineno: int, *, too_long: bool = False) -> None:
+        """One line: its samples offered, or its rejection counted (a JSON line starts with ``{`` or ``[``).
+
+        Raises:
+            SourceError: only for a header line that lacks the configured columns (a configuration error).
+        """
+        if too_long:
+            self._count_bad("too_large", f"line {lineno} is longer than {self.max_line_chars} characters")
+            return
+        line = raw.strip()
+        if not line:
+            return
+        try:
+            if line[0] in "{[":
+                t, v, rejected = parse_json_samples(decode_json(line, max_bytes=4 * self.max_line_chars),
+                                                    self.channel_names, decoded=True)
+                for reason, n in rejected.items():
+                    self._count_bad(reason, f"line {lineno}: in a JSON batch {line[:80]!r}", n)
+                if len(t):
+                    self._offer(np.column_stack([t, v]).tolist(), block=True)
+                elif not rejected:
+                    self._count_bad("no_samples", f"line {lineno}: JSON without samples: {line[:80]!r}")
+            else:
+                row = self._csv_row(line, lineno)
+                if row is not None:
+                    self._offer([row], block=True)
+        except RecordError as exc:
+            self._count_bad(exc.reason, str(exc) if str(exc).startswith("line") else f"line {lineno}: {exc}")
 
 
 class MqttSource(_PushSource):
@@ -346,20 +355,19 @@ class MqttSource(_PushSource):
 
         Errors name the URL with its password masked.
         """
+        register_url_password(url)
         shown = redact(url)
         scheme, _, rest = url.partition("://")
         netloc, _, topic = rest.partition("/")
         defaults = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
         if scheme not in defaults:
             raise ConfigError(f"MQTT URL {shown!r}: scheme must be one of {sorted(defaults)}")
-        parts = urlsplit(f"//{netloc}")
-        if parts.password:
-            register_secret(unquote(parts.password))
-            shown = redact(url)
         try:
-            port = parts.port or defaults[scheme]
-        except ValueError:
-            raise ConfigError(f"MQTT URL {shown!r}: bad port; expected an integer in 1..65535") from None
+            parts = urlsplit(f"//{netloc}")
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError as exc:
+            raise ConfigError(f"MQTT URL {shown!r}: {exc} (percent-encode reserved characters in user and password)") from None
+        port = parts.port or defaults[scheme]
         topic = unquote(topic)
         if not parts.hostname or not topic:
             raise ConfigError(f"MQTT URL {shown!r} needs a host and a topic: {ACCEPTED_SPECS[2]}")
@@ -406,10 +414,11 @@ class MqttSource(_PushSource):
             if self.payload_format == "sensor_logger" or (
                 self.payload_format == "auto" and isinstance(obj, dict) and "payload" in obj
             ):
-                t, v, rejected = parse_sensor_logger(obj, self.channel_names, pair_tolerance_s=self.pair_tolerance_s)
+                t, v, rejected = parse_sensor_logger(obj, self.channel_names, pair_tolerance_s=self.pair_tolerance_s,
+                                                     decoded=True)
                 v = v * self._sl_scale
             else:
-                t, v, rejected = parse_json_samples(obj, self.channel_names)
+                t, v, rejected = parse_json_samples(obj, self.channel_names, decoded=True)
             for reason, n in rejected.items():
                 self._count_bad(reason, f"in a message on {topic}", n)
             if len(t):

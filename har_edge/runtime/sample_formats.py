@@ -104,17 +104,15 @@ def decode_json(payload: str | bytes | bytearray, *, max_bytes: int = MAX_MESSAG
         raise RecordError("invalid_json", f"{str(exc)[:80]} in {data[:60]!r}") from None
 
 
-_loads = decode_json
-
-
 def parse_json_samples(
-    message: Any, channel_names: Sequence[str] = DEFAULT_CHANNELS
+    message: Any, channel_names: Sequence[str] = DEFAULT_CHANNELS, *, decoded: bool = False
 ) -> tuple[_Array, _Array, dict[str, int]]:
     """Decode one message of the JSON sample schema (single sample or ``{"samples": [...]}``).
 
     Args:
         message: decoded JSON, or its ``str``/``bytes`` text.
         channel_names: channels every sample must carry, in output column order.
+        decoded: ``message`` is already decoded JSON (a JSON string value is then not parsed again).
 
     Returns:
         ``(timestamps_s (n,), values (n, c), rejected)`` where ``rejected`` maps reason → count
@@ -124,8 +122,8 @@ def parse_json_samples(
         DataError: the message as a whole is not JSON or not of this schema.
     """
     names = tuple(channel_names)
-    if isinstance(message, (str, bytes, bytearray)):
-        message = _loads(message)
+    if not decoded and isinstance(message, (str, bytes, bytearray)):
+        message = decode_json(message)
     if isinstance(message, dict) and "samples" in message:
         items = message["samples"]
         if not isinstance(items, list):
@@ -164,7 +162,10 @@ def _time_ns(value: Any) -> int | float:
         if abs(value) >= 1 << 63:
             raise RecordError("non_finite", f"time of {len(str(abs(value)))} digits is beyond any clock")
         return value
-    return _number(value, "time")
+    out = _number(value, "time")
+    if abs(out) >= 2.0**63:  # ~292 years of nanoseconds either side of 1970
+        raise RecordError("non_finite", f"time={out:g} ns is beyond any clock")
+    return out
 
 
 def _xyz_columns(names: tuple[str, ...]) -> list[tuple[str, int]]:
@@ -179,7 +180,8 @@ def _xyz_columns(names: tuple[str, ...]) -> list[tuple[str, int]]:
 
 
 def parse_sensor_logger(
-    message: Any, channel_names: Sequence[str] = DEFAULT_CHANNELS, *, pair_tolerance_s: float = 0.05
+    message: Any, channel_names: Sequence[str] = DEFAULT_CHANNELS, *, pair_tolerance_s: float = 0.05,
+    decoded: bool = False,
 ) -> tuple[_Array, _Array, dict[str, int]]:
     """Decode one Sensor Logger push message into samples in m/s^2 and rad/s.
 
@@ -206,8 +208,8 @@ def parse_sensor_logger(
     """
     names = tuple(channel_names)
     plan = _xyz_columns(names)
-    if isinstance(message, (str, bytes, bytearray)):
-        message = _loads(message)
+    if not decoded and isinstance(message, (str, bytes, bytearray)):
+        message = decode_json(message)
     if not isinstance(message, dict) or not isinstance(message.get("payload"), list):
         raise RecordError("invalid_message", "expected a Sensor Logger object with a 'payload' list")
     rejected: dict[str, int] = {}

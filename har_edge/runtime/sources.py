@@ -51,7 +51,7 @@ from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 from har_edge.errors import ConfigError
-from har_edge.redaction import redact
+from har_edge.redaction import redact, register_url_password
 from har_edge.runtime.csv_replay import CsvReplaySource
 from har_edge.runtime.live_sources import MqttSource, StdinSource
 from har_edge.runtime.sample_formats import parse_json_samples, parse_sensor_logger
@@ -140,6 +140,7 @@ def open_source(
     if not isinstance(spec, str):
         raise ConfigError(f"source spec {type(spec).__name__} is not a string; expected one of: {'; '.join(ACCEPTED_SPECS)}")
     text = spec.strip()
+    register_url_password(text)  # before any error can quote the spec
     kind = (
         "csv" if text.startswith("csv:") else "stdin" if text in ("stdin", "-")
         else "mqtt" if re.match(r"^(mqtts?|wss?)://", text) else "i2c" if text.startswith("i2c:") else None

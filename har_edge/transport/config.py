@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from har_edge.errors import ConfigError
-from har_edge.redaction import redact, register_secret
+from har_edge.redaction import redact, register_secret, register_url_password
 
 __all__ = ["TOPIC_KINDS", "MAX_TOPIC_BYTES", "MqttConfig", "parse_broker_url", "config_warnings"]
 
@@ -225,18 +225,17 @@ def parse_broker_url(url: str, *, base: MqttConfig | None = None) -> MqttConfig:
         ConfigError: The URL is malformed or has a path, query or fragment; or ``base`` asks for TLS
             (``tls = true``, TLS files) but the URL is plain ``mqtt://`` — never silently unencrypted.
     """
+    if isinstance(url, str):
+        register_url_password(url)
     if not isinstance(url, str) or "://" not in url:
         shown = redact(url) if isinstance(url, str) else type(url).__name__
         raise ConfigError(f"broker url {shown!r} but expected mqtt://[user[:pass]@]host[:port]")
-    parts = urlsplit(url.strip())
-    try:
-        password = parts.password
-    except ValueError:
-        password = None
-    if password:
-        register_secret(password)
-        register_secret(unquote(password))
     shown = redact(url)
+    try:
+        parts = urlsplit(url.strip())
+        password = parts.password
+    except ValueError as exc:  # e.g. an unencoded '[' in the password ("Invalid IPv6 URL")
+        raise ConfigError(f"broker url {shown!r}: {exc} (percent-encode reserved characters in user and password)") from None
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
         raise ConfigError(f"broker url {shown!r} has scheme {scheme!r} but expected one of {sorted(_SCHEMES)}")
