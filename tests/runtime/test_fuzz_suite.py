@@ -213,3 +213,46 @@ def test_the_suite_is_big_enough(cases: list[Case]) -> None:
     assert len(cases) >= 10_000 or N_CASES < 10_000
     assert len(per_path) >= 15, per_path
     assert re.match(r"^\d+$", str(N_CASES))
+
+
+class _GarbageBus:
+    """An MPU-6050 on a bus that answers block reads with random garbage a third of the time."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.reads = self.bad = 0
+
+    def read_byte_data(self, addr: int, register: int) -> int:
+        return 0x68 if register == 0x75 else 0
+
+    def write_byte_data(self, addr: int, register: int, value: int) -> None:
+        pass
+
+    def read_i2c_block_data(self, addr: int, register: int, length: int) -> object:
+        self.reads += 1
+        kind = int(self.rng.integers(0, 9))
+        if kind >= 3:
+            return [int(v) for v in self.rng.integers(0, 256, length)]
+        self.bad += 1
+        if kind == 0:
+            raise OSError(121, "Remote I/O error")
+        if kind == 1:
+            return [int(v) for v in self.rng.integers(-500, 500, length)]  # not bytes: ValueError
+        return [None] * length if self.rng.random() < 0.5 else [1, 2]  # TypeError / a short read
+
+
+def test_i2c_garbage_reads_are_counted_and_polling_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    from har_edge.runtime.i2c import I2cSource, Mpu6050
+
+    bus = _GarbageBus(SEED + 3)
+    src = I2cSource(Mpu6050(bus, sample_rate_hz=1000), chunk_samples=50, reinit_after=10_000)  # type: ignore[arg-type]
+    got = 0
+    with caplog.at_level(logging.INFO):
+        for chunk in src.chunks():
+            got += len(chunk)
+            if got >= 600:
+                break
+        src.close()
+    assert src.stats.reasons["i2c_read_error"] == src.stats.bad_samples == bus.bad > 100  # every garbled read, once
+    assert src.stats.samples >= 600 and bus.reads - bus.bad >= src.stats.samples  # the rest were still queued at close
+    _no_tracebacks(caplog.records)
