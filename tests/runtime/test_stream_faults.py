@@ -104,3 +104,50 @@ def test_one_absurd_value_is_dropped_and_counted(float32_bundle: Path, signal: n
         ref, _ = _feed(clf, np.delete(t, 600), np.delete(signal, 600, axis=0))
     np.testing.assert_array_equal(_probs(got), _probs(ref))
     assert (s.stats.bad_samples, s.stats.reasons) == (1, {"implausible_value": 1})
+
+
+class _ListSource:
+    channel_names, units, nominal_rate_hz = RAW, UNITS, 50.0
+
+    def __init__(self, t: np.ndarray, x: np.ndarray, chunk: int = 100) -> None:
+        from har_edge.runtime.samples import SourceStats
+
+        self.t, self.x, self.chunk, self.stats = t, x, chunk, SourceStats()
+
+    def chunks(self):  # type: ignore[no-untyped-def]
+        for i in range(0, len(self.t), self.chunk):
+            yield SampleChunk(self.t[i : i + self.chunk], self.x[i : i + self.chunk], RAW, UNITS)
+
+    def close(self) -> None:
+        pass
+
+
+def test_gaps_and_clock_steps_are_published_as_events_and_counted(float32_bundle: Path, signal: np.ndarray) -> None:
+    from har_edge.cli.service import PublisherSink, run_service
+    from har_edge.transport.memory import InMemoryPublisher
+
+    t = np.arange(len(signal)) / 50.0 + 1_700_000_000.0  # Unix times: payload timestamps are the source's own
+    t[700:] += 30.0   # a 30 s gap
+    t[1400:] -= 600.0  # then the clock steps back 10 minutes
+    x = signal.copy()
+    x[100, 1] = 1e30
+    pub = InMemoryPublisher()
+    with Classifier.from_bundle(float32_bundle) as clf:
+        stream = StreamClassifier(clf)
+        summary = run_service(_ListSource(t, x), stream, PublisherSink(pub, model_hash="h", device_id="har-edge"),
+                              stats_interval_s=0)
+    events = pub.decoded("har/har-edge/event")
+    kinds = [e["type"] for e in events]
+    gap = next(e for e in events if e["type"] == "gap")
+    epoch = next(e for e in events if e["type"] == "clock_epoch")
+    assert gap["jump_s"] == pytest.approx(30.02) and gap["timestamp"] == pytest.approx(t[700])
+    assert epoch["jump_s"] == pytest.approx(-599.98) and epoch["timestamp"] == pytest.approx(t[1400])
+    # the running activity ends at the last sample before each jump, and a new one starts after it
+    assert kinds[kinds.index("gap") - 1] == "end" and kinds[kinds.index("gap") + 1] == "start"
+    assert kinds[kinds.index("clock_epoch") - 1] == "end" and kinds.count("start") == kinds.count("end")
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    stats = pub.decoded("har/har-edge/stats")[-1]
+    assert {k: stats["counters"][k] for k in ("gaps", "clock_epochs", "bad_samples", "out_of_order")} == {
+        "gaps": 1, "clock_epochs": 1, "bad_samples": 1, "out_of_order": 0}
+    assert stats["reasons"] == {"implausible_value": 1}
+    assert summary.classifications == _n_windows(699) + _n_windows(700) + _n_windows(701)
