@@ -15,30 +15,9 @@ from har_edge.errors import BundleError, ModelError
 from har_edge.inference.bundle import load_bundle
 from har_edge.inference.classifier import Classifier
 from har_edge.inference.flatbuffer import read_tflite
+from tests.fixtures.hostile import model_mutations
 
 ALLOWED = (BundleError, ModelError)
-
-
-def _mutations(data: bytes, n: int, seed: int) -> list[bytes]:
-    """``n`` corruptions of ``data``: single-byte flips, multi-byte flips, truncations, spliced garbage."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for k in range(n):
-        blob = bytearray(data)
-        kind = k % 4
-        if kind == 0:
-            p = int(rng.integers(0, len(blob)))
-            blob[p] ^= int(rng.integers(1, 256))
-        elif kind == 1:
-            for p in rng.integers(0, len(blob), int(rng.integers(2, 9))):
-                blob[int(p)] = int(rng.integers(0, 256))
-        elif kind == 2:
-            blob = blob[: int(rng.integers(0, len(blob)))]
-        else:
-            p = int(rng.integers(8, len(blob)))
-            blob[p : p + 8] = rng.integers(0, 256, 8, dtype=np.uint8).tobytes()
-        out.append(bytes(blob))
-    return out
 
 
 def _try_numpy_backend(path: Path, window: np.ndarray) -> tuple[str, np.ndarray | None]:
@@ -56,7 +35,7 @@ def test_numpy_backend_on_corrupted_models_raises_only_bundle_errors(float32_bun
     window = np.zeros((b.window_samples, len(b.channel_names)), np.float32)
     path = tmp_path / "m.tflite"
     crashes = []
-    for i, blob in enumerate(_mutations(data, 400, seed=5)):
+    for i, blob in enumerate(model_mutations(data, 400, seed=5)):
         path.write_bytes(blob)
         try:
             _try_numpy_backend(path, window)
@@ -68,7 +47,7 @@ def test_numpy_backend_on_corrupted_models_raises_only_bundle_errors(float32_bun
 def test_reader_validates_every_index(float32_bundle: Path) -> None:
     data = (Path(float32_bundle) / "model.tflite").read_bytes()
     crashes = []
-    for i, blob in enumerate(_mutations(data, 2000, seed=11)):
+    for i, blob in enumerate(model_mutations(data, 2000, seed=11)):
         try:
             m = read_tflite(blob, where="fuzzed.tflite")
         except ModelError as exc:

@@ -15,15 +15,14 @@ import os
 import re
 from collections import Counter
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from har_edge.runtime.counters import REASONS, counter_for
 from har_edge.runtime.samples import SampleChunk
-from har_edge.runtime.sources import CsvReplaySource, MqttSource, StdinSource
-from tests.fixtures.hostile import LIMIT, Case, expected, generate
+from har_edge.runtime.sources import CsvReplaySource, StdinSource
+from tests.fixtures.hostile import LIMIT, Case, expected, generate, run_mqtt_cases, run_stdin_cases
 
 N_CASES = int(os.environ.get("HAR_EDGE_FUZZ_CASES", "12000"))
 SEED = 20241202
@@ -32,10 +31,6 @@ SEED = 20241202
 @pytest.fixture(scope="module")
 def cases() -> list[Case]:
     return generate(N_CASES, SEED)
-
-
-def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    return {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before) if after.get(k, 0) != before.get(k, 0)}
 
 
 def _no_tracebacks(records: list[logging.LogRecord]) -> None:
@@ -52,41 +47,18 @@ def _check_counters(stats: object) -> None:
 
 
 def test_stdin_counts_every_case_exactly(cases: list[Case], caplog: pytest.LogCaptureFixture) -> None:
-    src = StdinSource(io.StringIO(""), max_line_chars=LIMIT)
-    failures = []
     with caplog.at_level(logging.DEBUG):
-        for i, case in enumerate(c for c in cases if not c.mqtt_only):
-            before, n_before = dict(src.stats.reasons), len(src._pending)
-            src._stream = io.BytesIO(case.payload + b"\n")
-            for raw, too_long in src._lines():
-                src._handle_line(raw, i, too_long=too_long)
-            got = (len(src._pending) - n_before, _delta(before, src.stats.reasons))
-            if got != (case.samples, case.reasons):
-                failures.append(f"{case.category}: {case.payload[:120]!r}: got {got}, expected {(case.samples, case.reasons)}")
-            if len(src._pending) > 50_000:
-                src._pending.clear()
+        failures, stats = run_stdin_cases(cases)
     assert not failures, f"{len(failures)} of {len(cases)} cases miscounted:\n" + "\n".join(failures[:15])
-    _check_counters(src.stats)
+    _check_counters(stats)
     _no_tracebacks(caplog.records)
 
 
 def test_mqtt_counts_every_case_exactly(cases: list[Case], caplog: pytest.LogCaptureFixture) -> None:
-    src = MqttSource("127.0.0.1", "fuzz", max_payload_bytes=LIMIT)
-    failures = []
-    try:
-        with caplog.at_level(logging.DEBUG):
-            for case in (c for c in cases if not c.stdin_only):
-                before, n_before = dict(src.stats.reasons), len(src._pending)
-                src._on_message(None, None, SimpleNamespace(topic="fuzz", payload=case.payload))
-                got = (len(src._pending) - n_before, _delta(before, src.stats.reasons))
-                if got != (case.samples, case.reasons):
-                    failures.append(f"{case.category}: {case.payload[:120]!r}: got {got}, expected {(case.samples, case.reasons)}")
-                if len(src._pending) > 50_000:
-                    src._pending.clear()
-    finally:
-        src.close()
+    with caplog.at_level(logging.DEBUG):
+        failures, stats = run_mqtt_cases(cases)
     assert not failures, f"{len(failures)} cases miscounted:\n" + "\n".join(failures[:15])
-    _check_counters(src.stats)
+    _check_counters(stats)
     _no_tracebacks(caplog.records)
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) <= 5 + N_CASES // 1000 + 1, len(warnings)  # rate-limited: one line each, few lines
