@@ -127,7 +127,7 @@ class _PushSource(_SourceBase):
 
 
 class StdinSource(_PushSource):
-    """CSV or JSON lines (auto-detected per line by a leading ``{``) from a text stream.
+    """CSV or JSON lines (a line starting with ``{`` or ``[`` is JSON, any other CSV) from a text or binary stream.
 
     CSV lines follow a header if the first CSV line is one (same rules as ``csv:``), else the
     default layout ``timestamp,acc_x,acc_y,acc_z[,gyro_x,gyro_y,gyro_z][,label]``. Text is decoded

@@ -36,11 +36,14 @@ m/s^2 and rad/s; an MQTT source converts them to its declared units.
 ``axis_map={"acc_x": "-acc_y", "acc_y": "acc_x"}`` remaps or flips axes of a differently
 mounted sensor (target ← [sign] source channel; unlisted channels pass through).
 
-``stats.reasons`` keys: ``wrong_field_count``, ``non_numeric``, ``non_finite``,
-``missing_field``, ``invalid_sample`` (bad samples); ``invalid_json``, ``invalid_message``, ``no_samples`` (bad messages; every
-MQTT message that yields nothing counts as one); Sensor Logger: ``invalid_entry``,
-``accelerometer_without_gravity``, ``missing_gyroscope``, ``unpaired_gyroscope``; live
-sources: ``queue_overflow``, ``i2c_read_error``, ``overrun``.
+``stats.reasons`` keys and the counter each one belongs to are listed in :mod:`har_edge.runtime.counters`
+(one vocabulary for every source and the stream): a message or line from which no sample could be read is
+one ``bad_messages`` (``invalid_json``, ``json_too_deep``, ``too_large``, ``invalid_message``,
+``no_samples``, ...); a rejected sample is one ``bad_samples`` (``wrong_field_count``, ``non_numeric``,
+``non_finite``, ``missing_field``, ``invalid_sample``, Sensor Logger ``invalid_entry``, ...,
+``i2c_read_error``) on every input path; good samples lost because the device fell behind are
+``missed_samples`` (``queue_overflow``, ``overrun``). Lines and payloads are limited in size (1 MiB) and JSON
+nesting (16 levels), decoded as UTF-8 with replacement, and never end the stream.
 """
 
 from __future__ import annotations
