@@ -416,16 +416,19 @@ class MqttPublisher(SequencedPublisher):
     def _send(self, row: OutboxRow) -> bool:
         """Publish one row; ``False`` means "stop for now, retry from this row later"."""
         mqtt = self._mqtt
+        # in flight from here on: the outbox bound must not drop (and count) a row the broker may be receiving
+        self._outbox.sent_through = row.id
         try:
             info = self._client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
         except ValueError as exc:  # can never be sent (e.g. a bad topic in an old outbox file)
             logger.error("dropping outbox message %d on %r: %s", row.id, row.topic, exc)
             self._outbox.ack(row.id)
             self._rejected += 1
-            self._cursor = self._outbox.sent_through = row.id
+            self._cursor = row.id
             return True
         if row.qos == 0:
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self._outbox.sent_through = self._cursor
                 return False  # paho does not queue QoS 0 while disconnected
             self._outbox.ack(row.id)
             self._acked += 1
@@ -434,8 +437,9 @@ class MqttPublisher(SequencedPublisher):
             self._inflight[info.mid] = row.id
         else:
             logger.warning("paho did not queue outbox message %d: %s; retrying", row.id, mqtt.error_string(info.rc))
+            self._outbox.sent_through = self._cursor
             return False
-        self._cursor = self._outbox.sent_through = row.id  # handed to paho: the outbox bound no longer drops it
+        self._cursor = row.id
         return True
 
     # -- paho callbacks (network thread; @guarded: an exception would kill paho's loop) ------
