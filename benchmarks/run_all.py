@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         [py, "benchmarks/bench_reference.py", str(runs / "uci_har_9ch"), "--threads", "1"],
         [py, "benchmarks/device_install.py"],
         [py, "benchmarks/fault_fuzz.py", "--bundle", str(runs / "export_all" / "float32")],
+        [py, "benchmarks/kill_recovery.py", "--bundle", str(runs / "export_all" / "float32"), "--runs", "10"],
         [py, "benchmarks/memory_soak.py", "--bundle", str(runs / "export_all" / "float32"), "--hours", "24", *dr],
     ]
     failed = 0
