@@ -163,25 +163,28 @@ class CausalPreprocessor:
             self._noise = _SosState(sps.butter(self.spec.noise_order, self.spec.noise_cutoff_hz, fs=fs, output="sos"))
         self._gravity = _SosState(sps.butter(self.spec.gravity_order, self.spec.gravity_cutoff_hz, fs=fs, output="sos"))
 
+    def _features(self, x: NDArray[np.float64]) -> NDArray[np.float32]:
+        if self._noise is not None:
+            x = self._noise.run(x)
+        total_acc = x[:, :3]
+        gravity = self._gravity.run(total_acc)
+        parts = {"total_acc": total_acc, "gravity": gravity, "body_acc": total_acc - gravity}
+        if x.shape[1] == 6:
+            parts["body_gyro"] = x[:, 3:6]
+        cols = []
+        for name in self.spec.output_channels:
+            kind, axis = name.rsplit("_", 1)
+            cols.append(parts[kind][:, _AXES.index(axis)])
+        return np.stack(cols, axis=1).astype(np.float32)
+
     def process(self, raw: NDArray[np.floating]) -> NDArray[np.float32]:
         n_in = len(self.spec.used_inputs)
         if raw.ndim != 2 or raw.shape[1] != n_in:
             raise DataError(f"preprocessing expects (n, {n_in}) samples {list(self.spec.used_inputs)}; got {raw.shape}")
         if raw.shape[0] == 0:
             return np.zeros((0, len(self.spec.output_channels)), dtype=np.float32)
-        x = np.asarray(raw, dtype=np.float64)
-        if self._noise is not None:
-            x = self._noise.run(x)
-        total_acc = x[:, :3]
-        gravity = self._gravity.run(total_acc)
-        parts = {"total_acc": total_acc, "gravity": gravity, "body_acc": total_acc - gravity}
-        if n_in == 6:
-            parts["body_gyro"] = x[:, 3:6]
-        cols = []
-        for name in self.spec.output_channels:
-            kind, axis = name.rsplit("_", 1)
-            cols.append(parts[kind][:, _AXES.index(axis)])
-        out = np.stack(cols, axis=1).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught below, not warned about
+            out = self._features(np.asarray(raw, dtype=np.float64))
         states = [s.zi for s in (self._noise, self._gravity) if s is not None and s.zi is not None]
         if not (np.isfinite(out).all() and all(np.isfinite(z).all() for z in states)):
             self.reset()  # the poison stays in this chunk: the next one starts from a clean state

@@ -151,3 +151,18 @@ def test_gaps_and_clock_steps_are_published_as_events_and_counted(float32_bundle
         "gaps": 1, "clock_epochs": 1, "bad_samples": 1, "out_of_order": 0}
     assert stats["reasons"] == {"implausible_value": 1}
     assert summary.classifications == _n_windows(699) + _n_windows(700) + _n_windows(701)
+
+
+def test_a_non_finite_filter_state_is_reset_and_counted(float32_bundle: Path, signal: np.ndarray) -> None:
+    """With the plausibility check off, 1e308 overflows the causal filters: their state is reset and counted,
+    and the stream recovers (instead of carrying NaN forever)."""
+    t = np.arange(len(signal)) / 50.0
+    x = signal.copy()
+    x[600, 0] = 1e308
+    with Classifier.from_bundle(float32_bundle) as clf:
+        got, s = _feed(clf, t, x, plausibility=None)  # chunks of 50: the poisoned one is samples 600..649
+        before, _ = _feed(clf, t[:600], signal[:600], plausibility=None)
+        after, _ = _feed(clf, t[650:], signal[650:], plausibility=None)
+    assert s.stats.filter_resets == 1 and s.stats.reasons == {"filter_reset": 50} and s.stats.bad_samples == 50
+    assert s.stats.rejected_windows == 0
+    np.testing.assert_array_equal(_probs(got), _probs(before + after))  # then exactly a fresh stream
