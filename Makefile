@@ -46,8 +46,9 @@ test-device: build/test-bundle/model.tflite .venv-device/.installed .venv-tflite
 	HAR_EDGE_DEVICE_ENV=1 HAR_EDGE_EXPECT_BACKEND=litert HAR_EDGE_TEST_BUNDLE=build/test-bundle .venv-device/bin/python -m pytest -q -m "not tf and not slow" $(DEVICE_TESTS) -p no:cacheprovider
 	HAR_EDGE_DEVICE_ENV=1 HAR_EDGE_TEST_BUNDLE=build/test-bundle HAR_EDGE_EXPECT_BACKEND=tflite-runtime .venv-tflite/bin/python -m pytest -q -m "not tf and not slow" $(DEVICE_TESTS) -p no:cacheprovider
 
+# every figure of the README, ~1 h on 2 cores; BENCH_ARGS="--reuse-runs" keeps trained runs, "--only STEP ..." runs some
 bench: $(VENV)/.installed
-	HAR_EDGE_DATA="$(DATA_ROOT)" $(PY) benchmarks/run_all.py
+	HAR_EDGE_DATA="$(DATA_ROOT)" $(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-device .venv-tflite build
