@@ -140,7 +140,8 @@ class StreamClassifier:
         for what, rate in (("the model's", self.rate_hz), ("the source's", source_rate_hz)):
             if rate is not None and rate > 0 and 2.0 / rate > clock.max_gap_s:
                 raise ConfigError(f"clock max_gap_s={clock.max_gap_s} s is shorter than two periods at {what} "
-                                  f"{rate:g} Hz; every sample would look like a gap (raise max_gap_s)")
+                                  f"{rate:g} Hz; every sample would look like a gap (raise [clock] max_gap_s, "
+                                  "or check that the timestamps are in seconds)")
         pre = b.preprocessing
         self._pre = CausalPreprocessor(pre) if pre is not None else None
         if pre is not None and pre.used_inputs != self.raw_names:
