@@ -21,6 +21,7 @@ classifier refused, reason ``window_rejected``).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Union
 
@@ -157,7 +158,7 @@ class StreamClassifier:
         self._layout: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self._cols: NDArray[np.int64] | None = None
         self._scale: NDArray[np.float64] | None = None
-        self._events: list[StreamEvent] = []
+        self._events: deque[StreamEvent] = deque(maxlen=1000)  # for feed() callers; the newest kept if never taken
         self._log_segment = _EveryNth()
         self._last_t: float | None = None
         self._seq = 0
@@ -323,7 +324,8 @@ class StreamClassifier:
 
     def take_events(self) -> list[StreamEvent]:
         """Events not tied to a classification (segment events, activity ends at a gap), oldest first; clears them."""
-        events, self._events = self._events, []
+        events = list(self._events)
+        self._events.clear()
         return events
 
     def finish(self) -> list[ActivityEvent]:
