@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from har_edge.errors import DataError
 
-__all__ = ["STANDARD_GRAVITY_MS2", "KNOWN_UNITS", "normalise_unit_name", "unit_scale", "convert_units"]
+__all__ = ["STANDARD_GRAVITY_MS2", "KNOWN_UNITS", "normalise_unit_name", "unit_quantity", "unit_scale", "convert_units"]
 
 STANDARD_GRAVITY_MS2 = 9.80665
 
@@ -61,6 +61,11 @@ def normalise_unit_name(unit: str) -> str:
     if key not in _UNITS:
         raise DataError(f"unknown unit {unit!r}; expected one of {', '.join(KNOWN_UNITS)}")
     return key
+
+
+def unit_quantity(unit: str) -> str:
+    """What ``unit`` measures: ``"acceleration"`` or ``"angular_rate"``."""
+    return _UNITS[normalise_unit_name(unit)][0]
 
 
 def unit_scale(from_unit: str, to_unit: str) -> float:

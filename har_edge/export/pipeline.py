@@ -29,7 +29,7 @@ from har_edge.evaluation.metrics import classification_metrics
 from har_edge.export.converter import QUANT_MODES, build_export_twin, check_deployable_ops, convert_to_tflite, representative_windows
 from har_edge.export.tflite_rewrite import embed_metadata, set_lstm_cell_clip
 from har_edge.inference.bundle import (CLASSIFICATION, EMBEDDED_MANIFEST_KEY, MODEL_NAME, Bundle, embedded_manifest_bytes,
-                                       prepare_manifest, sha256_bytes, write_bundle)
+                                       prepare_manifest, seal_model, sha256_bytes, write_bundle)
 from har_edge.inference.classifier import Classifier
 from har_edge.inference.flatbuffer import model_ops
 from har_edge.inference.interpreter import TfliteRunner
@@ -172,8 +172,9 @@ def finish_bundle(mode_dir: Path, data: bytes, manifest: dict[str, Any], entry: 
     """
     # the manifest travels inside the model (metadata entry) and beside it (manifest.json)
     plain_size = len(data)
-    manifest = prepare_manifest(manifest, data)
+    manifest = prepare_manifest(manifest, data)  # weights_sha256: a placeholder of the right length...
     data = embed_metadata(data, {EMBEDDED_MANIFEST_KEY: embedded_manifest_bytes(manifest)}, where=f"{mode} model")
+    data = seal_model(data, where=f"{mode} model")  # ...filled in place with the whole file's hash
     entry["size_bytes"] = len(data)
     entry["size_bytes_without_manifest"] = plain_size
     bundle = write_bundle(mode_dir, data, manifest)
