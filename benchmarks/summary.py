@@ -42,6 +42,11 @@ def _pp(value: float) -> str:
     return "0.00 pp" if abs(value) < 0.005 else f"{value:+.2f} pp".replace("-", "−")
 
 
+def _signed(value: float, fmt: str) -> str:
+    """``value`` formatted with an explicit sign and a real minus sign (``fmt`` like ``"+.3f"``)."""
+    return format(value, fmt).replace("-", "−")
+
+
 def _block(name: str, lines: list[str]) -> list[str]:
     return [f"<!-- readme:{name} -->", *lines, "<!-- /readme -->", ""]
 
@@ -241,6 +246,39 @@ def fault_suite() -> list[str]:
     return _block("fault_suite", rows)
 
 
+FORECAST_NAMES = {"beijing_temp_24h": "Beijing temperature, 24 h", "melbourne_min_7d": "Melbourne daily minimum, 7 d",
+                  "usd_idr_5d": "USD/IDR, 5 d", "bbca_close_5d": "BBCA close, 5 d"}
+UNIT_TEXT = {"degC": "°C"}
+
+
+def forecasting() -> list[str]:
+    d = _load("forecast_backtest")
+    if d is None:
+        return ["_not measured: run `python benchmarks/forecast_backtest.py`_", ""]
+    rows = ["| series (origins) | LSTM MAE step 1 / step H / mean | naive mean | best statistical peer | LSTM vs that peer "
+            "| skill vs naive | direction accuracy / up-move share | int8 / float32 MAE vs Keras | served on the device | train |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in d["results"].items():
+        s, p = r["scores"], r["protocol"]
+        H, unit = p["horizon"], UNIT_TEXT.get(p["unit"], p["unit"])
+        lstm = s["lstm (keras)"]
+        peers = {m: v["mae_mean"] for m, v in s.items() if m[:1].isupper()}
+        best = min(peers, key=lambda m: peers[m]) if peers else None
+        modes, served = r["export"]["modes"], r["served"]
+        skill = lstm["skill_mean"]
+        vs = f"{_signed(100 * (lstm['mae_mean'] / peers[best] - 1), '+.1f')} %" if best else "–"
+        rows.append(
+            f"| {FORECAST_NAMES.get(name, name)} ({p['origins']}) | {lstm['mae_step1']:.3f} / {lstm[f'mae_step{H}']:.3f} / "
+            f"**{lstm['mae_mean']:.3f}** {unit} | {s['naive']['mae_mean']:.3f} | "
+            f"{best} {peers[best]:.3f} | {vs} | {_signed(skill, '+.3f')}{' ⚠ no skill' if skill <= 0 else ''} | "
+            f"{lstm['direction_accuracy']:.3f} / {r['up_move_share']['all_steps']:.3f} | "
+            f"{_signed(100 * modes['int8']['mae_rel_diff_vs_keras'], '+.3f')} % / "
+            f"{abs(100 * modes['float32']['mae_rel_diff_vs_keras']):.4f} % | "
+            f"MAE {served['float32']['served_mae']:.4f} (bundle {served['float32']['bundle_backtest_mae']:.4f}) | "
+            f"{r['train_seconds']:.0f} s |")
+    return _block("forecasting", rows)
+
+
 def wall_times() -> list[str]:
     d = _load("run_all")
     if d is None:
@@ -259,6 +297,7 @@ SECTIONS: list[tuple[str, Callable[..., list[str]]]] = [
     ("TFLite Micro vs LiteRT (int8)", lambda runs: tflm_parity()),
     ("Device runtime", lambda runs: device_runtime()),
     ("Fault suite", lambda runs: fault_suite()),
+    ("Forecasting", lambda runs: forecasting()),
 ]
 
 
