@@ -40,6 +40,7 @@ def steps(runs: Path, dr: list[str], reuse: bool) -> list[tuple[str, list[str], 
         ("tflm_parity", [py, "benchmarks/tflm_parity.py", str(ex / "int8"), str(runs / "hapt_device"), *dr], None),
         ("stream_accuracy", [py, "benchmarks/stream_accuracy.py", "--bundle", str(ex / "float32"), *dr], None),
         ("smoothing_tuning", [py, "benchmarks/smoothing_tuning.py", "--bundle", str(ex / "float32"), *dr], None),
+        ("stream_experience", [py, "benchmarks/stream_experience.py", "--bundle", str(ex / "float32"), "--cli-throughput", *dr], None),
     ]
     for name in ("uci_har_9ch", "uci_har_acc3"):
         bundle = runs / f"export_{name}"

@@ -20,7 +20,7 @@ from typing import Any
 from har_edge.errors import ConfigError, HarEdgeError
 from har_edge.runtime.smoothing import SmoothingConfig
 
-__all__ = ["add_run_parsers", "cmd_run", "cmd_doctor", "load_device_config"]
+__all__ = ["add_run_parsers", "cmd_run", "cmd_doctor", "load_device_config", "build_stream"]
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +108,17 @@ def _mqtt_config(cfg: dict[str, Any], broker: str) -> Any:
     return parse_broker_url(broker, base=base)
 
 
+def build_stream(clf: Any, cfg: dict[str, Any], *, source_rate_hz: float | None = None) -> Any:
+    """The :class:`~har_edge.runtime.stream.StreamClassifier` ``har-edge run`` builds from a resolved device config
+    (benchmarks call this too, so they measure exactly what the device runs)."""
+    from har_edge.runtime.stream import StreamClassifier
+
+    return StreamClassifier(clf, smoothing=SmoothingConfig(**cfg["smoothing"]), source_rate_hz=source_rate_hz)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from har_edge.inference.classifier import Classifier
     from har_edge.runtime.sources import open_source
-    from har_edge.runtime.stream import StreamClassifier
     from har_edge.cli.service import PublisherSink, StdoutSink, run_service
 
     cfg = _resolve(args)
@@ -130,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     with Classifier.from_bundle(cfg["bundle"], backend=backend) as clf:
         source = open_source(spec, **opts)
-        stream = StreamClassifier(clf, smoothing=SmoothingConfig(**cfg["smoothing"]), source_rate_hz=source.nominal_rate_hz)
+        stream = build_stream(clf, cfg, source_rate_hz=source.nominal_rate_hz)
 
         def _stop(signum: int, frame: Any) -> None:
             log.warning("signal %d: stopping after the current chunk", signum)
