@@ -19,7 +19,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["DataConfig", "PreprocessingConfig", "ModelConfig", "TrainConfig", "RunConfig", "load_run_config", "read_toml"]
+__all__ = ["DataConfig", "PreprocessingConfig", "ModelConfig", "TrainConfig", "StreamingConfig", "RunConfig", "load_run_config",
+           "read_toml"]
 
 
 @dataclass(frozen=True)
@@ -71,17 +72,38 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class StreamingConfig:
+    """``[streaming]``: a streaming model (``har_edge.models.stream_model``) instead of a window classifier.
+
+    Trained on crops of ``sequence_samples`` of whole recordings with a label per LSTM step (causal
+    convolutions, the LSTM returns every step); on the device it consumes ``hop_samples`` new samples per
+    invoke and carries its LSTM state from invoke to invoke. ``transition_label``: the class the HAPT
+    postural transitions become (shown as ``uncertain``); ``""`` leaves them unlabelled. The first
+    ``warmup_samples`` of each crop carry no loss (on the device the state is always warm).
+    ``crops_per_epoch`` random crops make one epoch.
+    """
+
+    hop_samples: int = 16
+    sequence_samples: int = 2048
+    transition_label: str = "TRANSITION"
+    warmup_samples: int = 128
+    crops_per_epoch: int = 400
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "run"
     data: DataConfig = field(default_factory=DataConfig)
     preprocessing: PreprocessingConfig | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    streaming: StreamingConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        if d["preprocessing"] is None:
-            del d["preprocessing"]
+        for optional in ("preprocessing", "streaming"):
+            if d[optional] is None:
+                del d[optional]
         return _plain(d)
 
     def replace(self, **sections: Any) -> "RunConfig":
@@ -125,7 +147,7 @@ def _build(cls: type, table: dict[str, Any], where: str) -> Any:
 
 def run_config_from_dict(d: dict[str, Any], *, where: str = "config") -> RunConfig:
     """Build and validate a :class:`RunConfig` from a parsed TOML/JSON dict."""
-    allowed = {"name", "data", "preprocessing", "model", "train"}
+    allowed = {"name", "data", "preprocessing", "model", "train", "streaming"}
     unknown = sorted(set(d) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown table(s) {unknown}; allowed are {sorted(allowed)}")
@@ -135,6 +157,7 @@ def run_config_from_dict(d: dict[str, Any], *, where: str = "config") -> RunConf
         preprocessing=_build(PreprocessingConfig, d["preprocessing"], f"{where} [preprocessing]") if "preprocessing" in d else None,
         model=_build(ModelConfig, d.get("model", {}), f"{where} [model]"),
         train=_build(TrainConfig, d.get("train", {}), f"{where} [train]"),
+        streaming=_build(StreamingConfig, d["streaming"], f"{where} [streaming]") if "streaming" in d else None,
     )
     _validate(cfg, where)
     return cfg
@@ -162,6 +185,29 @@ def _validate(cfg: RunConfig, where: str) -> None:
         raise ConfigError(f"{where}: validation_subjects overlap test_subjects")
     if cfg.data.dataset == "hapt_raw" and cfg.preprocessing is None:
         raise ConfigError(f"{where}: dataset 'hapt_raw' needs a [preprocessing] table (the causal device preprocessing)")
+    if cfg.streaming is not None:
+        _validate_streaming(cfg, where)
+
+
+def _validate_streaming(cfg: RunConfig, where: str) -> None:
+    s, m = cfg.streaming, cfg.model
+    if s is None:
+        return
+    if cfg.data.dataset != "hapt_raw":
+        raise ConfigError(f"{where}: [streaming] needs whole labelled recordings (data.dataset = 'hapt_raw')")
+    if len(m.units) != 1 or m.cell != "lstm" or m.dense_units:
+        raise ConfigError(f"{where}: [streaming] supports one LSTM layer and no dense_units (model.units={list(m.units)}, "
+                          f"cell={m.cell!r}, dense_units={m.dense_units})")
+    pool = max(1, m.conv_pool) ** len(m.conv_filters)
+    if m.conv_filters and (m.conv_kernel - 1) % max(1, m.conv_pool):
+        raise ConfigError(f"{where}: [streaming] needs (conv_kernel - 1) divisible by conv_pool so pooling stays aligned "
+                          f"from invoke to invoke (got kernel {m.conv_kernel}, pool {m.conv_pool})")
+    for key in ("hop_samples", "sequence_samples"):
+        if getattr(s, key) < pool or getattr(s, key) % pool:
+            raise ConfigError(f"{where}: streaming.{key}={getattr(s, key)}; expected a positive multiple of the pooling {pool}")
+    if not 0 <= s.warmup_samples < s.sequence_samples or s.crops_per_epoch < 1:
+        raise ConfigError(f"{where}: streaming.warmup_samples={s.warmup_samples} must be below sequence_samples="
+                          f"{s.sequence_samples}, crops_per_epoch={s.crops_per_epoch} >= 1")
 
 
 def read_toml(path: str | Path, *, what: str = "config file") -> dict[str, Any]:

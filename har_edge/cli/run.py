@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 _DEFAULTS: dict[str, Any] = {
     "bundle": None, "source": None, "backend": "auto", "speed": "1", "broker": None, "device_id": "har-edge",
     "topic_prefix": "har", "qos": 1, "state_dir": None, "stats_interval_s": 60.0, "chunk_samples": None,
+    "hop_samples": None,
     "smoothing": dataclasses.asdict(SmoothingConfig()),
     "mqtt": {}, "source_options": {},
 }
@@ -67,7 +68,8 @@ def add_run_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--state-dir", help="directory for the MQTT outbox; messages and seq survive restarts (default ~/.local/state/har-edge)")
     p.add_argument("--stats-interval", type=float, dest="stats_interval_s", help="seconds between stats messages")
     p.add_argument("--confidence-floor", type=float, help="below this smoothed confidence the activity is 'uncertain'")
-    p.add_argument("--smoothing", choices=["none", "mean", "vote"], help="prediction smoothing")
+    p.add_argument("--smoothing", choices=["none", "mean", "vote", "hmm"], help="prediction smoothing")
+    p.add_argument("--hop-samples", type=int, dest="hop_samples", help="classify every N samples (default: the bundle's hop)")
     p.add_argument("--flush-timeout", type=float, default=60.0, help="seconds to wait at the end for the broker to take everything")
     p = sub.add_parser("doctor", help="check the interpreter backend, a bundle and the broker connection")
     p.add_argument("--bundle")
@@ -78,7 +80,8 @@ def add_run_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def _resolve(args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_device_config(getattr(args, "config", None))
-    for key in ("bundle", "source", "backend", "speed", "broker", "device_id", "topic_prefix", "state_dir", "stats_interval_s"):
+    for key in ("bundle", "source", "backend", "speed", "broker", "device_id", "topic_prefix", "state_dir", "stats_interval_s",
+                "hop_samples"):
         v = getattr(args, key, None)
         if v is not None:
             cfg[key] = v
@@ -113,7 +116,9 @@ def build_stream(clf: Any, cfg: dict[str, Any], *, source_rate_hz: float | None 
     (benchmarks call this too, so they measure exactly what the device runs)."""
     from har_edge.runtime.stream import StreamClassifier
 
-    return StreamClassifier(clf, smoothing=SmoothingConfig(**cfg["smoothing"]), source_rate_hz=source_rate_hz)
+    hop = cfg.get("hop_samples")
+    return StreamClassifier(clf, smoothing=SmoothingConfig(**cfg["smoothing"]), source_rate_hz=source_rate_hz,
+                            hop_samples=None if hop is None else int(hop))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -77,6 +77,7 @@ class ExperienceCounts:
 
     state_samples: dict[str, int] = field(default_factory=dict)  # labelled samples per activity
     state_correct: dict[str, int] = field(default_factory=dict)  # ... of which the shown activity was right
+    shown_during: dict[str, dict[str, int]] = field(default_factory=dict)  # label -> shown activity -> samples
     transition_samples: int = 0
     transition_ok: int = 0  # shown: the posture left, the posture reached or uncertain
     transition_s: float = 0.0
@@ -93,6 +94,10 @@ class ExperienceCounts:
                              (self.never_shown, other.never_shown)):
             for k, v in theirs.items():
                 mine[k] = mine.get(k, 0) + v
+        for lab, row in other.shown_during.items():
+            mine_row = self.shown_during.setdefault(lab, {})
+            for k, v in row.items():
+                mine_row[k] = mine_row.get(k, 0) + v
         for k, vs in other.delays_by_class.items():
             self.delays_by_class.setdefault(k, []).extend(vs)
         self.delays_s += other.delays_s
@@ -125,6 +130,8 @@ def score_recording(labels: NDArray[np.integer], label_names: Sequence[str], sam
         mask = lab_name == act
         out.state_samples[act] = int(mask.sum())
         out.state_correct[act] = int((shown[mask] == act).sum())
+        values, n_samples = np.unique(shown[mask], return_counts=True)
+        out.shown_during[act] = {str(v) or "(nothing yet)": int(c) for v, c in zip(values, n_samples)}
     for trans, (left, reached) in transition_postures(names).items():
         mask = lab_name == trans
         out.transition_samples += int(mask.sum())
@@ -161,6 +168,8 @@ def summarise(counts: ExperienceCounts) -> dict[str, Any]:
         "state_accuracy_per_class": per_class,
         "worst_class": min(per_class, key=lambda k: per_class[k]) if per_class else None,
         "worst_class_accuracy": min(per_class.values()) if per_class else 0.0,
+        "shown_during": {lab: {k: _ratio(v, counts.state_samples[lab]) for k, v in sorted(row.items(), key=lambda kv: -kv[1])}
+                         for lab, row in counts.shown_during.items()},
         "transition_ok": _ratio(counts.transition_ok, counts.transition_samples),
         "transition_minutes": round(counts.transition_s / 60, 2),
         "delay_median_s": round(float(np.median(d)), 3) if d.size else None,

@@ -325,6 +325,8 @@ def _settings_values(manifest: dict[str, Any], *, sha256: str, arena_bytes: int,
         "model_bytes": str(model_bytes),
         "num_classes": str(len(labels)),
         "labels": ", ".join(_c_string(x) for x in labels),
+        "show_as_uncertain": ", ".join("true" if x in (manifest.get("uncertain_labels") or []) else "false" for x in labels),
+        "carry_state": "true" if manifest.get("recurrent_state") == "carried" else "false",
         "window_samples": str(int(manifest["window_samples"])),
         "hop_samples": str(int(manifest["hop_samples"])),
         "sample_rate_hz": _c_float(manifest["sample_rate_hz"], "sample_rate_hz"),
@@ -366,7 +368,8 @@ def _check_arrays(x: NDArray[Any] | None, y: NDArray[Any] | None, ref: NDArray[A
 
 def write_mcu_export(tflite_bytes: bytes, manifest: dict[str, Any], out_dir: Path, *,
                      X_test_int8: NDArray[np.int8] | None = None, y_test: NDArray[np.integer] | None = None,
-                     litert_outputs_int8: NDArray[np.int8] | None = None, arena_margin: float = 0.25) -> dict[str, Any]:
+                     litert_outputs_int8: NDArray[np.int8] | None = None, arena_margin: float = 0.25,
+                     reset: NDArray[np.bool_] | None = None) -> dict[str, Any]:
     """Write the TFLM sources for a full-int8 model into ``out_dir`` and verify them on the host.
 
     Args:
@@ -377,6 +380,8 @@ def write_mcu_export(tflite_bytes: bytes, manifest: dict[str, Any], out_dir: Pat
         y_test: optional labels ``(n,)`` (class indices; one-hot ``(n, K)`` is accepted) for accuracy.
         litert_outputs_int8: optional LiteRT int8 outputs ``(n, K)`` for the parity check.
         arena_margin: fraction added to the measured arena (host is 64-bit; MCUs are 32-bit).
+        reset: ``(n,)`` for a streaming model (``recurrent_state = "carried"``): its test windows in stream
+            order, ``True`` where a recording starts (labels ``< 0``: unlabelled, not scored).
 
     Returns:
         Report dict: ``arena_bytes``, ``arena_bytes_measured``, ``arena_margin``, ``ops``, ``files``,
@@ -424,7 +429,7 @@ def write_mcu_export(tflite_bytes: bytes, manifest: dict[str, Any], out_dir: Pat
     written = [*files, "har_preprocess.h"]
     logger.info("wrote MCU sources %s to %s (arena %d bytes)", written, out_dir, arena_bytes)
 
-    tflm = _verify(tflite_bytes, X_test_int8, y_test, litert_outputs_int8, arena_bytes, manifest)
+    tflm = _verify(tflite_bytes, X_test_int8, y_test, litert_outputs_int8, arena_bytes, manifest, reset=reset)
     return {
         "arena_bytes": arena_bytes,
         "arena_bytes_measured": measured,

@@ -110,6 +110,10 @@ def train_run(
         The :class:`RunInfo` of the written run (``metrics`` filled).
     """
     say = on_progress or log.info
+    if cfg.streaming is not None:  # a streaming model trains on whole-recording sequences
+        from har_edge.models.stream_model import train_stream_run
+
+        return train_stream_run(cfg, data_root, out_dir, verbose=verbose, on_progress=on_progress)
     tf = import_tensorflow()
     keras = import_keras()
     _seed_everything(cfg.train.seed)

@@ -6,7 +6,10 @@ channels the bundle's raw inputs need → resample to the model's rate if the so
 bundle's **causal preprocessing** (:class:`~har_edge.data.preprocessing.CausalPreprocessor`, the same
 code the model was trained with) → buffer → windows cut by :mod:`har_edge.data.windowing` (the
 functions training uses: a window of ``window_samples`` every ``hop_samples``), each classified from
-zero LSTM state → smoothing → activity events.
+zero LSTM state — or, for a streaming bundle (``recurrent_state = "carried"``), from the state the
+previous window left: its windows hold the hop's new samples plus the convolution's context, and the
+state is zeroed only when a stream starts — → smoothing (:func:`~har_edge.runtime.decoding.make_smoother`;
+a bundle's ``uncertain_labels`` show as ``uncertain``) → activity events.
 
 ``stats.reasons`` keys: ``malformed_chunk``, ``non_finite`` (bad samples); ``duplicate_timestamp``,
 ``non_increasing_timestamp`` (out of order); ``window_rejected`` (a window the classifier refused).
@@ -28,7 +31,8 @@ from har_edge.data.windowing import count_windows, segment_windows, window_start
 from har_edge.errors import ConfigError, DataError
 from har_edge.inference.classifier import Classifier, Prediction
 from har_edge.runtime.samples import SampleChunk
-from har_edge.runtime.smoothing import ActivityEvent, ActivityTracker, Smoother, SmoothingConfig
+from har_edge.runtime.decoding import make_smoother
+from har_edge.runtime.smoothing import ActivityEvent, ActivityTracker, SmoothingConfig
 
 __all__ = ["StreamResult", "StreamStats", "StreamClassifier", "increasing_timestamps"]
 
@@ -83,7 +87,10 @@ class StreamStats:
 
 
 class StreamClassifier:
-    """Feed :class:`SampleChunk` s with :meth:`feed`; get :class:`StreamResult` s back."""
+    """Feed :class:`SampleChunk` s with :meth:`feed`; get :class:`StreamResult` s back.
+
+    ``hop_samples`` (default: the bundle's) sets how often a window is classified.
+    """
 
     def __init__(
         self,
@@ -92,12 +99,19 @@ class StreamClassifier:
         smoothing: SmoothingConfig = SmoothingConfig(),
         source_rate_hz: float | None = None,
         rate_tolerance: float = 0.02,
+        hop_samples: int | None = None,
     ) -> None:
         self.clf = classifier
         b = classifier.bundle
         self.labels = b.labels
         self.window = b.window_samples
-        self.hop = b.hop_samples
+        self.hop = b.hop_samples if hop_samples is None else int(hop_samples)
+        if self.hop < 1:
+            raise ConfigError(f"hop_samples={hop_samples}; expected a positive number of samples (the bundle's is {b.hop_samples})")
+        if b.carries_state and self.hop != b.hop_samples:
+            raise ConfigError(f"hop_samples={hop_samples}: this streaming model carries its LSTM state from window to window, "
+                              f"so its hop is fixed at {b.hop_samples} samples")
+        classifier.reset_state()  # a streaming model starts from zero state with its stream
         self.rate_hz = b.sample_rate_hz
         self.raw_names = tuple(n for n, _ in b.raw_inputs)
         self.raw_units = tuple(u for _, u in b.raw_inputs)
@@ -108,7 +122,7 @@ class StreamClassifier:
         self._resampler: StreamResampler | None = None
         if source_rate_hz is not None and abs(source_rate_hz - self.rate_hz) > rate_tolerance * self.rate_hz:
             self._resampler = StreamResampler(self.rate_hz, source_rate_hz=source_rate_hz)
-        self.smoother = Smoother(self.labels, smoothing)
+        self.smoother = make_smoother(self.labels, smoothing, uncertain_labels=b.uncertain_labels)
         self.tracker = ActivityTracker()
         self.stats = StreamStats()
         self._layout: tuple[tuple[str, ...], tuple[str, ...]] | None = None
