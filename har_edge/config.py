@@ -1,7 +1,9 @@
 """Frozen configuration dataclasses and the strict TOML reader for training configs.
 
 A training config (``training/configs/*.toml``) has the tables ``[data]``, ``[preprocessing]``
-(raw-stream data sets only), ``[model]`` and ``[train]``; unknown keys are errors.
+(raw-stream data sets only), ``[model]`` and ``[train]``, optionally ``[streaming]`` (a streaming
+model) and ``[smoothing]`` (the device smoothing the exported bundle carries, keys of
+``har_edge.runtime.smoothing.SmoothingConfig``, checked by ``har-edge train``); unknown keys are errors.
 """
 
 from __future__ import annotations
@@ -98,10 +100,11 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     streaming: StreamingConfig | None = None
+    smoothing: dict[str, Any] | None = None  # the device smoothing the bundle carries (har_edge.runtime.smoothing.SmoothingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        for optional in ("preprocessing", "streaming"):
+        for optional in ("preprocessing", "streaming", "smoothing"):
             if d[optional] is None:
                 del d[optional]
         return _plain(d)
@@ -145,9 +148,16 @@ def _build(cls: type, table: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
+def _table(value: Any, where: str) -> dict[str, Any]:
+    """A table passed on as it is (its keys are checked where it is used)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(value).__name__}")
+    return dict(value)
+
+
 def run_config_from_dict(d: dict[str, Any], *, where: str = "config") -> RunConfig:
     """Build and validate a :class:`RunConfig` from a parsed TOML/JSON dict."""
-    allowed = {"name", "data", "preprocessing", "model", "train", "streaming"}
+    allowed = {"name", "data", "preprocessing", "model", "train", "streaming", "smoothing"}
     unknown = sorted(set(d) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown table(s) {unknown}; allowed are {sorted(allowed)}")
@@ -158,6 +168,7 @@ def run_config_from_dict(d: dict[str, Any], *, where: str = "config") -> RunConf
         model=_build(ModelConfig, d.get("model", {}), f"{where} [model]"),
         train=_build(TrainConfig, d.get("train", {}), f"{where} [train]"),
         streaming=_build(StreamingConfig, d["streaming"], f"{where} [streaming]") if "streaming" in d else None,
+        smoothing=_table(d["smoothing"], f"{where} [smoothing]") if "smoothing" in d else None,
     )
     _validate(cfg, where)
     return cfg

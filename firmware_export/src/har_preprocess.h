@@ -1,6 +1,7 @@
 // har_preprocess.h — portable causal preprocessing and int8 helpers for har-edge firmware.
 //
-// Mirrors har_edge.data.preprocessing.CausalPreprocessor (Python) sample by sample:
+// Mirrors har_edge.data.preprocessing.CausalPreprocessor (Python) sample by sample (and, at the end,
+// the runtime's smoothing of the class probabilities: ActivitySmoother):
 //   raw acc (g) [+ gyro (rad/s)]
 //     -> optional Butterworth low-pass (noise) on every raw channel  => total_acc, body_gyro
 //     -> Butterworth low-pass (gravity, 0.3 Hz) of total_acc          => gravity
@@ -223,6 +224,128 @@ class FeatureRing {
   int channels_;
   int next_;
   int count_;
+};
+
+// ---- smoothing of the class probabilities: mirrors har_edge.runtime.smoothing.Smoother (none, mean, vote)
+// and har_edge.runtime.decoding.HmmSmoother (hmm), then shows classes flagged in show_as_uncertain as
+// "uncertain" (-1), as the Python device runtime does with the bundle's smoothing.
+
+enum SmoothingMethod { kSmoothNone = 0, kSmoothMean = 1, kSmoothVote = 2, kSmoothHmm = 3 };
+
+constexpr int kMaxClasses = 16;
+constexpr int kMaxSmoothingWindow = 16;
+
+struct SmoothingConfig {
+  int method;                      // kHarSmoothingMethod
+  int num_classes;                 // kHarNumClasses
+  int window;                      // kHarSmoothingWindow (mean / vote)
+  int votes;                       // kHarSmoothingVotes (vote)
+  float confidence_floor;          // kHarConfidenceFloor: below it, "uncertain"
+  float evidence_weight;           // kHarEvidenceWeight (hmm)
+  const double* transitions;       // &kHarTransitions[0][0]: row-major [from][to] (hmm)
+  const bool* show_as_uncertain;   // kHarShowAsUncertain
+};
+
+class ActivitySmoother {
+ public:
+  ActivitySmoother() : count_(0), next_(0), has_belief_(false) {}
+
+  bool Init(const SmoothingConfig& cfg) {
+    if (cfg.num_classes < 1 || cfg.num_classes > kMaxClasses || cfg.method < kSmoothNone || cfg.method > kSmoothHmm) return false;
+    if ((cfg.method == kSmoothMean || cfg.method == kSmoothVote) &&
+        (cfg.window < 1 || cfg.window > kMaxSmoothingWindow || cfg.votes < 1 || cfg.votes > cfg.window)) {
+      return false;
+    }
+    if (cfg.method == kSmoothHmm && cfg.transitions == nullptr) return false;
+    cfg_ = cfg;
+    Reset();
+    return true;
+  }
+
+  // A new stream: forget the history / belief.
+  void Reset() {
+    count_ = 0;
+    next_ = 0;
+    has_belief_ = false;
+  }
+
+  // probabilities[num_classes] (dequantised model outputs) -> the class to show, or -1 for "uncertain".
+  int Update(const float* p, float* confidence) {
+    const int k = cfg_.num_classes;
+    float smoothed[kMaxClasses];
+    int best = 0;
+    if (cfg_.method == kSmoothHmm) {
+      best = UpdateBelief(p, smoothed);
+    } else {
+      const int w = cfg_.method == kSmoothNone ? 1 : cfg_.window;
+      for (int c = 0; c < k; ++c) history_[next_][c] = p[c];
+      next_ = (next_ + 1) % w;
+      if (count_ < w) ++count_;
+      for (int c = 0; c < k; ++c) {
+        float sum = 0.0f;
+        for (int h = 0; h < count_; ++h) sum += history_[h][c];
+        smoothed[c] = sum / static_cast<float>(count_);
+      }
+      best = ArgMax(smoothed, k);
+      if (cfg_.method == kSmoothVote) {
+        int votes[kMaxClasses] = {0};
+        for (int h = 0; h < count_; ++h) ++votes[ArgMax(history_[h], k)];
+        int top = 0;
+        for (int c = 1; c < k; ++c) {
+          if (votes[c] > votes[top]) top = c;
+        }
+        *confidence = smoothed[best];
+        const int needed = cfg_.votes < count_ ? cfg_.votes : count_;
+        if (votes[top] < needed) return -1;
+        best = top;
+      }
+    }
+    *confidence = smoothed[best];
+    if (smoothed[best] < cfg_.confidence_floor) return -1;
+    if (cfg_.show_as_uncertain != nullptr && cfg_.show_as_uncertain[best]) return -1;
+    return best;
+  }
+
+ private:
+  static int ArgMax(const float* v, int n) {
+    int best = 0;
+    for (int i = 1; i < n; ++i) {
+      if (v[i] > v[best]) best = i;
+    }
+    return best;
+  }
+
+  // Online HMM forward filter: b_t ~ max(p, 1e-6)^w * (A^T b_{t-1}), started uniform.
+  int UpdateBelief(const float* p, float* smoothed) {
+    const int k = cfg_.num_classes;
+    double next[kMaxClasses];
+    double total = 0.0;
+    for (int j = 0; j < k; ++j) {
+      double prior = 1.0 / k;
+      if (has_belief_) {
+        prior = 0.0;
+        for (int i = 0; i < k; ++i) prior += belief_[i] * cfg_.transitions[i * k + j];
+      }
+      const double evidence = pow(p[j] > 1e-6f ? static_cast<double>(p[j]) : 1e-6, static_cast<double>(cfg_.evidence_weight));
+      next[j] = prior * evidence;
+      total += next[j];
+    }
+    int best = 0;
+    for (int j = 0; j < k; ++j) {
+      belief_[j] = next[j] / total;
+      smoothed[j] = static_cast<float>(belief_[j]);
+      if (belief_[j] > belief_[best]) best = j;
+    }
+    has_belief_ = true;
+    return best;
+  }
+
+  SmoothingConfig cfg_;
+  float history_[kMaxSmoothingWindow][kMaxClasses];
+  double belief_[kMaxClasses];
+  int count_;
+  int next_;
+  bool has_belief_;
 };
 
 }  // namespace har

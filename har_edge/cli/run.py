@@ -20,7 +20,7 @@ from typing import Any
 from har_edge.errors import ConfigError, HarEdgeError
 from har_edge.runtime.smoothing import SmoothingConfig
 
-__all__ = ["add_run_parsers", "cmd_run", "cmd_doctor", "load_device_config", "build_stream"]
+__all__ = ["add_run_parsers", "cmd_run", "cmd_doctor", "load_device_config", "build_stream", "smoothing_config"]
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ _DEFAULTS: dict[str, Any] = {
     "bundle": None, "source": None, "backend": "auto", "speed": "1", "broker": None, "device_id": "har-edge",
     "topic_prefix": "har", "qos": 1, "state_dir": None, "stats_interval_s": 60.0, "chunk_samples": None,
     "hop_samples": None,
-    "smoothing": dataclasses.asdict(SmoothingConfig()),
+    "smoothing": {},  # unset keys: the bundle's own smoothing, then SmoothingConfig's defaults
     "mqtt": {}, "source_options": {},
 }
 
@@ -117,8 +117,17 @@ def build_stream(clf: Any, cfg: dict[str, Any], *, source_rate_hz: float | None 
     from har_edge.runtime.stream import StreamClassifier
 
     hop = cfg.get("hop_samples")
-    return StreamClassifier(clf, smoothing=SmoothingConfig(**cfg["smoothing"]), source_rate_hz=source_rate_hz,
+    return StreamClassifier(clf, smoothing=smoothing_config(clf.bundle, cfg), source_rate_hz=source_rate_hz,
                             hop_samples=None if hop is None else int(hop))
+
+
+def smoothing_config(bundle: Any, cfg: dict[str, Any]) -> SmoothingConfig:
+    """The device config's ``[smoothing]`` keys over the bundle's own smoothing over the defaults."""
+    settings = {**bundle.smoothing, **cfg["smoothing"]}
+    unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(SmoothingConfig)})
+    if unknown:
+        raise ConfigError(f"[smoothing]: unknown key(s) {unknown}; allowed: {[f.name for f in dataclasses.fields(SmoothingConfig)]}")
+    return SmoothingConfig(**settings)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

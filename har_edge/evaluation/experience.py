@@ -13,7 +13,9 @@ compares it with the per-sample labels of one recording:
   from its first sample until the shown activity first equals it, within the segment; 0 if it is
   already shown at the start; *never shown* if it is not shown before the segment ends;
 - **flicker**: changes of the published activity, and changes of the label between consecutive
-  labelled segments (unlabelled gaps are skipped, transitions count), each per hour.
+  labelled segments (unlabelled gaps are skipped, transitions count), each per hour; also the shown
+  changes made at a labelled sample per labelled hour, and the share made in unlabelled time (where
+  the data set says nothing about what the person did).
 
 :func:`summarise` adds up :class:`ExperienceCounts` of many recordings into the figures. Pure NumPy.
 """
@@ -86,8 +88,10 @@ class ExperienceCounts:
     never_shown: dict[str, int] = field(default_factory=dict)  # segments per activity never shown
     segments: int = 0
     shown_changes: int = 0
+    shown_changes_labelled: int = 0  # ... of which at a labelled sample (an activity or a transition)
     label_changes: int = 0
     duration_s: float = 0.0
+    labelled_s: float = 0.0
 
     def add(self, other: "ExperienceCounts") -> None:
         for mine, theirs in ((self.state_samples, other.state_samples), (self.state_correct, other.state_correct),
@@ -106,8 +110,10 @@ class ExperienceCounts:
         self.transition_s += other.transition_s
         self.segments += other.segments
         self.shown_changes += other.shown_changes
+        self.shown_changes_labelled += other.shown_changes_labelled
         self.label_changes += other.label_changes
         self.duration_s += other.duration_s
+        self.labelled_s += other.labelled_s
 
 
 def score_recording(labels: NDArray[np.integer], label_names: Sequence[str], sample_rate_hz: float,
@@ -124,8 +130,12 @@ def score_recording(labels: NDArray[np.integer], label_names: Sequence[str], sam
     times = t0_s + np.arange(n) / sample_rate_hz
     shown = shown_per_sample(times, publish_times_s, activities)
     lab_name = np.asarray(names + [NOTHING_SHOWN])[np.where(labels == UNLABELLED, len(names), labels)]
-    out = ExperienceCounts(duration_s=n / sample_rate_hz, label_changes=label_changes(labels),
-                           shown_changes=int(sum(a != b for a, b in zip(activities, activities[1:]))))
+    changed = [i + 1 for i, (a, b) in enumerate(zip(activities, activities[1:])) if a != b]
+    at = np.clip(np.round((np.asarray(publish_times_s, dtype=np.float64)[changed] - t0_s) * sample_rate_hz).astype(np.int64), 0, n - 1) \
+        if changed and n else np.zeros(0, np.int64)
+    out = ExperienceCounts(duration_s=n / sample_rate_hz, label_changes=label_changes(labels), shown_changes=len(changed),
+                           shown_changes_labelled=int((labels[at] != UNLABELLED).sum()),
+                           labelled_s=float((labels != UNLABELLED).sum() / sample_rate_hz))
     for act in scored:
         mask = lab_name == act
         out.state_samples[act] = int(mask.sum())
@@ -181,5 +191,8 @@ def summarise(counts: ExperienceCounts) -> dict[str, Any]:
         "shown_changes_per_hour": round(counts.shown_changes / hours, 1) if hours else 0.0,
         "label_changes_per_hour": round(counts.label_changes / hours, 1) if hours else 0.0,
         "flicker_ratio": _ratio(counts.shown_changes, counts.label_changes),
+        "shown_changes_per_labelled_hour": round(counts.shown_changes_labelled / (counts.labelled_s / 3600), 1) if counts.labelled_s else 0.0,
+        "shown_changes_in_unlabelled_time": round(1 - counts.shown_changes_labelled / counts.shown_changes, 4) if counts.shown_changes else 0.0,
+        "unlabelled_time": round(1 - counts.labelled_s / counts.duration_s, 4) if counts.duration_s else 0.0,
         "hours": round(hours, 4),
     }

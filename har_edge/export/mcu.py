@@ -311,6 +311,34 @@ def _preprocessing_block(manifest: dict[str, Any]) -> str:
     )
 
 
+def _smoothing_values(manifest: dict[str, Any]) -> dict[str, str]:
+    """The runtime's smoothing for this bundle (its ``smoothing`` over the defaults) as C constants.
+
+    Uses the runtime's own :class:`~har_edge.runtime.smoothing.SmoothingConfig` and transition matrix
+    (numpy-only modules), so the firmware cannot drift from what the Python device does.
+    """
+    from har_edge.errors import ConfigError
+    from har_edge.runtime.decoding import transition_matrix
+    from har_edge.runtime.smoothing import SmoothingConfig
+
+    labels = tuple(str(x) for x in manifest["labels"])
+    try:
+        cfg = SmoothingConfig(**(manifest.get("smoothing") or {}))
+        A = transition_matrix(labels, cfg, tuple(manifest.get("uncertain_labels") or ()))
+    except (TypeError, ConfigError) as exc:
+        raise BundleError(f"manifest smoothing={manifest.get('smoothing')!r} is invalid: {exc}") from exc
+    described = ", ".join(f"{k}={v}" for k, v in vars(cfg).items())
+    return {
+        "smoothing_comment": described,
+        "smoothing_method": str(("none", "mean", "vote", "hmm").index(cfg.method)),
+        "smoothing_window": str(cfg.window),
+        "smoothing_votes": str(cfg.votes),
+        "confidence_floor": _c_float(cfg.confidence_floor, "smoothing.confidence_floor"),
+        "evidence_weight": _c_float(cfg.evidence_weight, "smoothing.evidence_weight"),
+        "transitions": _c_rows(A),
+    }
+
+
 def _settings_values(manifest: dict[str, Any], *, sha256: str, arena_bytes: int, arena_measured: int,
                      arena_margin: float, model_bytes: int, preprocessing: str) -> dict[str, str]:
     labels = [str(x) for x in manifest["labels"]]
@@ -344,6 +372,7 @@ def _settings_values(manifest: dict[str, Any], *, sha256: str, arena_bytes: int,
         "arena_measured": str(arena_measured),
         "arena_margin": f"{arena_margin:g}",
         "preprocessing": preprocessing,
+        **_smoothing_values(manifest),
     }
 
 

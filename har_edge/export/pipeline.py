@@ -67,6 +67,7 @@ def build_manifest(info: RunInfo, mode: str, runner: TfliteRunner, metrics: dict
         "har_edge_version": __version__,
         "created_unix_s": round(time.time(), 3),
         **stream_manifest_fields(info),
+        **({"smoothing": dict(info.config.smoothing)} if info.config.smoothing else {}),
     }
 
 
@@ -208,7 +209,9 @@ class _TestInputs:
 def _test_inputs(info: RunInfo, model: Any, data_root: Path, representative_count: int) -> _TestInputs:
     if info.config.streaming is not None:  # a streaming model: every window of the test recordings, in order
         ts = stream_test_set(model, info, data_root)
-        rep = stream_representative(info, data_root, count=representative_count, seed=info.config.train.seed)
+        # as many new samples as representative_count windows of a 128-sample window classifier
+        count = representative_count * -(-128 // info.hop_samples)
+        rep = stream_representative(info, data_root, count=count, seed=info.config.train.seed)
         return _TestInputs(ts.X, ts.y, ts.keras_probs, ts.reset, build_stream_twin(model, info), rep, ts.subjects)
     splits = prepare_windows(info.config, data_root)
     norm = info.normalisation

@@ -84,13 +84,13 @@ def stream_test_set(model: Any, info: RunInfo, data_root: Path) -> StreamTestSet
 
 
 def stream_representative(info: RunInfo, data_root: Path, *, count: int = 600, seed: int = 0) -> NDArray[np.float32]:
-    """``count`` consecutive windows (in stream order, so a calibrator that carries state sees real states) from
-    a few training recordings, for int8 calibration ``(count, W, C)``."""
+    """``count`` windows for int8 calibration ``(count, W, C)``: runs of consecutive windows (in stream order, so a
+    calibrator that carries state sees real states) from eight training recordings."""
     data = prepare_streams(info.config, data_root)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(data.train))
     out: list[NDArray[np.float32]] = []
-    per = max(1, count // 4)
+    per = max(1, count // 8)
     for i in order:
         X, _ = _windows(data.train[int(i)], info)
         start = int(rng.integers(0, max(1, len(X) - per)))

@@ -25,13 +25,16 @@ Manifest (``schema_version`` 2; task-neutral: ``task`` says what the model's out
      "input": {"shape": [1, T, C], "dtype": "float32|int8", "scale": s, "zero_point": z},
      "output": {...}, "metrics": {...}, "har_edge_version": ...,
      "recurrent_state": "reset" | "carried",             (optional, default "reset")
-     "uncertain_labels": [...]}                          (optional, default [])
+     "uncertain_labels": [...],                          (optional, default [])
+     "smoothing": {...}}                                 (optional, default {})
 
 ``recurrent_state``: ``reset`` (every window from zero LSTM state, as all bundles before it) or
 ``carried`` (a streaming model: each window holds only the samples since the last one plus the
 convolution's context, and the LSTM state runs on from invoke to invoke; the runtime resets it only
 at the start of a stream). ``uncertain_labels``: output classes that are not an activity to show
 (e.g. a postural-transition class); the runtime shows ``uncertain`` when one of them wins.
+``smoothing``: the smoothing chosen for this model (keys of the runtime's ``SmoothingConfig``); the
+device uses it unless its own config sets smoothing, and the MCU export writes it for the firmware.
 
 Schema 1 (before ``task`` existed) is read as a classification bundle; readers before schema 2
 refuse schema-2 bundles. A task wrapper states the task it reads with :meth:`Bundle.require_task`,
@@ -156,6 +159,11 @@ class Bundle:
     def uncertain_labels(self) -> tuple[str, ...]:
         """Output classes shown as ``uncertain`` (not an activity), e.g. a postural-transition class."""
         return tuple(self.manifest.get("uncertain_labels") or ())
+
+    @property
+    def smoothing(self) -> dict[str, Any]:
+        """The smoothing chosen for this model (``SmoothingConfig`` keys); ``{}``: the runtime's defaults."""
+        return dict(self.manifest.get("smoothing") or {})
 
     @property
     def model_sha256(self) -> str:
@@ -329,6 +337,8 @@ def _check_consistency(bundle: Bundle, where: Path) -> None:
         raise BundleError(f"{where}: {exc}") from exc
     if norm.mean.shape[0] != n_ch:
         raise BundleError(f"{where}: normalisation has {norm.mean.shape[0]} channels, the model {n_ch}")
+    if not isinstance(m.get("smoothing") or {}, dict):
+        raise BundleError(f"{where}: smoothing={m.get('smoothing')!r}; expected a table of smoothing settings")
     state = m.get("recurrent_state", RESET_STATE)
     if state not in (RESET_STATE, CARRIED_STATE):
         raise BundleError(f"{where}: recurrent_state={state!r}; expected {RESET_STATE!r} or {CARRIED_STATE!r}")

@@ -51,6 +51,8 @@ def test_score_recording_by_hand() -> None:
     assert c.delays_by_class == {"WALKING": [1.0], "STANDING": [1.0], "SITTING": [1.0]}
     assert c.never_shown == {} and c.segments == 3
     assert (c.shown_changes, c.label_changes, c.duration_s) == (4, 3, 12.0)
+    # changes published at t=3 (sample 3, WALKING), 6 (STANDING), 8 (STAND_TO_SIT), 10 (SITTING): all labelled
+    assert (c.shown_changes_labelled, c.labelled_s) == (4, 11.0)
     s = summarise(c)
     assert s["state_accuracy"] == pytest.approx(round(5 / 9, 4))
     assert s["state_accuracy_per_class"] == {"WALKING": 0.5, "SITTING": round(2 / 3, 4), "STANDING": 0.5}
@@ -58,6 +60,8 @@ def test_score_recording_by_hand() -> None:
     assert s["delay_median_s"] == 1.0 and s["delay_p90_s"] == 1.0
     assert s["shown_changes_per_hour"] == pytest.approx(4 / (12 / 3600), rel=1e-3)
     assert s["flicker_ratio"] == round(4 / 3, 4)
+    assert s["shown_changes_per_labelled_hour"] == pytest.approx(4 / (11 / 3600), rel=1e-3)
+    assert s["shown_changes_in_unlabelled_time"] == 0.0 and s["unlabelled_time"] == round(1 / 12, 4)
 
 
 def test_delay_zero_when_already_shown_and_never_shown_segments() -> None:
@@ -67,6 +71,9 @@ def test_delay_zero_when_already_shown_and_never_shown_segments() -> None:
     assert c.delays_by_class == {"STANDING": [0.0], "SITTING": [0.0]}
     assert c.never_shown == {"WALKING": 1}
     assert c.transition_ok == 1  # the reached posture
+    assert (c.shown_changes, c.shown_changes_labelled) == (1, 1)  # at t=1 s: sample 2, STAND_TO_SIT
+    gap = score_recording(labels, NAMES, 2.0, [0.0, 2.5], ["STANDING", "WALKING"], scored=SCORED)
+    assert (gap.shown_changes, gap.shown_changes_labelled) == (1, 0)  # at t=2.5 s: sample 5, unlabelled
     total = ExperienceCounts()
     total.add(c)
     total.add(c)
