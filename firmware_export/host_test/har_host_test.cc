@@ -72,6 +72,10 @@ int main(int argc, char** argv) {
   float features[kHarNumChannels];
   long n = 0;
   int since_last = 0;
+  if (kHarCarryState) {  // a streaming model: the stream starts with its context at the normalisation mean
+    for (int i = 0; i < kHarWindowSamples - kHarHopSamples; ++i) ring.Push(kHarChannelMean);
+    n = kHarWindowSamples - kHarHopSamples;
+  }
   for (;;) {
     int got = 0;
     for (int i = 0; i < kRawPerFrame; ++i) {

@@ -5,7 +5,8 @@ other (fixed batch 1, fused LSTM), but its windows are one hop of new samples pl
 context, and the LSTM state runs on from window to window. So its test set is every window of each
 held-out recording in order, with ``reset`` ``True`` at each recording's first window: the Keras
 reference for window ``i`` is the training network's output at the LSTM step that window ends on,
-run over the whole recording from zero state.
+run over the whole recording from zero state (the first window's context is the normalisation mean,
+which is the training network's causal zero padding, so the two agree from the first window on).
 """
 
 from __future__ import annotations
@@ -55,13 +56,15 @@ def stream_manifest_fields(info: RunInfo) -> dict[str, Any]:
 
 
 def _windows(stream: LabelledStream, info: RunInfo) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """Normalised windows ``(n, W, C)`` as the device cuts them, and the LSTM step each one ends on ``(n,)``."""
-    x = info.normalisation.transform(stream.features)
+    """Normalised windows ``(n, W, C)`` as the device cuts them (the first one's context is the normalisation
+    mean, i.e. zeros: ``har_edge.runtime.stream.stream_start_buffer``), and the LSTM step each one ends on ``(n,)``."""
     w, hop = info.window_samples, info.hop_samples
+    x = info.normalisation.transform(stream.features)
+    x = np.concatenate([np.zeros((w - hop, x.shape[1]), np.float32), x])
     if len(x) < w:
         return np.zeros((0, w, x.shape[1]), np.float32), np.zeros(0, np.int64)
     X = np.ascontiguousarray(segment_windows(x, w, hop), dtype=np.float32)
-    ends = np.arange(len(X)) * hop + w  # samples consumed after each window
+    ends = (np.arange(len(X)) + 1) * hop  # recording samples consumed after each window
     return X, ends // total_pool(info.config.model) - 1
 
 

@@ -10,9 +10,9 @@ class of their own (``transition_label``), which the device shows as ``uncertain
 The export twin (:func:`build_stream_network` with ``window_samples``) has a fixed batch of 1, ``valid``
 convolutions and an LSTM returning its last step only: its input is one hop of new samples plus the
 :func:`context_samples` the convolutions need from before it — exactly the window the device's
-:mod:`har_edge.data.windowing` cuts with ``window = hop + context``, ``hop = hop`` — and, because the
-runtime does not reset the fused LSTM op between invokes, it computes what the training network
-computes on the whole stream. ``(conv_kernel - 1)`` must be divisible by ``conv_pool`` and the hop
+:mod:`har_edge.data.windowing` cuts with ``window = hop + context``, ``hop = hop``, after a context of
+normalisation means at the start (the causal padding) — and, because the runtime does not reset the
+fused LSTM op between invokes, it computes what the training network computes on the whole stream. ``(conv_kernel - 1)`` must be divisible by ``conv_pool`` and the hop
 by the total pooling, so that pooling pairs line up the same way in every invoke.
 """
 

@@ -8,7 +8,8 @@ code the model was trained with) → buffer → windows cut by :mod:`har_edge.da
 functions training uses: a window of ``window_samples`` every ``hop_samples``), each classified from
 zero LSTM state — or, for a streaming bundle (``recurrent_state = "carried"``), from the state the
 previous window left: its windows hold the hop's new samples plus the convolution's context, and the
-state is zeroed only when a stream starts — → smoothing (:func:`~har_edge.runtime.decoding.make_smoother`;
+state is zeroed only when a stream starts, with the context then set to the normalisation mean
+(:func:`stream_start_buffer`) — → smoothing (:func:`~har_edge.runtime.decoding.make_smoother`;
 a bundle's ``uncertain_labels`` show as ``uncertain``) → activity events.
 
 ``stats.reasons`` keys: ``malformed_chunk``, ``non_finite`` (bad samples); ``duplicate_timestamp``,
@@ -29,12 +30,13 @@ from har_edge.data.resampling import StreamResampler
 from har_edge.data.units import unit_scale
 from har_edge.data.windowing import count_windows, segment_windows, window_starts
 from har_edge.errors import ConfigError, DataError
+from har_edge.inference.bundle import Bundle
 from har_edge.inference.classifier import Classifier, Prediction
 from har_edge.runtime.samples import SampleChunk
 from har_edge.runtime.decoding import make_smoother
 from har_edge.runtime.smoothing import ActivityEvent, ActivityTracker, SmoothingConfig
 
-__all__ = ["StreamResult", "StreamStats", "StreamClassifier", "increasing_timestamps"]
+__all__ = ["StreamResult", "StreamStats", "StreamClassifier", "increasing_timestamps", "stream_start_buffer"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,19 @@ def increasing_timestamps(timestamps_s: NDArray[np.float64], last_s: float | Non
     keep = t > prev
     dup = int((~keep & (t == prev)).sum())
     return keep, dup, int((~keep).sum()) - dup
+
+
+def stream_start_buffer(bundle: Bundle) -> tuple[NDArray[np.float32], NDArray[np.float64]]:
+    """What the window buffer holds when a stream starts: ``(features (n, C), timestamps (n,))``.
+
+    Empty for a window classifier. A streaming model's first window starts with its convolutions'
+    context (``window - hop`` samples) set to the normalisation mean — zero once normalised, which is
+    what the causal padding of the training network sees — so the device computes what the network
+    computed on the whole recording from its first sample on, and answers after one hop.
+    """
+    ctx = bundle.window_samples - bundle.hop_samples if bundle.carries_state else 0
+    mean = np.asarray(bundle.normalisation.mean, dtype=np.float32)
+    return np.tile(mean, (ctx, 1)).reshape(ctx, len(bundle.channel_names)), np.full(ctx, np.nan)
 
 
 @dataclass(frozen=True)
@@ -128,8 +143,7 @@ class StreamClassifier:
         self._layout: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self._cols: NDArray[np.int64] | None = None
         self._scale: NDArray[np.float64] | None = None
-        self._buf = np.zeros((0, len(b.channel_names)), dtype=np.float32)
-        self._tbuf = np.zeros(0, dtype=np.float64)
+        self._buf, self._tbuf = stream_start_buffer(b)
         self._last_t: float | None = None
         self._skip = 0
         self._seq = 0

@@ -598,3 +598,32 @@ def test_firmware_smoothing_matches_the_runtime(export9: dict[str, Any], tmp_pat
     assert shown == [w[0] for w in want]
     np.testing.assert_allclose([float(g[2]) for g in got], [w[1] for w in want], atol=1e-5)
     assert len(set(shown)) > 2  # the sequence really exercised the smoother
+
+
+@pytest.mark.tf
+@pytest.mark.firmware
+def test_firmware_streaming_model_windows_match_the_runtime(export9: dict[str, Any], tmp_path: Path) -> None:
+    """A streaming model (kHarCarryState): the stream starts with the context at the normalisation mean and the
+    firmware cuts the windows the Python runtime cuts (har_edge.runtime.stream.stream_start_buffer)."""
+
+    from har_edge.data.preprocessing import CausalPreprocessor, PreprocessingSpec
+    from har_edge.data.windowing import segment_windows
+    from har_edge.inference.bundle import Bundle
+    from har_edge.runtime.stream import stream_start_buffer
+
+    export = _settings_with_smoothing(export9, tmp_path / "mcu", recurrent_state="carried")
+    assert "kHarCarryState = true" in (export["dir"] / "har_model_settings.h").read_text()
+    raw = _raw_stream()
+    features = CausalPreprocessor(PreprocessingSpec.from_dict(export["manifest"]["preprocessing"])).process(raw)
+    _, wins = _host_pipeline(export, tmp_path, raw)
+    manifest = export["manifest"]
+    bundle = Bundle(tmp_path, tmp_path / "model.tflite", b"", manifest)
+    start, _ = stream_start_buffer(bundle)
+    assert start.shape == (WINDOW - HOP, 9)
+    stream = segment_windows(np.concatenate([start, features]).astype(np.float64), WINDOW, HOP)
+    mean, std = np.asarray(manifest["normalisation"]["mean"]), np.asarray(manifest["normalisation"]["std"])
+    scale, zp = manifest["input"]["scale"], manifest["input"]["zero_point"]
+    py = np.clip(np.round(((stream - mean) / std) / scale) + zp, -128, 127).reshape(len(stream), -1).astype(np.int64)
+    assert wins.shape == py.shape and len(wins) == len(raw) // HOP
+    assert np.abs(wins - py).max() <= 1 and np.mean(wins == py) > 0.99
+    assert (wins[0, : (WINDOW - HOP) * 9] == np.clip(zp, -128, 127)).all()  # the context: zeros once normalised

@@ -105,6 +105,21 @@ static bool ResetState() {
   return true;
 }
 
+// A (new) stream: empty ring, fresh smoothing; a streaming model also starts from zero LSTM state with its
+// convolutions' context (kHarWindowSamples - kHarHopSamples frames) set to the normalisation mean, as the
+// Python runtime does (har_edge.runtime.stream.stream_start_buffer): its first answer comes after one hop.
+static void StartStream() {
+  g_ring.Clear();
+  g_since_inference = 0;
+  g_samples = 0;
+  if (kHarCarryState) {
+    for (int i = 0; i < kHarWindowSamples - kHarHopSamples; ++i) g_ring.Push(kHarChannelMean);
+    g_samples = kHarWindowSamples - kHarHopSamples;
+    ResetState();
+  }
+  g_smoother.Reset();
+}
+
 static void Classify() {
   g_ring.NormaliseQuantise(kHarChannelMean, kHarChannelStd, kHarInputScale, kHarInputZeroPoint,
                            g_input->data.int8);
@@ -153,7 +168,6 @@ void setup() {
   if (g_interpreter->AllocateTensors() != kTfLiteOk) {
     Halt("AllocateTensors() failed: raise kHarTensorArenaBytes (measured on a 64-bit host)");
   }
-  if (kHarCarryState && !ResetState()) Halt("resetting the LSTM state failed");
   g_input = g_interpreter->input(0);
   g_output = g_interpreter->output(0);
   if (!CheckTensor(g_input, kHarWindowSamples, kHarNumChannels)) Halt("input tensor is not int8 [1, T, C]");
@@ -173,6 +187,7 @@ void setup() {
                                           kHarSmoothingVotes,  kHarConfidenceFloor, kHarEvidenceWeight,
                                           &kHarTransitions[0][0], kHarShowAsUncertain};
   if (!g_smoother.Init(smoothing)) Halt("smoothing configuration rejected");
+  StartStream();
   g_next_sample_us = micros();
 }
 
@@ -189,11 +204,7 @@ void loop() {
 #if HAR_HAS_PREPROCESSING
     g_preprocessor.Reset();
 #endif
-    g_ring.Clear();
-    g_since_inference = 0;
-    g_samples = 0;
-    if (kHarCarryState) ResetState();  // a new stream: the LSTM state starts from zero
-    g_smoother.Reset();
+    StartStream();
   }
 
   float features[kHarNumChannels];
