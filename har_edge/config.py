@@ -79,8 +79,9 @@ class StreamingConfig:
 
     Trained on crops of ``sequence_samples`` of whole recordings with a label per LSTM step (causal
     convolutions, the LSTM returns every step); on the device it consumes ``hop_samples`` new samples per
-    invoke and carries its LSTM state from invoke to invoke. ``transition_label``: the class the HAPT
-    postural transitions become (shown as ``uncertain``); ``""`` leaves them unlabelled. The first
+    invoke and carries its LSTM state from invoke to invoke. ``transition_classes``: the HAPT postural
+    transitions become ``one`` class named ``transition_label``, or ``each`` keeps its own class
+    (``STAND_TO_SIT`` …), or ``none`` leaves them unlabelled; transition classes are shown as ``uncertain``. The first
     ``warmup_samples`` of each crop carry no loss (on the device the state is always warm).
     ``crops_per_epoch`` random crops make one epoch.
     """
@@ -88,6 +89,7 @@ class StreamingConfig:
     hop_samples: int = 16
     sequence_samples: int = 2048
     transition_label: str = "TRANSITION"
+    transition_classes: str = "one"
     warmup_samples: int = 128
     crops_per_epoch: int = 400
 
@@ -216,6 +218,9 @@ def _validate_streaming(cfg: RunConfig, where: str) -> None:
     for key in ("hop_samples", "sequence_samples"):
         if getattr(s, key) < pool or getattr(s, key) % pool:
             raise ConfigError(f"{where}: streaming.{key}={getattr(s, key)}; expected a positive multiple of the pooling {pool}")
+    if s.transition_classes not in ("one", "each", "none") or (s.transition_classes == "one" and not s.transition_label):
+        raise ConfigError(f"{where}: streaming.transition_classes={s.transition_classes!r} (transition_label="
+                          f"{s.transition_label!r}); expected 'one' (with a transition_label), 'each' or 'none'")
     if not 0 <= s.warmup_samples < s.sequence_samples or s.crops_per_epoch < 1:
         raise ConfigError(f"{where}: streaming.warmup_samples={s.warmup_samples} must be below sequence_samples="
                           f"{s.sequence_samples}, crops_per_epoch={s.crops_per_epoch} >= 1")

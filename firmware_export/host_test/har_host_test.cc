@@ -34,8 +34,9 @@ int8_t g_window[kHarWindowSamples * kHarNumChannels];
 }  // namespace
 
 int Smooth() {
-  const har::SmoothingConfig cfg = {kHarSmoothingMethod, kHarNumClasses,       kHarSmoothingWindow, kHarSmoothingVotes,
-                                    kHarConfidenceFloor, kHarEvidenceWeight,   &kHarTransitions[0][0], kHarShowAsUncertain};
+  const har::SmoothingConfig cfg = {kHarSmoothingMethod, kHarNumClasses,     kHarSmoothingWindow, kHarSmoothingVotes,
+                                    kHarConfidenceFloor, kHarEvidenceWeight, kHarSmoothingStates, kHarStateClass,
+                                    kHarInitialBelief,   &kHarTransitions[0][0], kHarShowAsUncertain};
   har::ActivitySmoother smoother;
   if (!smoother.Init(cfg)) {
     std::fprintf(stderr, "smoothing configuration rejected\n");

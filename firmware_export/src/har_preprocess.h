@@ -234,6 +234,7 @@ enum SmoothingMethod { kSmoothNone = 0, kSmoothMean = 1, kSmoothVote = 2, kSmoot
 
 constexpr int kMaxClasses = 16;
 constexpr int kMaxSmoothingWindow = 16;
+constexpr int kMaxHmmStates = 32;
 
 struct SmoothingConfig {
   int method;                      // kHarSmoothingMethod
@@ -242,7 +243,10 @@ struct SmoothingConfig {
   int votes;                       // kHarSmoothingVotes (vote)
   float confidence_floor;          // kHarConfidenceFloor: below it, "uncertain"
   float evidence_weight;           // kHarEvidenceWeight (hmm)
-  const double* transitions;       // &kHarTransitions[0][0]: row-major [from][to] (hmm)
+  int num_states;                  // kHarSmoothingStates (hmm)
+  const int* state_class;          // kHarStateClass: the class each hidden state shows (hmm)
+  const double* initial;           // kHarInitialBelief (hmm)
+  const double* transitions;       // &kHarTransitions[0][0]: row-major [from state][to state] (hmm)
   const bool* show_as_uncertain;   // kHarShowAsUncertain
 };
 
@@ -256,7 +260,15 @@ class ActivitySmoother {
         (cfg.window < 1 || cfg.window > kMaxSmoothingWindow || cfg.votes < 1 || cfg.votes > cfg.window)) {
       return false;
     }
-    if (cfg.method == kSmoothHmm && cfg.transitions == nullptr) return false;
+    if (cfg.method == kSmoothHmm) {
+      if (cfg.num_states < 1 || cfg.num_states > kMaxHmmStates || cfg.transitions == nullptr || cfg.initial == nullptr ||
+          cfg.state_class == nullptr) {
+        return false;
+      }
+      for (int i = 0; i < cfg.num_states; ++i) {
+        if (cfg.state_class[i] < 0 || cfg.state_class[i] >= cfg.num_classes) return false;
+      }
+    }
     cfg_ = cfg;
     Reset();
     return true;
@@ -315,26 +327,35 @@ class ActivitySmoother {
     return best;
   }
 
-  // Online HMM forward filter: b_t ~ max(p, 1e-6)^w * (A^T b_{t-1}), started uniform.
+  // Online HMM forward filter over hidden states: b_t(s) ~ max(p[class(s)], 1e-6)^w * (A^T b_{t-1})(s),
+  // started from the initial belief; the class belief is the sum over the states showing it.
   int UpdateBelief(const float* p, float* smoothed) {
     const int k = cfg_.num_classes;
-    double next[kMaxClasses];
+    const int n = cfg_.num_states;
+    double evidence[kMaxClasses];
+    for (int c = 0; c < k; ++c) {
+      evidence[c] = pow(p[c] > 1e-6f ? static_cast<double>(p[c]) : 1e-6, static_cast<double>(cfg_.evidence_weight));
+    }
+    double next[kMaxHmmStates];
     double total = 0.0;
-    for (int j = 0; j < k; ++j) {
-      double prior = 1.0 / k;
+    for (int j = 0; j < n; ++j) {
+      double prior = cfg_.initial[j];
       if (has_belief_) {
         prior = 0.0;
-        for (int i = 0; i < k; ++i) prior += belief_[i] * cfg_.transitions[i * k + j];
+        for (int i = 0; i < n; ++i) prior += belief_[i] * cfg_.transitions[i * n + j];
       }
-      const double evidence = pow(p[j] > 1e-6f ? static_cast<double>(p[j]) : 1e-6, static_cast<double>(cfg_.evidence_weight));
-      next[j] = prior * evidence;
+      next[j] = prior * evidence[cfg_.state_class[j]];
       total += next[j];
     }
-    int best = 0;
-    for (int j = 0; j < k; ++j) {
+    double per_class[kMaxClasses] = {0.0};
+    for (int j = 0; j < n; ++j) {
       belief_[j] = next[j] / total;
-      smoothed[j] = static_cast<float>(belief_[j]);
-      if (belief_[j] > belief_[best]) best = j;
+      per_class[cfg_.state_class[j]] += belief_[j];
+    }
+    int best = 0;
+    for (int c = 0; c < k; ++c) {
+      smoothed[c] = static_cast<float>(per_class[c]);
+      if (per_class[c] > per_class[best]) best = c;
     }
     has_belief_ = true;
     return best;
@@ -342,7 +363,7 @@ class ActivitySmoother {
 
   SmoothingConfig cfg_;
   float history_[kMaxSmoothingWindow][kMaxClasses];
-  double belief_[kMaxClasses];
+  double belief_[kMaxHmmStates];
   int count_;
   int next_;
   bool has_belief_;

@@ -28,6 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from har_edge.data.activities import transition_postures
 from har_edge.data.recording import UNLABELLED
 from har_edge.data.windowing import labelled_runs
 from har_edge.errors import DataError
@@ -37,19 +38,6 @@ __all__ = ["NOTHING_SHOWN", "ExperienceCounts", "transition_postures", "shown_pe
 
 NOTHING_SHOWN = ""
 """The shown activity before the first publication of a recording."""
-
-_POSTURE_WORDS = {"STAND": "STANDING", "SIT": "SITTING", "LIE": "LAYING"}
-
-
-def transition_postures(label_names: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """``{"STAND_TO_SIT": ("STANDING", "SITTING"), ...}`` for the labels named ``<A>_TO_<B>`` (HAPT's transitions)."""
-    out = {}
-    for name in label_names:
-        parts = name.upper().split("_TO_")
-        if len(parts) == 2 and all(p in _POSTURE_WORDS for p in parts):
-            out[name] = (_POSTURE_WORDS[parts[0]], _POSTURE_WORDS[parts[1]])
-    return out
-
 
 def shown_per_sample(sample_times_s: NDArray[np.float64], publish_times_s: Sequence[float],
                      activities: Sequence[str]) -> NDArray[np.str_]:

@@ -318,13 +318,13 @@ def _smoothing_values(manifest: dict[str, Any]) -> dict[str, str]:
     (numpy-only modules), so the firmware cannot drift from what the Python device does.
     """
     from har_edge.errors import ConfigError
-    from har_edge.runtime.decoding import transition_matrix
+    from har_edge.runtime.decoding import hmm_model
     from har_edge.runtime.smoothing import SmoothingConfig
 
     labels = tuple(str(x) for x in manifest["labels"])
     try:
         cfg = SmoothingConfig(**(manifest.get("smoothing") or {}))
-        A = transition_matrix(labels, cfg, tuple(manifest.get("uncertain_labels") or ()))
+        hmm = hmm_model(labels, cfg, tuple(manifest.get("uncertain_labels") or ()))
     except (TypeError, ConfigError) as exc:
         raise BundleError(f"manifest smoothing={manifest.get('smoothing')!r} is invalid: {exc}") from exc
     described = ", ".join(f"{k}={v}" for k, v in vars(cfg).items())
@@ -335,7 +335,11 @@ def _smoothing_values(manifest: dict[str, Any]) -> dict[str, str]:
         "smoothing_votes": str(cfg.votes),
         "confidence_floor": _c_float(cfg.confidence_floor, "smoothing.confidence_floor"),
         "evidence_weight": _c_float(cfg.evidence_weight, "smoothing.evidence_weight"),
-        "transitions": _c_rows(A),
+        "state_names": ", ".join(hmm.state_names),
+        "num_states": str(len(hmm.state_class)),
+        "state_class": ", ".join(str(int(c)) for c in hmm.state_class),
+        "initial_belief": ", ".join(_c_double(v) for v in hmm.initial),
+        "transitions": _c_rows(hmm.transitions),
     }
 
 

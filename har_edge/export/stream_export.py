@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from har_edge.data.loaders import UCI_LABELS
 from har_edge.data.windowing import segment_windows
 from har_edge.inference.bundle import CARRIED_STATE
 from har_edge.models.run_dir import RunInfo
@@ -52,7 +53,7 @@ def stream_manifest_fields(info: RunInfo) -> dict[str, Any]:
     s = info.config.streaming
     if s is None:
         return {}
-    return {"recurrent_state": CARRIED_STATE, "uncertain_labels": [s.transition_label] if s.transition_label else []}
+    return {"recurrent_state": CARRIED_STATE, "uncertain_labels": list(info.label_names[len(UCI_LABELS):])}
 
 
 def _windows(stream: LabelledStream, info: RunInfo) -> tuple[NDArray[np.float32], NDArray[np.int64]]:

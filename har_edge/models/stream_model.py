@@ -4,8 +4,9 @@ Architecture (``[model]`` + ``[streaming]`` of the config): ``Conv1D`` (``causal
 ``MaxPooling1D`` blocks → one ``LSTM`` returning every step → ``Dropout`` → ``Dense(softmax)`` per step.
 Trained with Keras on random crops of ``sequence_samples`` of the training subjects' causally
 preprocessed recordings, with a label per LSTM step (the label of the step's last sample; unlabelled
-samples and each crop's first ``warmup_samples`` carry no loss). The HAPT postural transitions are a
-class of their own (``transition_label``), which the device shows as ``uncertain``.
+samples and each crop's first ``warmup_samples`` carry no loss). The HAPT postural transitions are one
+class (``transition_label``) or keep their own classes (``transition_classes = "each"``); the device
+shows them as ``uncertain``.
 
 The export twin (:func:`build_stream_network` with ``window_samples``) has a fixed batch of 1, ``valid``
 convolutions and an LSTM returning its last step only: its input is one hop of new samples plus the
@@ -58,9 +59,11 @@ def context_samples(model: ModelConfig) -> int:
     return ctx
 
 
-def stream_label_names(s: StreamingConfig) -> tuple[str, ...]:
-    """The six activities, plus the transition class when there is one."""
-    return UCI_LABELS + ((s.transition_label,) if s.transition_label else ())
+def stream_label_names(s: StreamingConfig, data_label_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The six activities, plus one transition class, or the data set's own transition classes."""
+    if s.transition_classes == "each":
+        return UCI_LABELS + tuple(data_label_names[len(UCI_LABELS):])
+    return UCI_LABELS + ((s.transition_label,) if s.transition_classes == "one" else ())
 
 
 def build_stream_network(model: ModelConfig, *, n_channels: int, n_classes: int, window_samples: int | None = None,
@@ -110,11 +113,13 @@ class StreamSplits:
     units: tuple[str, ...]
 
 
-def _class_labels(labels: NDArray[np.integer], with_transitions: bool) -> NDArray[np.int64]:
-    """HAPT labels 0..11 → 0..5 (activities) and 6 (any postural transition) or unlabelled."""
+def _class_labels(labels: NDArray[np.integer], transitions: str) -> NDArray[np.int64]:
+    """HAPT labels 0..11 → 0..5 (activities) and the transitions 6..11 as they are (``each``), all 6 (``one``)
+    or unlabelled (``none``)."""
     lab = np.asarray(labels, dtype=np.int64)
-    transition = lab >= len(UCI_LABELS)
-    return np.where(transition, len(UCI_LABELS) if with_transitions else UNLABELLED, lab)
+    if transitions == "each":
+        return lab
+    return np.where(lab >= len(UCI_LABELS), len(UCI_LABELS) if transitions == "one" else UNLABELLED, lab)
 
 
 def prepare_streams(cfg: RunConfig, data_root: Path) -> StreamSplits:
@@ -126,20 +131,22 @@ def prepare_streams(cfg: RunConfig, data_root: Path) -> StreamSplits:
     splits: dict[str, list[LabelledStream]] = {"train": [], "validation": [], "test": []}
     channels: tuple[str, ...] = ()
     units: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
     for rec in load_recordings(d, data_root, transitions=True):
         pre = preprocess_recording(rec, spec)
         if d.channels:
             pre = pre.select_channels(d.channels)
         channels, units = pre.channel_names, pre.units
-        item = LabelledStream(pre.signals.astype(np.float32), _class_labels(rec.labels, bool(cfg.streaming.transition_label)),  # type: ignore[arg-type]
+        item = LabelledStream(pre.signals.astype(np.float32), _class_labels(rec.labels, cfg.streaming.transition_classes),  # type: ignore[arg-type]
                               int(rec.subject or -1), rec.name)
+        names = rec.label_names
         split = "test" if item.subject in d.test_subjects else "validation" if item.subject in d.validation_subjects else "train"
         splits[split].append(item)
     for name, items in splits.items():
         if not items:
             raise DataError(f"the {name} split has no recordings")
     return StreamSplits(splits["train"], splits["validation"], splits["test"], spec,
-                        stream_label_names(cfg.streaming), channels, units)
+                        stream_label_names(cfg.streaming, names), channels, units)
 
 
 def step_targets(labels: NDArray[np.integer], pool: int) -> NDArray[np.int64]:

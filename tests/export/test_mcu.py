@@ -567,7 +567,9 @@ def _settings_with_smoothing(export: dict[str, Any], out: Path, **extra: Any) ->
     {"smoothing": {"method": "hmm", "switch_probability": 0.2, "evidence_weight": 0.7, "confidence_floor": 0.4}},
     {"uncertain_labels": ["laying"], "smoothing": {"method": "hmm", "switch_probability": 0.3, "structure": "postural",
                                                    "forbidden_probability": 1e-4}},
-], ids=["default", "vote", "hmm", "hmm-postural"])
+    {"labels": ["walking", "sitting", "standing", "STAND_TO_SIT"], "uncertain_labels": ["STAND_TO_SIT"],
+     "smoothing": {"method": "hmm", "switch_probability": 0.3, "evidence_weight": 0.5, "structure": "postural"}},
+], ids=["default", "vote", "hmm", "hmm-postural", "hmm-postural-directed"])
 def test_firmware_smoothing_matches_the_runtime(export9: dict[str, Any], tmp_path: Path, extra: dict[str, Any]) -> None:
     """har::ActivitySmoother (the sketch's) shows what the runtime's smoother shows for the same probabilities."""
     from har_edge.runtime.decoding import make_smoother

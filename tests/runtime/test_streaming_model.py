@@ -53,6 +53,50 @@ def test_hmm_smoother_by_hand() -> None:
         SmoothingConfig(method="hmm", switch_probability=0.0)
 
 
+def _run_hmm(labels: tuple[str, ...], hubs: tuple[str, ...], seq: list[tuple[str, float, int]], structure: str = "postural") -> list[str]:
+    """Feed ``(class, probability, times)``: that class gets the probability, the rest share what is left."""
+    sm = make_smoother(labels, SmoothingConfig(method="hmm", structure=structure, switch_probability=0.3),  # type: ignore[arg-type]
+                       uncertain_labels=hubs)
+    out = []
+    for name, prob, times in seq:
+        given = dict(zip(name.split("+"), [prob, *[(1 - prob) / 2] * (name.count("+"))]))  # "A+B": B gets half the rest
+        rest = (1 - sum(given.values())) / (len(labels) - len(given))
+        p = np.array([given.get(lab, rest) for lab in labels], np.float32)
+        out += [sm.update(p)[0] for _ in range(times)]
+    return out
+
+
+def test_postural_hmm_follows_what_a_body_can_do() -> None:
+    from har_edge.runtime.decoding import hmm_model
+
+    labels = ("WALKING", "SITTING", "STANDING", "LAYING", "TRANSITION")
+    hubs = ("TRANSITION",)
+    m = hmm_model(labels, SmoothingConfig(method="hmm", structure="postural", switch_probability=0.3), hubs)
+    np.testing.assert_allclose(m.transitions.sum(axis=1), 1.0)
+    np.testing.assert_allclose(np.bincount(m.state_class, weights=m.initial), 1 / len(labels))
+    # at the start of a stream the posture is a guess: it follows the evidence freely
+    assert _run_hmm(labels, hubs, [("SITTING", 0.6, 5), ("STANDING", 0.6, 5)])[-1] == "STANDING"
+    # seen sitting down, the posture holds longer against evidence for standing than the free HMM holds it
+    # (the way out goes through a transition) ...
+    seen = [("STANDING", 0.9, 5), ("TRANSITION", 0.9, 5), ("SITTING", 0.9, 5)]
+    held = {st: _run_hmm(labels, hubs, [*seen, ("STANDING", 0.4, 30)], st)[15:].index("STANDING") for st in ("free", "postural")}
+    assert held["postural"] > held["free"] + 1, held
+    # ... and a transition out of sitting ends in another posture, even when the evidence leans to sitting
+    assert _run_hmm(labels, hubs, [*seen, ("TRANSITION", 0.9, 5), ("SITTING", 0.3, 1), ("STANDING", 0.28, 10)])[-1] == "STANDING"
+    # walking may stop into standing, but not into sitting without a transition
+    walk = [("WALKING", 0.9, 10)]
+    assert _run_hmm(labels, hubs, [*walk, ("STANDING", 0.8, 5)])[-1] == "STANDING"
+    first = {st: _run_hmm(labels, hubs, [*walk, ("SITTING", 0.5, 20)], st)[10:].index("SITTING") for st in ("free", "postural")}
+    assert first["postural"] > first["free"], first
+    # directed transition classes: STAND_TO_SIT ends in sitting whatever the posture evidence says
+    named = ("WALKING", "SITTING", "STANDING", "STAND_TO_SIT", "SIT_TO_STAND")
+    seq = [("STANDING", 0.9, 5), ("STAND_TO_SIT", 0.9, 5), ("STANDING+SITTING", 0.55, 5)]  # standing 0.55, sitting 0.225
+    assert _run_hmm(named, named[3:], seq)[-4:] == ["SITTING"] * 4
+    assert _run_hmm(named, named[3:], seq, "free")[-1] == "STANDING"
+    with pytest.raises(ConfigError, match="transition class"):
+        make_smoother(labels, SmoothingConfig(method="hmm", structure="postural"))
+
+
 def test_uncertain_labels_show_as_uncertain() -> None:
     labels = ("SITTING", "STANDING", "TRANSITION")
     sm = make_smoother(labels, SmoothingConfig(method="none"), uncertain_labels=("TRANSITION",))

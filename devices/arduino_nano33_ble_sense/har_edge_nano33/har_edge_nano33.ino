@@ -183,8 +183,9 @@ void setup() {
                                      kHarNumChannels};
   if (!g_preprocessor.Init(cfg)) Halt("preprocessing configuration rejected");
 #endif
-  const har::SmoothingConfig smoothing = {kHarSmoothingMethod, kHarNumClasses,     kHarSmoothingWindow,
-                                          kHarSmoothingVotes,  kHarConfidenceFloor, kHarEvidenceWeight,
+  const har::SmoothingConfig smoothing = {kHarSmoothingMethod, kHarNumClasses,      kHarSmoothingWindow,
+                                          kHarSmoothingVotes,  kHarConfidenceFloor,  kHarEvidenceWeight,
+                                          kHarSmoothingStates, kHarStateClass,       kHarInitialBelief,
                                           &kHarTransitions[0][0], kHarShowAsUncertain};
   if (!g_smoother.Init(smoothing)) Halt("smoothing configuration rejected");
   StartStream();
