@@ -168,7 +168,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 mcfg = _mqtt_config(cfg, cfg["broker"])
                 state_dir = Path(cfg["state_dir"] or Path.home() / ".local" / "state" / "har-edge")
                 state_dir.mkdir(parents=True, exist_ok=True)
-                publisher = MqttPublisher(mcfg, labels=clf.labels, state_dir=state_dir)
+                shown = tuple(label for label in clf.labels if label not in clf.bundle.uncertain_labels)  # + "uncertain"
+                publisher = MqttPublisher(mcfg, labels=shown, state_dir=state_dir)
                 sink: Any = PublisherSink(publisher, model_hash=clf.bundle.model_sha256, device_id=mcfg.device_id)
             else:
                 sink = StdoutSink(sys.stdout, model_hash=clf.bundle.model_sha256, device_id=cfg["device_id"])
@@ -222,13 +223,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                 b = clf.bundle
                 rng = np.random.default_rng(0)
                 x = rng.standard_normal((b.window_samples, len(b.channel_names))).astype(np.float32)
+                clf.reset_state()
                 p1 = clf.probabilities_normalised(x)
                 clf.probabilities_normalised(x * 2)
+                clf.reset_state()  # a streaming model carries its state between windows; a stream's start resets it
                 p2 = clf.probabilities_normalised(x)
                 same = bool(np.array_equal(p1, p2))
                 report(True, "bundle", f"{b.model_path} ({b.manifest['quantization']}, {len(b.model_bytes)} bytes, "
                        f"labels {list(b.labels)}, {b.window_samples} samples at {b.sample_rate_hz:g} Hz, hop {b.hop_samples})")
-                report(same, "state reset", "two invokes of one window agree" if same else "LSTM state leaks between invokes")
+                if clf.carries_state:
+                    report(same, "state reset", "streaming model: the LSTM state runs on between windows and resets at a "
+                           "stream's start" if same else "resetting the LSTM state does not restore it")
+                else:
+                    report(same, "state reset", "two invokes of one window agree" if same else "LSTM state leaks between invokes")
                 t0 = time.perf_counter()
                 for _ in range(50):
                     clf.probabilities_normalised(x)
