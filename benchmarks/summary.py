@@ -3,15 +3,16 @@
 Run: ``python benchmarks/summary.py [--runs runs/final]`` (``make bench`` runs it last).
 
 Every table of the README's results section is printed here between ``<!-- readme:NAME -->`` and
-``<!-- /readme -->`` markers, and ``tests/test_readme_figures.py`` checks that each of those lines
-appears in README.md: the README quotes only what the scripts measured. A section whose JSON is
-missing says so instead of inventing a figure.
+``<!-- /readme -->`` markers; ``--update-readme`` copies each block into the same markers in README.md,
+and ``tests/test_readme_figures.py`` checks that they agree: the README quotes only what the scripts
+measured. A section whose JSON is missing says so instead of inventing a figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -39,8 +40,8 @@ def _load(name: str) -> dict[str, Any] | None:
 
 
 def _pp(value: float) -> str:
-    """Signed percentage points with a real minus sign: a drop is negative."""
-    return f"{value:+.2f} pp".replace("-", "−")
+    """Signed percentage points with a real minus sign: a drop is negative (and zero has no sign)."""
+    return "0.00 pp" if abs(value) < 0.005 else f"{value:+.2f} pp".replace("-", "−")
 
 
 def _block(name: str, lines: list[str]) -> list[str]:
@@ -248,6 +249,37 @@ def experience() -> list[str]:
     return _block("experience", rows) + notes + [""]
 
 
+def fault_suite() -> list[str]:
+    """Hardening figures: the long fuzz run, repeated kills, the memory soak (docs/hardening.md)."""
+    fuzz, kills, soak = _load("fault_fuzz"), _load("kill_recovery"), _load("memory_soak")
+    if fuzz is None and kills is None and soak is None:
+        return ["_not measured: run `python benchmarks/fault_fuzz.py`, `kill_recovery.py`, `memory_soak.py`_", ""]
+    rows = ["| fault | command | result |", "|---|---|---|"]
+    if fuzz is not None:
+        paths = fuzz["paths"]
+        bad = {k: sum(p[k] for p in paths) for k in ("crashes", "tracebacks", "miscounted")}
+        models = next((p for p in paths if p["path"].startswith("corrupted models")), None)
+        rows.append(f"| hostile input on every path (seed {fuzz['seed']}) | `benchmarks/fault_fuzz.py` | "
+                    f"{fuzz['total_cases']:,} cases: {bad['crashes']} crashes, {bad['tracebacks']} tracebacks, "
+                    f"{bad['miscounted']} miscounted / leaked / loaded"
+                    + (f" (of which {models['cases']:,} corrupted models)" if models else "") + " |")
+    if kills is not None:
+        for key, label in (("broker_kill", "broker SIGKILLed mid-stream, restarted"),
+                           ("runtime_kill", "runtime SIGKILLed with a full outbox")):
+            runs = kills[key]
+            sent = sum(r["published"] if key == "broker_kill" else r["assigned"] for r in runs)
+            rows.append(f"| {label} | `benchmarks/kill_recovery.py` | {len(runs)} runs, {sent:,} seqs: "
+                        f"{sum(r['lost'] for r in runs)} lost, {sum(r['dropped'] for r in runs):,} dropped (counted), "
+                        f"{sum(r['duplicates'] for r in runs)} duplicates |")
+    if soak is not None:
+        rss = soak["rss_mb_by_hour"]
+        rows.append(f"| memory soak, {soak['simulated_hours']:g} simulated hours with faults | `benchmarks/memory_soak.py` | "
+                    f"RSS {rss[1][1] if len(rss) > 1 else rss[0][1]:.1f} → {rss[-1][1]:.1f} MB, slope "
+                    f"{soak['rss_slope_mb_per_hour']:+.3f} MB/h; {soak['publisher']['published']:,} messages, "
+                    f"{soak['publisher']['acked']:,} acknowledged, {soak['publisher']['dropped']} dropped |")
+    return _block("fault_suite", rows)
+
+
 def wall_times() -> list[str]:
     d = _load("run_all")
     if d is None:
@@ -266,6 +298,7 @@ SECTIONS: list[tuple[str, Callable[..., list[str]]]] = [
     ("TFLite Micro vs LiteRT (int8)", lambda runs: tflm_parity()),
     ("What the user sees (held-out subjects' whole recordings)", lambda runs: experience()),
     ("Device runtime", lambda runs: device_runtime()),
+    ("Fault suite", lambda runs: fault_suite()),
 ]
 
 
@@ -279,15 +312,37 @@ def render(runs: Path) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+BLOCK = re.compile(r"<!-- readme:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /readme -->", re.S)
+
+
+def update_readme(summary: str, readme: Path) -> list[str]:
+    """Replace each ``readme:NAME`` block of ``readme`` with the summary's; returns the names replaced."""
+    blocks = {m["name"]: m["body"] for m in BLOCK.finditer(summary)}
+    text = readme.read_text()
+    done: list[str] = []
+
+    def swap(m: re.Match[str]) -> str:
+        if m["name"] not in blocks:
+            return m.group(0)
+        done.append(m["name"])
+        return f"<!-- readme:{m['name']} -->\n{blocks[m['name']]}<!-- /readme -->"
+
+    readme.write_text(BLOCK.sub(swap, text))
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", default=str(REPO / "runs" / "final"))
     ap.add_argument("--out", default=str(RESULTS / "summary.md"))
+    ap.add_argument("--update-readme", action="store_true", help="copy the figure blocks into README.md")
     args = ap.parse_args(argv)
     text = render(Path(args.runs))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)
+    if args.update_readme:
+        print("README.md blocks updated:", ", ".join(update_readme(text, REPO / "README.md")) or "none")
     return 0
 
 

@@ -29,12 +29,14 @@ _DEFAULTS: dict[str, Any] = {
     "topic_prefix": "har", "qos": 1, "state_dir": None, "stats_interval_s": 60.0, "chunk_samples": None,
     "hop_samples": None,
     "smoothing": {},  # unset keys: the bundle's own smoothing, then SmoothingConfig's defaults
-    "mqtt": {}, "source_options": {},
+    "mqtt": {}, "source_options": {}, "clock": {}, "plausibility": {},
 }
 
 
 def load_device_config(path: str | None) -> dict[str, Any]:
-    """Read the device TOML (top-level keys as in ``_DEFAULTS``; ``[smoothing]``, ``[mqtt]``, ``[source_options]``)."""
+    """Read the device TOML (top-level keys as in ``_DEFAULTS``; ``[smoothing]``, ``[mqtt]``, ``[source_options]``,
+    ``[clock]`` (:class:`~har_edge.runtime.clock.ClockConfig`), ``[plausibility]``
+    (:class:`~har_edge.runtime.plausibility.PlausibilityLimits`))."""
     cfg = json.loads(json.dumps(_DEFAULTS))
     if not path:
         return cfg
@@ -114,10 +116,14 @@ def _mqtt_config(cfg: dict[str, Any], broker: str) -> Any:
 def build_stream(clf: Any, cfg: dict[str, Any], *, source_rate_hz: float | None = None) -> Any:
     """The :class:`~har_edge.runtime.stream.StreamClassifier` ``har-edge run`` builds from a resolved device config
     (benchmarks call this too, so they measure exactly what the device runs)."""
+    from har_edge.runtime.clock import ClockConfig
+    from har_edge.runtime.plausibility import PlausibilityLimits
     from har_edge.runtime.stream import StreamClassifier
 
     hop = cfg.get("hop_samples")
     return StreamClassifier(clf, smoothing=smoothing_config(clf.bundle, cfg), source_rate_hz=source_rate_hz,
+                            clock=ClockConfig.from_dict(cfg.get("clock", {})),
+                            plausibility=PlausibilityLimits.from_dict(cfg.get("plausibility", {})),
                             hop_samples=None if hop is None else int(hop))
 
 
@@ -132,13 +138,28 @@ def smoothing_config(bundle: Any, cfg: dict[str, Any]) -> SmoothingConfig:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from har_edge.inference.classifier import Classifier
+    from har_edge.runtime.clock import ClockConfig
+    from har_edge.runtime.plausibility import PlausibilityLimits
     from har_edge.runtime.sources import open_source
     from har_edge.cli.service import PublisherSink, StdoutSink, run_service
+    from har_edge.transport.config import MqttConfig
 
     cfg = _resolve(args)
     if not cfg["source"]:
         raise ConfigError("no source: pass --source (csv:PATH, stdin, mqtt://..., i2c:...) or set source in --config")
+    # device id and topics are checked in every mode (stdout too), before anything is opened
+    MqttConfig(device_id=cfg["device_id"], topic_prefix=cfg["topic_prefix"])
+    mcfg = _mqtt_config(cfg, cfg["broker"]) if cfg["broker"] else None
+    ClockConfig.from_dict(cfg["clock"]), PlausibilityLimits.from_dict(cfg["plausibility"])  # checked before anything opens
     backend = None if cfg["backend"] in (None, "auto") else cfg["backend"]
+    from har_edge.inference.bundle import load_bundle
+
+    bundle = load_bundle(cfg["bundle"])
+    if bundle.task == "forecast":  # a forecaster has its own loop (har_edge.cli.forecast_service)
+        from har_edge.cli.forecast_service import serve_forecaster
+
+        mcfg = _mqtt_config(cfg, cfg["broker"]) if cfg["broker"] else None
+        return serve_forecaster(cfg, bundle, backend=backend, flush_timeout_s=args.flush_timeout, mqtt_config=mcfg)
     speed: Any = cfg["speed"]
     speed = "max" if str(speed) == "max" else float(speed)
     opts = dict(cfg["source_options"])
@@ -149,7 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         opts["speed"] = speed
         opts.setdefault("chunk_samples", 512 if speed == "max" else 16)
     stop = threading.Event()
-    with Classifier.from_bundle(cfg["bundle"], backend=backend) as clf:
+    with Classifier(bundle, backend=backend) as clf:
         source = open_source(spec, **opts)
         stream = build_stream(clf, cfg, source_rate_hz=source.nominal_rate_hz)
 
@@ -162,10 +183,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, _stop)
         publisher = None
         try:
-            if cfg["broker"]:
+            if mcfg is not None:
                 from har_edge.transport.mqtt import MqttPublisher
 
-                mcfg = _mqtt_config(cfg, cfg["broker"])
                 state_dir = Path(cfg["state_dir"] or Path.home() / ".local" / "state" / "har-edge")
                 state_dir.mkdir(parents=True, exist_ok=True)
                 shown = tuple(label for label in clf.labels if label not in clf.bundle.uncertain_labels)  # + "uncertain"
@@ -245,10 +265,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     else:
         print("[skip] bundle: pass --bundle")
     if cfg["broker"]:
+        from har_edge.redaction import redact
+        from har_edge.transport.config import config_warnings
+
         try:
-            report(*_check_broker(_mqtt_config(cfg, cfg["broker"])))
+            mcfg = _mqtt_config(cfg, cfg["broker"])
+            report(*_check_broker(mcfg))
+            for warning in config_warnings(mcfg):
+                print(f"[warn] mqtt: {warning}")
         except HarEdgeError as exc:
-            report(False, "broker", str(exc))
+            report(False, "broker", redact(str(exc)))
     else:
         print("[skip] broker: pass --broker mqtt://host:port")
     return 0 if ok else 1

@@ -229,7 +229,7 @@ def train_stream_run(cfg: RunConfig, data_root: Path, out_dir: Path, *, verbose:
                      on_progress: Callable[[str], None] | None = None) -> Any:
     """Train the streaming model of ``cfg`` and write the run directory (``window`` = hop + context, ``hop``)."""
     from har_edge.models.run_dir import RunInfo
-    from har_edge.models.training import _TimeLimit, _seed_everything, _write_run
+    from har_edge.models.training import _write_run, fit_model, seed_everything
 
     say = on_progress or log.info
     s = cfg.streaming
@@ -237,7 +237,7 @@ def train_stream_run(cfg: RunConfig, data_root: Path, out_dir: Path, *, verbose:
         raise ConfigError("train_stream_run needs a [streaming] table")
     tf = import_tensorflow()
     keras = import_keras()
-    _seed_everything(cfg.train.seed)
+    seed_everything(cfg.train.seed)
     t0 = time.monotonic()
     data = prepare_streams(cfg, data_root)
     pool = total_pool(cfg.model)
@@ -246,21 +246,14 @@ def train_stream_run(cfg: RunConfig, data_root: Path, out_dir: Path, *, verbose:
     say(f"data: {len(data.train)} / {len(data.validation)} / {len(data.test)} recordings (train / validation / test), "
         f"{sum(len(x.labels) for x in data.train) / 50 / 3600:.2f} h of training stream ({time.monotonic() - t0:.1f} s)")
     model = build_stream_network(cfg.model, n_channels=len(data.channel_names), n_classes=len(labels), seed=cfg.train.seed)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate), loss=keras.losses.SparseCategoricalCrossentropy(),
-                  weighted_metrics=["accuracy"])
     say(f"model: {model.count_params()} parameters (streaming: conv {list(cfg.model.conv_filters)}, LSTM {cfg.model.units[0]}, "
         f"hop {s.hop_samples}, context {context_samples(cfg.model)})")
     aug = AugmentationSpec(cfg.train.augment_rotation_deg, cfg.train.augment_scale, cfg.train.augment_noise)
     batches = _crop_batches(data.train, s, pool, data.channel_names, aug, norm, cfg.train.batch_size, cfg.train.seed)
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, cfg.train.patience // 3), min_lr=1e-5),
-        _TimeLimit(cfg.train.max_minutes),
-    ]
-    t_fit = time.monotonic()
-    history = model.fit(batches, validation_data=_padded(data.validation, norm, pool), epochs=cfg.train.epochs,
-                        callbacks=callbacks, verbose=verbose)
-    train_seconds = time.monotonic() - t_fit
+    # the crops carry per-step weights (unlabelled steps and the warm-up count for nothing): the loss is weighted
+    history, train_seconds = fit_model(model, batches, None, validation_data=_padded(data.validation, norm, pool),
+                                       train=cfg.train, loss=keras.losses.SparseCategoricalCrossentropy(),
+                                       metrics=["accuracy"], verbose=verbose)
     test_m = _evaluate(model, data.test, norm, pool, labels)
     val_m = _evaluate(model, data.validation, norm, pool, labels)
     metrics = {

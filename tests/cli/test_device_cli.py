@@ -93,3 +93,16 @@ def test_run_hop_and_bundle_smoothing_settings(float32_bundle: Path, heldout_csv
     assert smoothing_config(carrying, {"smoothing": {"method": "none"}}).method == "none"
     with pytest.raises(ConfigError, match="unknown key"):
         smoothing_config(carrying, {"smoothing": {"windw": 3}})
+
+
+def test_example_config_clock_and_plausibility_tables() -> None:
+    from har_edge.runtime.clock import ClockConfig
+    from har_edge.runtime.plausibility import PlausibilityLimits
+
+    cfg = load_device_config(str(REPO / "devices" / "raspberry-pi" / "config.example.toml"))
+    assert ClockConfig.from_dict(cfg["clock"]) == ClockConfig()
+    assert PlausibilityLimits.from_dict(cfg["plausibility"]) == PlausibilityLimits()
+    with pytest.raises(ConfigError, match="unknown key"):
+        PlausibilityLimits.from_dict({"acc_max": 1})
+    with pytest.raises(ConfigError, match="acc_max_g"):
+        PlausibilityLimits(acc_max_g=-1)
