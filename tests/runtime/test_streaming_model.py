@@ -190,3 +190,23 @@ def test_streaming_int8_mcu_export_runs_under_tflm_with_carried_state(tiny_strea
     assert tflm["vs_litert_reference"]["argmax_agreement"] > 0.95
     settings = (tiny_stream_exports / "int8" / "mcu" / "har_model_settings.h").read_text()
     assert "kHarCarryState = true" in settings and "kHarShowAsUncertain[kHarNumClasses] = {false, false, false, false, false, false, true}" in settings
+
+
+@pytest.mark.tf
+def test_a_gap_restarts_a_streaming_model_like_a_new_stream(tiny_stream_exports: Path, heldout_recording) -> None:
+    """After a confirmed gap the LSTM state is zeroed and the context re-seeded: the results after the gap are
+    those of a fresh stream fed only what follows it."""
+    rec = heldout_recording.select_channels(RAW)
+    n = 1600
+    t = np.arange(n) / 50.0
+    t[800:] += 30.0  # a 30 s hole
+    x = rec.signals[:n].astype(np.float64)
+    with Classifier.from_bundle(tiny_stream_exports / "float32") as clf:
+        s = StreamClassifier(clf, smoothing=SmoothingConfig(method="none"))
+        out = [r for i in range(0, n, 64) for r in s.feed(SampleChunk(t[i : i + 64], x[i : i + 64], RAW, UNITS))]
+        assert s.stats.gaps == 1
+        fresh = StreamClassifier(clf, smoothing=SmoothingConfig(method="none"))
+        after = fresh.feed(SampleChunk(t[800:], x[800:], RAW, UNITS))
+    resumed = [r for r in out if r.timestamp > t[799]]
+    assert len(resumed) == len(after) == 800 // clf.bundle.hop_samples
+    np.testing.assert_allclose([r.raw.probabilities for r in resumed], [r.raw.probabilities for r in after], atol=1e-6)
