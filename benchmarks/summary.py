@@ -28,6 +28,8 @@ CONFIGS: dict[str, tuple[str, str, str]] = {
     "uci_har_9ch_rnn": ("UCI-HAR windows, 9 ch", "Conv1D(32) + SimpleRNN(64)", "(LSTM vs RNN, `docs/`)"),
     "wisdm_watch": ("WISDM 2019 watch, 20 Hz, acc only → causal preprocessing; subjects 1641–1650 held out",
                     "Conv1D(32) + LSTM(48)", "(a second device and rate)"),
+    "hapt_stream": ("whole raw HAPT recordings, a label per LSTM step incl. a transition class; accuracy per step",
+                    "Conv1D(24) + LSTM(48), state carried, hop 16", "(deployable streaming model)"),
 }
 TARGETS = {"uci_har_9ch": (0.93, 0.95), "uci_har_acc3": (0.88, None)}
 
@@ -215,6 +217,43 @@ def device_runtime() -> list[str]:
     return _block("device_runtime", rows) if len(rows) > 2 else ["_device runtime not measured_", ""]
 
 
+_EXPERIENCE = (("stream_experience", "`hapt_stream` float32 (streaming, its own smoothing)"),
+               ("stream_experience_int8", "`hapt_stream` int8 (the MCU model, LiteRT)"),
+               ("stream_experience_hapt_device", "`hapt_device` float32, hop 64, mean of 2 (the window model before)"))
+
+
+def experience() -> list[str]:
+    """What the user sees (benchmarks/stream_experience.py) for each bundle measured, side by side."""
+    rows = ["| bundle | state accuracy | worst class | transitions shown as left / reached / uncertain | detection delay "
+            "median / p90 | never shown | shown changes/h vs labels | per-window accuracy | `har-edge run` one core |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    head = None
+    for name, label in _EXPERIENCE:
+        d = _load(name)
+        if d is None:
+            continue
+        r = d["results"]["as configured"]
+        head = head or d
+        cli = r.get("cli")
+        speed = f"{cli['x_real_time']:,}× wall ({cli['x_real_time_cpu']:,}× CPU)" if cli else "–"
+        rows.append(f"| {label} | **{r['state_accuracy']:.3f}** | {r['worst_class']} {r['worst_class_accuracy']:.3f} | "
+                    f"{r['transition_ok']:.3f} | {r['delay_median_s']:.2f} s / {r['delay_p90_s']:.2f} s | "
+                    f"{r['never_shown']} of {r['segments']} | {r['shown_changes_per_hour']:.0f} vs {r['label_changes_per_hour']:.0f} "
+                    f"({r['flicker_ratio']:.2f}×) | {r['per_window']['accuracy']:.3f} | {speed} |")
+    if head is None:
+        return ["_not measured: run `python benchmarks/stream_experience.py --bundle RUNS/export_stream/float32 --cli-throughput`_", ""]
+    r = head["results"]["as configured"]
+    per_class = ", ".join(f"{k} {v:.3f}" for k, v in r["state_accuracy_per_class"].items())
+    notes = [f"- {len(head['subjects'])} held-out subjects, {head['minutes']} min; state accuracy per class: {per_class}.",
+             f"- Shown changes per labelled hour {r['shown_changes_per_labelled_hour']:.0f} (labels: "
+             f"{r['label_changes_per_hour'] / max(1e-9, 1 - r['unlabelled_time']):.0f}); "
+             f"{100 * r['shown_changes_in_unlabelled_time']:.0f} % of the shown changes fall in the "
+             f"{100 * r['unlabelled_time']:.0f} % of the time the data set leaves unlabelled.",
+             f"- Cost per hour of data: {r['cost_per_hour']['model_invokes']:,} model invokes, "
+             f"{r['cost_per_hour']['feed_seconds']} s in the stream."]
+    return _block("experience", rows) + notes + [""]
+
+
 def fault_suite() -> list[str]:
     """Hardening figures: the long fuzz run, repeated kills, the memory soak (docs/hardening.md)."""
     fuzz, kills, soak = _load("fault_fuzz"), _load("kill_recovery"), _load("memory_soak")
@@ -295,6 +334,7 @@ SECTIONS: list[tuple[str, Callable[..., list[str]]]] = [
     ("Export of hapt_device", export),
     ("Latency per window, batch 1", lambda runs: latency()),
     ("TFLite Micro vs LiteRT (int8)", lambda runs: tflm_parity()),
+    ("What the user sees (held-out subjects' whole recordings)", lambda runs: experience()),
     ("Device runtime", lambda runs: device_runtime()),
     ("Fault suite", lambda runs: fault_suite()),
     ("Forecasting", lambda runs: forecasting()),

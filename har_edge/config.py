@@ -1,7 +1,9 @@
 """Frozen configuration dataclasses and the strict TOML reader for training configs.
 
 A training config (``training/configs/*.toml``) has the tables ``[data]``, ``[preprocessing]``
-(raw-stream data sets only), ``[model]`` and ``[train]``; unknown keys are errors.
+(raw-stream data sets only), ``[model]`` and ``[train]``, optionally ``[streaming]`` (a streaming
+model) and ``[smoothing]`` (the device smoothing the exported bundle carries, keys of
+``har_edge.runtime.smoothing.SmoothingConfig``, checked by ``har-edge train``); unknown keys are errors.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["DataConfig", "PreprocessingConfig", "ModelConfig", "TrainConfig", "RunConfig", "load_run_config", "read_toml"]
+__all__ = ["DataConfig", "PreprocessingConfig", "ModelConfig", "TrainConfig", "StreamingConfig", "RunConfig", "load_run_config",
+           "read_toml"]
 
 
 @dataclass(frozen=True)
@@ -71,17 +74,41 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class StreamingConfig:
+    """``[streaming]``: a streaming model (``har_edge.models.stream_model``) instead of a window classifier.
+
+    Trained on crops of ``sequence_samples`` of whole recordings with a label per LSTM step (causal
+    convolutions, the LSTM returns every step); on the device it consumes ``hop_samples`` new samples per
+    invoke and carries its LSTM state from invoke to invoke. ``transition_classes``: the HAPT postural
+    transitions become ``one`` class named ``transition_label``, or ``each`` keeps its own class
+    (``STAND_TO_SIT`` …), or ``none`` leaves them unlabelled; transition classes are shown as ``uncertain``. The first
+    ``warmup_samples`` of each crop carry no loss (on the device the state is always warm).
+    ``crops_per_epoch`` random crops make one epoch.
+    """
+
+    hop_samples: int = 16
+    sequence_samples: int = 2048
+    transition_label: str = "TRANSITION"
+    transition_classes: str = "one"
+    warmup_samples: int = 128
+    crops_per_epoch: int = 400
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "run"
     data: DataConfig = field(default_factory=DataConfig)
     preprocessing: PreprocessingConfig | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    streaming: StreamingConfig | None = None
+    smoothing: dict[str, Any] | None = None  # the device smoothing the bundle carries (har_edge.runtime.smoothing.SmoothingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        if d["preprocessing"] is None:
-            del d["preprocessing"]
+        for optional in ("preprocessing", "streaming", "smoothing"):
+            if d[optional] is None:
+                del d[optional]
         return _plain(d)
 
     def replace(self, **sections: Any) -> "RunConfig":
@@ -123,9 +150,16 @@ def _build(cls: type, table: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
+def _table(value: Any, where: str) -> dict[str, Any]:
+    """A table passed on as it is (its keys are checked where it is used)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(value).__name__}")
+    return dict(value)
+
+
 def run_config_from_dict(d: dict[str, Any], *, where: str = "config") -> RunConfig:
     """Build and validate a :class:`RunConfig` from a parsed TOML/JSON dict."""
-    allowed = {"name", "data", "preprocessing", "model", "train"}
+    allowed = {"name", "data", "preprocessing", "model", "train", "streaming", "smoothing"}
     unknown = sorted(set(d) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown table(s) {unknown}; allowed are {sorted(allowed)}")
@@ -135,6 +169,8 @@ def run_config_from_dict(d: dict[str, Any], *, where: str = "config") -> RunConf
         preprocessing=_build(PreprocessingConfig, d["preprocessing"], f"{where} [preprocessing]") if "preprocessing" in d else None,
         model=_build(ModelConfig, d.get("model", {}), f"{where} [model]"),
         train=_build(TrainConfig, d.get("train", {}), f"{where} [train]"),
+        streaming=_build(StreamingConfig, d["streaming"], f"{where} [streaming]") if "streaming" in d else None,
+        smoothing=_table(d["smoothing"], f"{where} [smoothing]") if "smoothing" in d else None,
     )
     _validate(cfg, where)
     return cfg
@@ -162,6 +198,32 @@ def _validate(cfg: RunConfig, where: str) -> None:
         raise ConfigError(f"{where}: validation_subjects overlap test_subjects")
     if cfg.data.dataset == "hapt_raw" and cfg.preprocessing is None:
         raise ConfigError(f"{where}: dataset 'hapt_raw' needs a [preprocessing] table (the causal device preprocessing)")
+    if cfg.streaming is not None:
+        _validate_streaming(cfg, where)
+
+
+def _validate_streaming(cfg: RunConfig, where: str) -> None:
+    s, m = cfg.streaming, cfg.model
+    if s is None:
+        return
+    if cfg.data.dataset != "hapt_raw":
+        raise ConfigError(f"{where}: [streaming] needs whole labelled recordings (data.dataset = 'hapt_raw')")
+    if len(m.units) != 1 or m.cell != "lstm" or m.dense_units:
+        raise ConfigError(f"{where}: [streaming] supports one LSTM layer and no dense_units (model.units={list(m.units)}, "
+                          f"cell={m.cell!r}, dense_units={m.dense_units})")
+    pool = max(1, m.conv_pool) ** len(m.conv_filters)
+    if m.conv_filters and (m.conv_kernel - 1) % max(1, m.conv_pool):
+        raise ConfigError(f"{where}: [streaming] needs (conv_kernel - 1) divisible by conv_pool so pooling stays aligned "
+                          f"from invoke to invoke (got kernel {m.conv_kernel}, pool {m.conv_pool})")
+    for key in ("hop_samples", "sequence_samples"):
+        if getattr(s, key) < pool or getattr(s, key) % pool:
+            raise ConfigError(f"{where}: streaming.{key}={getattr(s, key)}; expected a positive multiple of the pooling {pool}")
+    if s.transition_classes not in ("one", "each", "none") or (s.transition_classes == "one" and not s.transition_label):
+        raise ConfigError(f"{where}: streaming.transition_classes={s.transition_classes!r} (transition_label="
+                          f"{s.transition_label!r}); expected 'one' (with a transition_label), 'each' or 'none'")
+    if not 0 <= s.warmup_samples < s.sequence_samples or s.crops_per_epoch < 1:
+        raise ConfigError(f"{where}: streaming.warmup_samples={s.warmup_samples} must be below sequence_samples="
+                          f"{s.sequence_samples}, crops_per_epoch={s.crops_per_epoch} >= 1")
 
 
 def read_toml(path: str | Path, *, what: str = "config file") -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from har_edge.data.paths import resolve_data_root
+from har_edge.errors import ConfigError
 
 __all__ = ["cmd_train", "cmd_evaluate", "cmd_export"]
 
@@ -21,6 +22,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from har_edge.models.training import train_run
 
     cfg = load_run_config(args.config)
+    if cfg.smoothing:  # fail now, not after training, on a [smoothing] table the device would refuse
+        from har_edge.runtime.smoothing import SmoothingConfig
+
+        try:
+            SmoothingConfig(**cfg.smoothing)
+        except TypeError as exc:
+            raise ConfigError(f"{args.config} [smoothing]: {exc}") from exc
     if getattr(args, "seed", None) is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=int(args.seed)))
     root = resolve_data_root(args.data_root)

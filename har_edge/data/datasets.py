@@ -72,10 +72,15 @@ def _basic_activities(recs: list[Recording]) -> list[Recording]:
     return out
 
 
-def load_recordings(cfg: DataConfig, data_root: Path) -> list[Recording]:
-    """The raw labelled recordings of a stream data set, at ``cfg.sample_rate_hz``, units g / rad/s."""
+def load_recordings(cfg: DataConfig, data_root: Path, *, transitions: bool = False) -> list[Recording]:
+    """The raw labelled recordings of a stream data set, at ``cfg.sample_rate_hz``, units g / rad/s.
+
+    HAPT: labels are the six basic activities (postural transitions unlabelled), or with
+    ``transitions=True`` all twelve labels of the data set (``STAND_TO_SIT`` …).
+    """
     if cfg.dataset == "hapt_raw":
-        recs = _basic_activities(load_hapt_raw(data_root))
+        recs = load_hapt_raw(data_root)
+        recs = recs if transitions else _basic_activities(recs)
     elif cfg.dataset == "wisdm":
         recs = [
             Recording(convert_units(r.signals, r.units, ("g",) * 3), r.channel_names, ("g",) * 3, r.sample_rate_hz,

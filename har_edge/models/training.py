@@ -102,14 +102,14 @@ class _TimeLimit:
         return TimeLimit()
 
 
-def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, Any], train: TrainConfig, loss: Any,
+def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...], train: TrainConfig, loss: Any,
               metrics: list[Any] | None = None, verbose: int = 2, fit_kwargs: dict[str, Any] | None = None) -> tuple[Any, float]:
     """Compile and fit ``model`` with the project's training loop; returns ``(history, fit_seconds)``.
 
     Adam at ``train.learning_rate``; early stopping on ``val_loss`` (patience ``train.patience``, best
     weights restored); the learning rate halves after ``patience // 3`` flat epochs; training stops
     after the epoch that passes ``train.max_minutes``. ``x`` may be arrays or a ``keras.utils.Sequence``
-    (then ``y`` is None and ``fit_kwargs`` empty).
+    (then ``y`` is None and ``fit_kwargs`` empty); ``validation_data`` is ``(x, y)`` or ``(x, y, sample_weight)``.
     """
     keras = import_keras()
     model.compile(optimizer=keras.optimizers.Adam(train.learning_rate), loss=loss, metrics=metrics or [])
@@ -156,6 +156,10 @@ def train_run(
         The :class:`RunInfo` of the written run (``metrics`` filled).
     """
     say = on_progress or log.info
+    if cfg.streaming is not None:  # a streaming model trains on whole-recording sequences
+        from har_edge.models.stream_model import train_stream_run
+
+        return train_stream_run(cfg, data_root, out_dir, verbose=verbose, on_progress=on_progress)
     tf = import_tensorflow()
     keras = import_keras()
     seed_everything(cfg.train.seed)
