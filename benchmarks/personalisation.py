@@ -128,7 +128,8 @@ def run_person(p: int, activities: list[str], work: Path, generic: Path, reuse: 
             shutil.rmtree(folder)
         res["record_seconds"] = round(record_person(p, activities, raw, folder), 1)
     _, out = har_edge("evaluate", str(generic), "--recordings", str(folder), "--split", "test")
-    res["generic"] = json.loads(out.strip().splitlines()[-1])["test_accuracy"]
+    ev = json.loads(out.strip().splitlines()[-1])
+    res["generic"], res["n_test_windows"] = ev["test_accuracy"], ev["n_test"]
     for kind, template, init in (("fine_tuned", "fine_tune.toml", generic), ("scratch", "recordings_scratch.toml", None)):
         run = runs / kind
         cfg = person_config(template, p, folder, work / "configs" / f"{p}_{kind}.toml", init)
@@ -139,7 +140,8 @@ def run_person(p: int, activities: list[str], work: Path, generic: Path, reuse: 
         res[kind] = m["test_accuracy"]
         res[f"{kind}_fit_seconds"] = m["train_seconds"]
         res[f"{kind}_epochs"] = m["epochs_run"]
-        res.setdefault("n_test_windows", m["n_test"])
+        if m["n_test"] != res["n_test_windows"]:  # all three models must be scored on the same windows
+            raise SystemExit(f"{p} {kind}: {m['n_test']} test windows, the generic model had {res['n_test_windows']}")
     if export:
         ex = work / "exports" / str(p)
         if not (reuse and (ex / "report.json").is_file()):

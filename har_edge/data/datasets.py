@@ -162,7 +162,7 @@ def recording_windows(cfg: RunConfig, *, label_names: tuple[str, ...] | None = N
                                strict_labels=label_names is not None)
         for p_i, part in enumerate(parts):
             rec = preprocess_recording(part, spec) if spec is not None else part
-            blocks = cut_blocks(rec, block) if by == "time" else [rec]
+            blocks = cut_blocks(rec, block) if by == "time" and f.info.split != "test" else [rec]  # test stays whole
             for b_i, piece in enumerate(blocks):
                 pieces.append(piece)
                 groups.append({"person": f.info.person, "session": f.info.session}.get(by, f"{f.name}:{p_i}:{b_i}"))

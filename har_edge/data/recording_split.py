@@ -86,6 +86,7 @@ def split_groups(gw: GroupedWindows, *, test_groups: tuple[str, ...], validation
                  seed: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_], str]:
     """Masks ``(train, validation, test)`` over ``gw.windows`` and a one-line description of the split."""
     by = gw.split_by
+    unit = {"person": "person(s)", "session": "session(s)"}.get(by, "block(s)")
     if by == "person" and len(gw.persons) < 2:
         raise DataError(f"the recordings are of one person only ({gw.persons[0]}): a split by person needs several "
                         "people; use [data] split_by = \"session\" or \"time\" (or fine-tune a trained model with "
@@ -98,12 +99,12 @@ def split_groups(gw: GroupedWindows, *, test_groups: tuple[str, ...], validation
             raise DataError("recordings are marked split = \"test\" in their sidecars and data.test_groups is set; use one")
         test = set()
         test_mask = gw.marked_test.copy()
-        test_what = f"{len(set(gw.group[gw.marked_test].tolist()))} {by}(s) of recordings marked test"
+        test_what = f"{len(set(gw.group[gw.marked_test].tolist()))} {unit} of recordings marked test"
     else:
         test = _named(set(pool), test_groups, "test_groups", by) if test_groups else \
             choose_held_out(pool, labels_of, fraction=HOLD_OUT_FRACTION, seed=seed)
         test_mask = np.isin(gw.group, sorted(test))
-        test_what = f"{len(test)} {by}(s)" + ("" if test_groups else " (automatic)")
+        test_what = f"{len(test)} {unit}" + ("" if test_groups else " (automatic)")
     rest = [g for g in pool if g not in test]
     if validation_groups:
         val = _named(set(rest), validation_groups, "validation_groups", by)
@@ -114,11 +115,11 @@ def split_groups(gw: GroupedWindows, *, test_groups: tuple[str, ...], validation
     n_train = len(rest) - len(val)
     for name, mask, n in (("train", train_mask, n_train), ("validation", val_mask, len(val)), ("test", test_mask, None)):
         if not mask.any():
-            raise DataError(f"the {name} split is empty: {len(pool)} {by}(s) to split ({', '.join(pool[:8])}); a split by "
+            raise DataError(f"the {name} split is empty: {len(pool)} {unit} to split ({', '.join(pool[:8])}); a split by "
                             f"{by} needs at least 3 (train, validation, test) — record more, mark test recordings with "
                             "`har-edge record --split test`, or use another [data] split_by")
     _check_classes(gw.windows, train_mask, val_mask, test_mask)
-    desc = (f"split by {by}: train {n_train} {by}(s) / validation {len(val)} / test {test_what}; "
+    desc = (f"split by {by}: train {n_train} {unit} / validation {len(val)} / test {test_what}; "
             f"windows {int(train_mask.sum())} / {int(val_mask.sum())} / {int(test_mask.sum())}")
     return train_mask, val_mask, test_mask, desc
 
