@@ -8,6 +8,7 @@ recordings (``dataset = "recordings"``) is split by person, session or time bloc
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +27,8 @@ from har_edge.data.units import convert_units
 from har_edge.data.windowing import windows_from_recordings
 from har_edge.errors import DataError
 
-__all__ = ["SplitWindows", "preprocessing_spec_for", "prepare_windows", "recording_windows", "split_by_subject",
-           "stratified_slice"]
+__all__ = ["SplitWindows", "preprocessing_spec_for", "prepare_windows", "recording_windows", "pin_labels",
+           "split_by_subject", "stratified_slice"]
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,14 @@ def recording_windows(cfg: RunConfig, *, label_names: tuple[str, ...] | None = N
         rec_idx = windows.extra["recording"]
         out.append(GroupedWindows(windows, np.asarray(groups)[rec_idx], np.asarray(marked, dtype=bool)[rec_idx], by, persons))
     return out
+
+
+def pin_labels(cfg: RunConfig, label_names: tuple[str, ...]) -> RunConfig:
+    """A recordings config with ``data.labels`` fixed to the trained label order, so that evaluate and export
+    read the folder with the labels the model outputs (even after recordings with other labels are added)."""
+    if cfg.data.dataset != "recordings" or cfg.data.labels == label_names:
+        return cfg
+    return cfg.replace(data=dataclasses.replace(cfg.data, labels=label_names))
 
 
 def _split_recordings(cfg: RunConfig) -> SplitWindows:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from har_edge.config import RunConfig
-from har_edge.data.datasets import SplitWindows, prepare_windows
+from har_edge.data.datasets import SplitWindows, pin_labels, prepare_windows
 from har_edge.data.augmentation import AugmentationSpec, augment_windows
 from har_edge.data.normalisation import Standardiser, fit_standardiser
 from har_edge.errors import ModelError
@@ -121,6 +121,7 @@ def train_run(
     splits = splits or prepare_windows(cfg, data_root)
     if source is not None:
         splits = fine_tuning.align_labels(splits, source.info.label_names)
+    cfg = pin_labels(cfg, splits.train.label_names)  # recordings: evaluate and export read the labels in this order
     train, val, test = splits.train, splits.validation, splits.test
     if splits.summary:
         say(splits.summary)

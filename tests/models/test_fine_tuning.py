@@ -52,7 +52,7 @@ def test_fine_tuned_run_keeps_the_source_pipeline(fine_tuned_run: Path, tiny_run
     assert json.loads((fine_tuned_run / "normalisation.json").read_text()) == json.loads((tiny_run / "normalisation.json").read_text())
     run_ft, run_src = (json.loads((r / "run.json").read_text()) for r in (fine_tuned_run, tiny_run))
     assert run_ft["preprocessing"] == run_src["preprocessing"] and run_ft["channel_names"] == run_src["channel_names"]
-    assert run_ft["label_names"] == run_src["label_names"]
+    assert run_ft["label_names"] == run_src["label_names"] and ft["data"]["labels"] == run_src["label_names"]
     m = json.loads((fine_tuned_run / "metrics.json").read_text())
     prov = m["fine_tuned_from"]
     assert prov["head"] == "kept" and prov["frozen_layers"] == ["conv0"] and prov["keep_source"] == 0.5
@@ -123,6 +123,7 @@ def test_export_and_device_runtime_work_on_a_fine_tuned_run(fine_tuned_run: Path
     report = export_run(fine_tuned_run, "all", tmp_path / "bundles", data_root=SAMPLE_ROOT, representative_count=120,
                         check_interpreters=False)
     keras_acc = report["keras"]["test_accuracy"]
+    assert keras_acc == pytest.approx(json.loads((fine_tuned_run / "metrics.json").read_text())["test_accuracy"], abs=1e-9)
     assert report["modes"]["float32"]["test_accuracy"] == pytest.approx(keras_acc, abs=0.01)
     assert abs(report["modes"]["int8"]["test_accuracy"] - keras_acc) < 0.05
     capsys.readouterr()
