@@ -54,6 +54,8 @@ def steps(runs: Path, dr: list[str], reuse: bool) -> list[tuple[str, list[str], 
                                   *(a for m in ("float32", "float16", "dynamic") for a in ("--tflite", str(ex / m))),
                                   "--out", str(RESULTS / "reference_hapt_device.json"), *dr], None),
         ("device_install", [py, "benchmarks/device_install.py"], None),
+        ("personalisation", [py, "benchmarks/personalisation.py", "--generic-run", str(runs / "wisdm_watch"),
+                             "--work", str(runs / "personalisation"), *(["--reuse"] if reuse else []), *dr], None),
     ]
     return out
 

@@ -209,6 +209,23 @@ def device_runtime() -> list[str]:
     return _block("device_runtime", rows) if len(rows) > 2 else ["_device runtime not measured_", ""]
 
 
+def personalisation() -> list[str]:
+    d = _load("personalisation")
+    if d is None:
+        return ["_not measured: run `python benchmarks/personalisation.py`_", ""]
+    rows = ["| person | generic | fine-tuned | from scratch | int8 (fine-tuned) | fine-tune wall s |", "|---|---|---|---|---|---|"]
+    for p, r in d["persons"].items():
+        rows.append(f"| {p} | {r['generic']:.3f} | {r['fine_tuned']:.3f} | {r['scratch']:.3f} | "
+                    f"{r['int8']:.3f} | {r.get('fine_tuned_wall_seconds', '-')} |" if "int8" in r else
+                    f"| {p} | {r['generic']:.3f} | {r['fine_tuned']:.3f} | {r['scratch']:.3f} | - | {r.get('fine_tuned_wall_seconds', '-')} |")
+    m = d["mean"]
+    rows.append(f"| **mean** | **{m['generic']:.3f}** | **{m['fine_tuned']:.3f}** | **{m['scratch']:.3f}** | "
+                f"**{m['int8']:.3f}** | max {d['max_fine_tune_wall_seconds']} |" if "int8" in m else
+                f"| **mean** | **{m['generic']:.3f}** | **{m['fine_tuned']:.3f}** | **{m['scratch']:.3f}** | - | |")
+    targets = ", ".join(f"{k.replace('_', ' ')} {'✓' if v else '✗'}" for k, v in d["targets"].items())
+    return _block("personalisation", rows) + [f"Targets: {targets}. `python benchmarks/personalisation.py`", ""]
+
+
 def wall_times() -> list[str]:
     d = _load("run_all")
     if d is None:
@@ -226,6 +243,7 @@ SECTIONS: list[tuple[str, Callable[..., list[str]]]] = [
     ("Latency per window, batch 1", lambda runs: latency()),
     ("TFLite Micro vs LiteRT (int8)", lambda runs: tflm_parity()),
     ("Device runtime", lambda runs: device_runtime()),
+    ("Personalisation: WISDM watch, 60 s per activity per person", lambda runs: personalisation()),
 ]
 
 

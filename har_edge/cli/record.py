@@ -162,7 +162,7 @@ def _record(args: argparse.Namespace, source: Any, spec: str, labels: Any, choic
     session = check_name(args.session or _session_id(Path(args.out), args.label or "session", person), what="--session")
     info = RecordingInfo(session=session, person=person, channels=tuple(source.channel_names), units=tuple(source.units),
                          device=args.device or socket.gethostname(), placement=args.placement, split=args.split,
-                         label=args.label or "", source=_redact(spec), nominal_rate_hz=getattr(source, "nominal_rate_hz", None))
+                         label=args.label or "", source=_redact(spec), nominal_rate_hz=_rounded(getattr(source, "nominal_rate_hz", None)))
     writer = RecordingWriter(args.out, info)
     live = sys.stderr.isatty() and not args.quiet
     recorder = Recorder(source, writer, labels=labels, duration_s=args.duration, expected_rate_hz=args.rate,
@@ -189,6 +189,10 @@ def _record(args: argparse.Namespace, source: Any, spec: str, labels: Any, choic
             if hasattr(h, "close"):
                 h.close()
     return final, writer.csv_path, live
+
+
+def _rounded(rate_hz: float | None) -> float | None:
+    return None if rate_hz is None else round(float(rate_hz), 4)
 
 
 def _session_id(folder: Path, label: str, person: str) -> str:

@@ -275,7 +275,7 @@ class Recorder:
             stats = getattr(self.source, "stats", None)
             info = self.writer.close(
                 stopped_by=stopped_by, sample_rate_hz=None if self.monitor.rate_hz is None else round(self.monitor.rate_hz, 4),
-                nominal_rate_hz=getattr(self.source, "nominal_rate_hz", None), timestamps=dict(self.monitor.faults),
+                timestamps=dict(self.monitor.faults),
                 label_changes=self.label_changes, warnings=list(self.monitor.warnings),
                 extra=dict(self.writer.info.extra, **({} if stats is None else {"source_stats": stats.as_dict()})))
         return info

@@ -161,3 +161,18 @@ def test_a_killed_recording_leaves_a_valid_file(tmp_path: Path) -> None:
     assert len(read_csv_samples(csv).timestamps) == 250  # strict reader: every line whole
     assert read_sidecar(tmp_path / "s.json").stopped_by == ""  # the sidecar says it never finished
     assert len(read_recorded_file(csv, ("acc_x", "acc_y", "acc_z")).timestamps_s) == 250
+
+
+def test_record_works_without_tensorflow(sample_csvs: dict[int, Path], tmp_path: Path) -> None:
+    """A Pi records with the device install: ``har-edge record`` never imports TensorFlow."""
+    from tests.runtime.test_no_tensorflow import _run
+
+    p = _run("from har_edge.cli import main\n"
+             f"rc = main(['record', '--source', 'csv:{sample_csvs[1]}', '--out', {str(tmp_path)!r}, '--duration', '5', "
+             "'--label', 'walking', '--quiet'])\n"
+             "assert not any(k.split('.')[0] in ('tensorflow', 'tf_keras') for k in sys.modules)\n"
+             "upward = [k for k in sys.modules if k.startswith(('har_edge.export', 'har_edge.models'))]\n"
+             "assert not upward, upward\n"
+             "sys.exit(rc)\n")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert read_sidecar(next(tmp_path.glob("*.json"))).samples == 250
