@@ -40,7 +40,8 @@ def add_record_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--device", help="device name (default: this host's name)")
     p.add_argument("--placement", default="", help="where the sensor is worn, e.g. 'left wrist', 'belt, right hip'")
     p.add_argument("--split", choices=["train", "test"], default="",
-                   help="test: always held out for testing (Edge Impulse's test category); default: the training config decides")
+                   help="test: always held out for testing (Edge Impulse's test category); train: never chosen for test; "
+                        "default: the training config decides")
     p.add_argument("--channels", choices=["acc", "acc+gyro"], help="channels to record (default: what the source gives)")
     p.add_argument("--units", help="units as the source sends them: 'm/s^2' (acceleration) or 'acc=m/s^2,gyro=deg/s'")
     p.add_argument("--rate", type=float, help="expected sample rate in Hz (warns when the timestamps disagree)")

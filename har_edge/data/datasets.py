@@ -157,7 +157,7 @@ def recording_windows(cfg: RunConfig, *, label_names: tuple[str, ...] | None = N
     if by == "time" and block < 2 * d.window_samples:
         raise DataError(f"data.split_block_s = {d.split_block_s} s holds fewer than two windows of {d.window_samples} "
                         f"samples at {d.sample_rate_hz:g} Hz; make it longer")
-    pieces, groups, marked = [], [], []
+    pieces, groups, marked, kept = [], [], [], []
     for f in files:
         parts = recorded_parts(f, names, target_rate_hz=d.sample_rate_hz, subject=persons.index(f.info.person),
                                strict_labels=label_names is not None)
@@ -168,6 +168,7 @@ def recording_windows(cfg: RunConfig, *, label_names: tuple[str, ...] | None = N
                 pieces.append(piece)
                 groups.append({"person": f.info.person, "session": f.info.session}.get(by, f"{f.name}:{p_i}:{b_i}"))
                 marked.append(f.info.split == "test")
+                kept.append(f.info.split == "train")
     out = []
     for hop in hops or (d.hop_samples,):
         windows = windows_from_recordings(pieces, d.window_samples, hop, mode=d.windowing,  # type: ignore[arg-type]
@@ -175,7 +176,8 @@ def recording_windows(cfg: RunConfig, *, label_names: tuple[str, ...] | None = N
         if d.channels and spec is not None:
             windows = windows.select_channels(d.channels)
         rec_idx = windows.extra["recording"]
-        out.append(GroupedWindows(windows, np.asarray(groups)[rec_idx], np.asarray(marked, dtype=bool)[rec_idx], by, persons))
+        out.append(GroupedWindows(windows, np.asarray(groups)[rec_idx], np.asarray(marked, dtype=bool)[rec_idx], by, persons,
+                                  np.asarray(kept, dtype=bool)[rec_idx]))
     return out
 
 

@@ -32,13 +32,15 @@ MIN_TRAIN_WINDOWS = 10  # per label: fewer is "a class with too little data"
 
 @dataclass(frozen=True)
 class GroupedWindows:
-    """Windows with ``group (n,)`` (group name per window) and ``marked_test (n,)`` (from the sidecars)."""
+    """Windows with ``group (n,)`` (group name per window) and the sidecars' marks ``marked_test (n,)``,
+    ``marked_train (n,)`` (never chosen for test)."""
 
     windows: WindowSet
     group: NDArray[np.str_]
     marked_test: NDArray[np.bool_]
     split_by: str
     persons: tuple[str, ...]
+    marked_train: NDArray[np.bool_] | None = None
 
 
 def cut_blocks(rec: Recording, block_samples: int) -> list[Recording]:
@@ -101,8 +103,10 @@ def split_groups(gw: GroupedWindows, *, test_groups: tuple[str, ...], validation
         test_mask = gw.marked_test.copy()
         test_what = f"{len(set(gw.group[gw.marked_test].tolist()))} {unit} of recordings marked test"
     else:
+        kept = set() if gw.marked_train is None else set(gw.group[gw.marked_train].tolist())  # split = "train"
+        candidates = [g for g in pool if g not in kept]
         test = _named(set(pool), test_groups, "test_groups", by) if test_groups else \
-            choose_held_out(pool, labels_of, fraction=HOLD_OUT_FRACTION, seed=seed)
+            choose_held_out(candidates, {g: labels_of[g] for g in candidates}, fraction=HOLD_OUT_FRACTION, seed=seed)
         test_mask = np.isin(gw.group, sorted(test))
         test_what = f"{len(test)} {unit}" + ("" if test_groups else " (automatic)")
     rest = [g for g in pool if g not in test]

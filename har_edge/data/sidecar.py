@@ -13,7 +13,8 @@ and units, a ``label`` column) and ``DIR/<session>.json``::
 
 ``channels`` and ``units`` describe the CSV's columns (values are stored as they arrived); ``person`` and
 ``session`` group recordings for the train / validation / test split; ``split`` is ``""`` (the training
-config decides), ``"train"`` or ``"test"`` (always held out, like Edge Impulse's test category).
+config decides), ``"train"`` (never chosen for test) or ``"test"`` (always held out, like Edge Impulse's
+test category).
 ``stopped_by`` is ``""`` while recording (a killed recorder leaves it so; the CSV is still valid up to its
 last full line). People may edit ``person``, ``placement``, ``split`` and add keys of their own (kept).
 A segments file ``DIR/<session>.segments.csv`` (``start_s,end_s,label``, seconds from the first sample)

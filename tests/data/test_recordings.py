@@ -40,6 +40,17 @@ def test_person_split_keeps_each_person_in_one_split(people_recordings: Path) ->
     assert np.array_equal(again.test.subject, s.test.subject)
 
 
+def test_recordings_marked_train_are_never_chosen_for_test(people_recordings: Path, tmp_path: Path) -> None:
+    folder = copy_folder(people_recordings, tmp_path / "f")
+    persons = ("p1", "p3", "p5", "p6")
+    first = sessions(prepare_windows(config(folder), Path(".")).test.subject, persons)
+    for name in first:
+        info = read_sidecar(folder / f"s{name[1:]}.json")
+        write_sidecar(folder / f"s{name[1:]}.json", dataclasses.replace(info, split="train"))
+    again = sessions(prepare_windows(config(folder), Path(".")).test.subject, persons)
+    assert again and not again & first
+
+
 def test_named_test_and_validation_people(people_recordings: Path) -> None:
     s = prepare_windows(config(people_recordings, test_groups=("p6",), validation_groups=("p1",)), Path("."))
     persons = ("p1", "p3", "p5", "p6")
