@@ -5,7 +5,8 @@ Stand-ins, applied as the substitutions below: the tiny seeded test model for ``
 and 3 s instead of 60 s for ``i2c:``; a local Mosquitto for the broker and for the phone (this Mosquitto
 build has no websockets listener, so ``ws://`` becomes ``mqtt://``; a thread publishes Sensor Logger
 messages); typed labels from a fake keyboard; the real HAPT sample for ``pi-export.csv`` and
-``recordings/family``; ``run`` replays ``pi-export.csv`` instead of polling the sensor forever.
+``recordings/family``; ``run`` replays ``pi-export.csv`` instead of polling the sensor forever; ``export``
+skips the per-interpreter load check (tests/export covers it).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def substitute(cmd: str, broker_url: str, tmp: Path) -> str:
     cmd = cmd.replace("training/configs/", f"{REPO}/training/configs/")
     cmd = re.sub(r"ws://[^ ]+:9001/", f"{broker_url}/", cmd)
     cmd = cmd.replace("mqtt://homeassistant.local:1883", broker_url)
+    if cmd.startswith("har-edge export "):
+        cmd += " --no-interpreter-check"  # loading the bundle in every interpreter is tested in tests/export
     if cmd.startswith("har-edge run "):
         cmd = cmd.replace("--source i2c:mpu6050", "--source csv:pi-export.csv --speed max") + f" --state-dir {tmp / 'state'}"
     elif "i2c:mpu6050" in cmd:
