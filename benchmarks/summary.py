@@ -213,15 +213,17 @@ def personalisation() -> list[str]:
     d = _load("personalisation")
     if d is None:
         return ["_not measured: run `python benchmarks/personalisation.py`_", ""]
-    rows = ["| person | generic | fine-tuned | from scratch | int8 (fine-tuned) | fine-tune wall s |", "|---|---|---|---|---|---|"]
+    cols = ("generic", "fine_tuned", "fine_tuned_plain", "scratch", "int8")
+
+    def cell(r: dict[str, Any], c: str) -> str:
+        return f"{r[c]:.3f}" if c in r else "-"
+
+    rows = ["| person | generic | fine-tuned | fine-tuned, keep_source 0 | from scratch | int8 (fine-tuned) | fine-tune wall s |",
+            "|---|---|---|---|---|---|---|"]
     for p, r in d["persons"].items():
-        rows.append(f"| {p} | {r['generic']:.3f} | {r['fine_tuned']:.3f} | {r['scratch']:.3f} | "
-                    f"{r['int8']:.3f} | {r.get('fine_tuned_wall_seconds', '-')} |" if "int8" in r else
-                    f"| {p} | {r['generic']:.3f} | {r['fine_tuned']:.3f} | {r['scratch']:.3f} | - | {r.get('fine_tuned_wall_seconds', '-')} |")
-    m = d["mean"]
-    rows.append(f"| **mean** | **{m['generic']:.3f}** | **{m['fine_tuned']:.3f}** | **{m['scratch']:.3f}** | "
-                f"**{m['int8']:.3f}** | max {d['max_fine_tune_wall_seconds']} |" if "int8" in m else
-                f"| **mean** | **{m['generic']:.3f}** | **{m['fine_tuned']:.3f}** | **{m['scratch']:.3f}** | - | |")
+        rows.append(f"| {p} | " + " | ".join(cell(r, c) for c in cols) + f" | {r.get('fine_tuned_wall_seconds', '-')} |")
+    rows.append("| **mean** | " + " | ".join(f"**{cell(d['mean'], c)}**" for c in cols)
+                + f" | max {d['max_fine_tune_wall_seconds']} |")
     targets = ", ".join(f"{k.replace('_', ' ')} {'✓' if v else '✗'}" for k, v in d["targets"].items())
     return _block("personalisation", rows) + [f"Targets: {targets}. `python benchmarks/personalisation.py`", ""]
 
