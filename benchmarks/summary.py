@@ -318,6 +318,25 @@ def forecasting() -> list[str]:
     return _block("forecasting", rows)
 
 
+def personalisation() -> list[str]:
+    d = _load("personalisation")
+    if d is None:
+        return ["_not measured: run `python benchmarks/personalisation.py`_", ""]
+    cols = ("generic", "fine_tuned", "fine_tuned_plain", "scratch", "int8")
+
+    def cell(r: dict[str, Any], c: str) -> str:
+        return f"{r[c]:.3f}" if c in r else "-"
+
+    rows = ["| person | generic | fine-tuned | fine-tuned, keep_source 0 | from scratch | int8 (fine-tuned) | fine-tune wall s |",
+            "|---|---|---|---|---|---|---|"]
+    for p, r in d["persons"].items():
+        rows.append(f"| {p} | " + " | ".join(cell(r, c) for c in cols) + f" | {r.get('fine_tuned_wall_seconds', '-')} |")
+    rows.append("| **mean** | " + " | ".join(f"**{cell(d['mean'], c)}**" for c in cols)
+                + f" | max {d['max_fine_tune_wall_seconds']} |")
+    targets = ", ".join(f"{k.replace('_', ' ')} {'✓' if v else '✗'}" for k, v in d["targets"].items())
+    return _block("personalisation", rows) + [f"Targets: {targets}. `python benchmarks/personalisation.py`", ""]
+
+
 def wall_times() -> list[str]:
     d = _load("run_all")
     if d is None:
@@ -338,6 +357,7 @@ SECTIONS: list[tuple[str, Callable[..., list[str]]]] = [
     ("Device runtime", lambda runs: device_runtime()),
     ("Fault suite", lambda runs: fault_suite()),
     ("Forecasting", lambda runs: forecasting()),
+    ("Personalisation: WISDM watch, 60 s per activity per person", lambda runs: personalisation()),
 ]
 
 

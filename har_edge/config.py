@@ -4,6 +4,7 @@ A training config (``training/configs/*.toml``) has the tables ``[data]``, ``[pr
 (raw-stream data sets only), ``[model]`` and ``[train]``, optionally ``[streaming]`` (a streaming
 model) and ``[smoothing]`` (the device smoothing the exported bundle carries, keys of
 ``har_edge.runtime.smoothing.SmoothingConfig``, checked by ``har-edge train``); unknown keys are errors.
+Relative paths in a config file (``[data] path``, ``[train] init_from``) are relative to the file's folder.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ __all__ = ["DataConfig", "PreprocessingConfig", "ModelConfig", "TrainConfig", "S
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "uci_har"  # uci_har | hapt_raw | wisdm
+    dataset: str = "uci_har"  # uci_har | hapt_raw | wisdm | recordings
     channels: tuple[str, ...] = ()  # empty = all channels the dataset (or preprocessing) gives
     sample_rate_hz: float = 50.0
     window_samples: int = 128
@@ -38,6 +39,14 @@ class DataConfig:
     validation_subjects: tuple[int, ...] = (1, 11, 21, 30)
     max_train_windows: int | None = None  # for smoke tests: a seeded stratified slice
     max_test_windows: int | None = None
+    # dataset = "recordings" (a folder written by `har-edge record`; see har_edge.data.recordings)
+    path: str = ""  # the folder of recordings (CSV + JSON sidecar each)
+    split_by: str = "person"  # person | session | time (blocks of split_block_s inside each recording)
+    split_block_s: float = 10.0
+    test_groups: tuple[str, ...] = ()  # persons / sessions held out for test (empty: sidecar split marks, else automatic)
+    validation_groups: tuple[str, ...] = ()  # persons / sessions for early stopping (empty: automatic)
+    labels: tuple[str, ...] = ()  # label set and order (empty: every label found); other labels are left out
+    train_hop_samples: int | None = None  # hop of the training windows only (denser from little data); default hop_samples
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,9 @@ class TrainConfig:
     augment_rotation_deg: float = 0.0
     augment_scale: float = 0.0
     augment_noise: float = 0.0
+    init_from: str = ""  # fine-tune: a run directory whose model, preprocessing, channels and normalisation are kept
+    freeze: tuple[str, ...] = ()  # layer names (e.g. "conv0", "lstm0") kept fixed while fine-tuning
+    keep_source: float = 0.0  # fine-tuning: final weights = keep_source × source + (1 − keep_source) × fine-tuned
 
 
 @dataclass(frozen=True)
@@ -176,9 +188,13 @@ def run_config_from_dict(d: dict[str, Any], *, where: str = "config") -> RunConf
     return cfg
 
 
+DATASETS = ("uci_har", "hapt_raw", "wisdm", "recordings")
+
+
 def _validate(cfg: RunConfig, where: str) -> None:
-    if cfg.data.dataset not in ("uci_har", "hapt_raw", "wisdm"):
-        raise ConfigError(f"{where}: data.dataset={cfg.data.dataset!r}; expected 'uci_har', 'hapt_raw' or 'wisdm'")
+    if cfg.data.dataset not in DATASETS:
+        raise ConfigError(f"{where}: data.dataset={cfg.data.dataset!r}; expected 'uci_har', 'hapt_raw', 'wisdm' or 'recordings'")
+    _validate_recordings(cfg, where)
     if cfg.data.windowing not in ("per_segment", "continuous"):
         raise ConfigError(f"{where}: data.windowing={cfg.data.windowing!r}; expected 'per_segment' or 'continuous'")
     if cfg.data.label_policy not in ("pure", "majority"):
@@ -226,6 +242,58 @@ def _validate_streaming(cfg: RunConfig, where: str) -> None:
                           f"{s.sequence_samples}, crops_per_epoch={s.crops_per_epoch} >= 1")
 
 
+def _validate_recordings(cfg: RunConfig, where: str) -> None:
+    d = cfg.data
+    if d.dataset == "recordings" and not d.path:
+        raise ConfigError(f"{where}: dataset 'recordings' needs data.path = the folder `har-edge record --out` wrote")
+    if d.dataset != "recordings" and (d.path or d.test_groups or d.validation_groups or d.labels or d.train_hop_samples):
+        raise ConfigError(f"{where}: data.path, test_groups, validation_groups, labels and train_hop_samples apply to "
+                          "dataset = \"recordings\" only")
+    if d.train_hop_samples is not None and (isinstance(d.train_hop_samples, bool) or not isinstance(d.train_hop_samples, int)
+                                            or d.train_hop_samples < 1):
+        raise ConfigError(f"{where}: data.train_hop_samples={d.train_hop_samples!r}; expected a positive integer")
+    if d.split_by not in ("person", "session", "time"):
+        raise ConfigError(f"{where}: data.split_by={d.split_by!r}; expected 'person', 'session' or 'time'")
+    if not d.split_block_s > 0:
+        raise ConfigError(f"{where}: data.split_block_s={d.split_block_s}; expected a positive number of seconds")
+    if d.split_by == "time" and (d.test_groups or d.validation_groups):
+        raise ConfigError(f"{where}: split_by = \"time\" picks its blocks itself; test_groups/validation_groups name "
+                          "persons or sessions (mark test recordings with `har-edge record --split test` instead)")
+    if set(d.test_groups) & set(d.validation_groups):
+        raise ConfigError(f"{where}: data.validation_groups overlap data.test_groups")
+    if (cfg.train.freeze or cfg.train.keep_source) and not cfg.train.init_from:
+        raise ConfigError(f"{where}: train.freeze and train.keep_source need train.init_from (the run fine-tuning starts from)")
+    if not 0 <= cfg.train.keep_source < 1:
+        raise ConfigError(f"{where}: train.keep_source={cfg.train.keep_source}; expected 0 <= keep_source < 1")
+
+
+# what a fine-tuned run keeps from the run it starts from (a config with init_from must not set them)
+KEPT_BY_INIT_FROM = {"data": ("sample_rate_hz", "window_samples", "hop_samples", "channels"), "tables": ("model", "preprocessing")}
+
+
+def _check_init_from_keys(d: dict[str, Any], where: str) -> None:
+    train = d.get("train", {})
+    if not isinstance(train, dict) or not train.get("init_from"):
+        return
+    data = d.get("data", {}) if isinstance(d.get("data", {}), dict) else {}
+    clash = [f"[data] {k}" for k in KEPT_BY_INIT_FROM["data"] if k in data]
+    clash += [f"[{t}]" for t in KEPT_BY_INIT_FROM["tables"] if t in d]
+    if clash:
+        raise ConfigError(f"{where}: [train] init_from keeps the source run's model, preprocessing, rate, window, hop "
+                          f"and channels; remove {', '.join(clash)} from this config (train_hop_samples may be set)")
+
+
+def _resolve_paths(d: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make ``[data] path`` and ``[train] init_from`` absolute, relative to ``base`` (the config file's folder)."""
+    out = dict(d)
+    for table, key in (("data", "path"), ("train", "init_from")):
+        section = out.get(table)
+        if isinstance(section, dict) and isinstance(section.get(key), str) and section[key]:
+            p = Path(section[key]).expanduser()
+            out[table] = dict(section, **{key: str(p if p.is_absolute() else (base / p).resolve())})
+    return out
+
+
 def read_toml(path: str | Path, *, what: str = "config file") -> dict[str, Any]:
     """Parse a TOML file a person edits; a missing file or bad TOML raises :class:`ConfigError` naming it."""
     path = Path(path)
@@ -237,6 +305,14 @@ def read_toml(path: str | Path, *, what: str = "config file") -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
 
 
-def load_run_config(path: str | Path) -> RunConfig:
-    """Read a training config TOML file strictly."""
-    return run_config_from_dict(read_toml(path), where=str(path))
+def load_run_config(path: str | Path, *, overrides: dict[str, dict[str, Any]] | None = None) -> RunConfig:
+    """Read a training config TOML file strictly; relative paths in it are taken from its folder.
+
+    ``overrides`` (from command-line flags) replace keys of its tables, e.g. ``{"data": {"path": "/abs/dir"}}``.
+    """
+    d = read_toml(path)
+    for table, values in (overrides or {}).items():
+        section = d.get(table, {})
+        d[table] = dict(section if isinstance(section, dict) else {}, **values)
+    _check_init_from_keys(d, str(path))
+    return run_config_from_dict(_resolve_paths(d, Path(path).resolve().parent), where=str(path))

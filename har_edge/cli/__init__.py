@@ -1,4 +1,4 @@
-"""``har-edge`` command line: train, evaluate, export, run, doctor, forecast.
+"""``har-edge`` command line: train, evaluate, export, run, doctor, record, forecast.
 
 Each subcommand parses arguments, calls the library and maps :class:`HarEdgeError` to exit code 1
 with a one-line message. Logging is configured here, once.
@@ -32,12 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p.add_argument("--seed", type=int, help="override [train] seed (weights, shuffling, augmentation)")
+    p.add_argument("--recordings", help="override [data] path: a folder of recordings (dataset = \"recordings\")")
+    p.add_argument("--init-from", help="override [train] init_from: fine-tune this run directory")
     _add_data_root(p)
 
     p = sub.add_parser("evaluate", help="recompute a run's test metrics (Keras or the NumPy reference engine)")
     p.add_argument("run_dir")
     p.add_argument("--backend", choices=["keras", "numpy"], default="keras")
     p.add_argument("--out", help="write the metrics JSON here (default: RUN_DIR/metrics.json for keras)")
+    p.add_argument("--recordings", help="evaluate on this folder of recordings (har-edge record) instead of the run's test split")
+    p.add_argument("--split", choices=["train", "test"], help="with --recordings: only recordings whose sidecar has this split")
     _add_data_root(p)
 
     p = sub.add_parser("export", help="quantise a run to TFLite bundles with a parity report (and MCU sources)")
@@ -49,11 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(p)
 
     from har_edge.cli.run import add_run_parsers
+    from har_edge.cli.record import add_record_parser
 
     add_run_parsers(sub)
     from har_edge.cli.forecast import add_forecast_parser
 
     add_forecast_parser(sub, _add_data_root)
+    add_record_parser(sub)
     return parser
 
 
@@ -84,10 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {}
-    from har_edge.cli import commands, forecast, run
+    from har_edge.cli import commands, forecast, record, run
 
     handlers.update(train=commands.cmd_train, evaluate=commands.cmd_evaluate, export=commands.cmd_export,
-                    run=run.cmd_run, doctor=run.cmd_doctor, forecast=forecast.cmd_forecast)
+                    run=run.cmd_run, doctor=run.cmd_doctor, forecast=forecast.cmd_forecast,
+                    record=record.cmd_record)
     from har_edge.redaction import redact
 
     try:

@@ -35,7 +35,7 @@ _DEFAULTS: dict[str, Any] = {
 
 def load_device_config(path: str | None) -> dict[str, Any]:
     """Read the device TOML (top-level keys as in ``_DEFAULTS``; ``[smoothing]``, ``[mqtt]``, ``[source_options]``,
-    ``[clock]`` (:class:`~har_edge.runtime.clock.ClockConfig`), ``[plausibility]``
+    ``[clock]`` (:class:`~har_edge.data.clock.ClockConfig`), ``[plausibility]``
     (:class:`~har_edge.runtime.plausibility.PlausibilityLimits`))."""
     cfg = json.loads(json.dumps(_DEFAULTS))
     if not path:
@@ -116,7 +116,7 @@ def _mqtt_config(cfg: dict[str, Any], broker: str) -> Any:
 def build_stream(clf: Any, cfg: dict[str, Any], *, source_rate_hz: float | None = None) -> Any:
     """The :class:`~har_edge.runtime.stream.StreamClassifier` ``har-edge run`` builds from a resolved device config
     (benchmarks call this too, so they measure exactly what the device runs)."""
-    from har_edge.runtime.clock import ClockConfig
+    from har_edge.data.clock import ClockConfig
     from har_edge.runtime.plausibility import PlausibilityLimits
     from har_edge.runtime.stream import StreamClassifier
 
@@ -138,7 +138,7 @@ def smoothing_config(bundle: Any, cfg: dict[str, Any]) -> SmoothingConfig:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from har_edge.inference.classifier import Classifier
-    from har_edge.runtime.clock import ClockConfig
+    from har_edge.data.clock import ClockConfig
     from har_edge.runtime.plausibility import PlausibilityLimits
     from har_edge.runtime.sources import open_source
     from har_edge.cli.service import PublisherSink, StdoutSink, run_service

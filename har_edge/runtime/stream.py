@@ -2,7 +2,7 @@
 
 Per chunk: pick and convert the channels the bundle's raw inputs need → drop bad rows (NaN/inf, values
 outside the physical range of :mod:`~har_edge.runtime.plausibility`) → the **clock policy**
-(:mod:`~har_edge.runtime.clock`, the one timestamp check of the device path: duplicates and unconfirmed
+(:mod:`~har_edge.data.clock`, the one timestamp check of the device path: duplicates and unconfirmed
 jumps are dropped, a confirmed gap or clock step ends the segment) → resample to the model's rate if the
 source differs → the bundle's **causal preprocessing** (:class:`~har_edge.data.preprocessing.CausalPreprocessor`,
 the same code the model was trained with) → buffer → windows cut by :mod:`har_edge.data.windowing` (the
@@ -40,7 +40,7 @@ from har_edge.data.windowing import count_windows, segment_windows, window_start
 from har_edge.errors import ConfigError, DataError
 from har_edge.inference.bundle import Bundle
 from har_edge.inference.classifier import Classifier, Prediction
-from har_edge.runtime.clock import ClockConfig, ClockPolicy, SegmentEvent
+from har_edge.data.clock import ClockConfig, ClockPolicy, SegmentEvent
 from har_edge.runtime.counters import counter_for
 from har_edge.runtime.plausibility import PlausibilityLimits
 from har_edge.runtime.samples import SampleChunk

@@ -96,7 +96,7 @@ def test_run_hop_and_bundle_smoothing_settings(float32_bundle: Path, heldout_csv
 
 
 def test_example_config_clock_and_plausibility_tables() -> None:
-    from har_edge.runtime.clock import ClockConfig
+    from har_edge.data.clock import ClockConfig
     from har_edge.runtime.plausibility import PlausibilityLimits
 
     cfg = load_device_config(str(REPO / "devices" / "raspberry-pi" / "config.example.toml"))
