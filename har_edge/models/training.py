@@ -95,6 +95,33 @@ class _TimeLimit:
         return TimeLimit()
 
 
+class _EpochLog:
+    """One line per epoch through ``say``: loss/accuracy, validation, seconds, best so far."""
+
+    def __new__(cls, say: Callable[[str], None], epochs: int) -> Any:  # build a real keras Callback lazily
+        keras = import_keras()
+
+        class EpochLog(keras.callbacks.Callback):  # type: ignore[name-defined]
+            def on_train_begin(self, logs: Any = None) -> None:
+                self.best = float("inf")
+                self.t0 = time.monotonic()
+
+            def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+                self.t_epoch = time.monotonic()
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                logs = logs or {}
+                val = float(logs.get("val_loss", float("nan")))
+                mark = " *" if val < self.best else ""
+                self.best = min(self.best, val)
+                say(f"epoch {epoch + 1:>3}/{epochs}  loss {logs.get('loss', float('nan')):.3f}  "
+                    f"acc {logs.get('accuracy', float('nan')):.3f}  val_loss {val:.3f}  "
+                    f"val_acc {logs.get('val_accuracy', float('nan')):.3f}  "
+                    f"{time.monotonic() - self.t_epoch:.1f} s{mark}")
+
+        return EpochLog()
+
+
 def train_run(
     cfg: RunConfig,
     data_root: Path,
@@ -105,6 +132,9 @@ def train_run(
     on_progress: Callable[[str], None] | None = None,
 ) -> RunInfo:
     """Train, evaluate on the held-out subjects and write ``out_dir``.
+
+    ``verbose`` > 0: one line per epoch through ``on_progress`` (``*`` marks a new best validation
+    loss, which early stopping keeps); 0: none.
 
     Returns:
         The :class:`RunInfo` of the written run (``metrics`` filled).
@@ -130,6 +160,10 @@ def train_run(
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, cfg.train.patience // 3), min_lr=1e-5),
         _TimeLimit(cfg.train.max_minutes),
     ]
+    if verbose > 0:
+        callbacks.append(_EpochLog(say, cfg.train.epochs))
+        say(f"training up to {cfg.train.epochs} epochs (early stopping after {cfg.train.patience} without a better "
+            f"validation loss, at most {cfg.train.max_minutes:g} min)")
     t_fit = time.monotonic()
     aug = AugmentationSpec(cfg.train.augment_rotation_deg, cfg.train.augment_scale, cfg.train.augment_noise)
     fit_x: Any = Xtr
@@ -139,7 +173,7 @@ def train_run(
         fit_kwargs = {}
     history = model.fit(
         fit_x, None if aug.enabled else train.y, validation_data=(Xva, val.y), epochs=cfg.train.epochs,
-        callbacks=callbacks, verbose=verbose, **fit_kwargs,
+        callbacks=callbacks, verbose=0, **fit_kwargs,
     )
     train_seconds = time.monotonic() - t_fit
     val_probs = predict_probabilities(model, Xva)
@@ -164,6 +198,7 @@ def train_run(
         run_dir=Path(out_dir), config=cfg, label_names=train.label_names, channel_names=train.channel_names,
         units=train.units, sample_rate_hz=train.sample_rate_hz, window_samples=train.window_samples,
         hop_samples=cfg.data.hop_samples, preprocessing=splits.preprocessing, normalisation=norm, metrics=metrics,
+        data_root=Path(data_root),
     )
     _write_run(info, model, history.history)
     say(f"test ({len(test)} windows, held-out subjects): accuracy {metrics['test_accuracy']:.4f}, "
