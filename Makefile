@@ -81,8 +81,9 @@ test-device-tflite-runtime: build/test-bundle/model.tflite $(TFLITE_VENV)/.insta
 	  HAR_EDGE_DEVICE_ENV=1 HAR_EDGE_TEST_BUNDLE=build/test-bundle HAR_EDGE_EXPECT_BACKEND=tflite-runtime $(TFLITE_VENV)/bin/python -m pytest -q -m "not tf and not slow" $(DEVICE_TESTS) -p no:cacheprovider; \
 	fi
 
+# every figure of the README, ~1 h on 2 cores; BENCH_ARGS="--reuse-runs" keeps trained runs, "--only STEP ..." runs some
 bench: $(VENV)/.installed
-	HAR_EDGE_DATA="$(DATA_ROOT)" $(PY) benchmarks/run_all.py
+	HAR_EDGE_DATA="$(DATA_ROOT)" $(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 # wheel + sdist into dist/, built in a throw-away venv with PyPA's `build` (no TensorFlow needed)
 dist:

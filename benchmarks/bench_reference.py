@@ -17,8 +17,8 @@ converts a ``batch_size=1`` twin of the same architecture to a float32 ``.tflite
 Run::
 
     OPENBLAS_NUM_THREADS=1 HAR_EDGE_DATA=../shared/data \\
-        .venv/bin/python benchmarks/bench_reference.py runs/uci9 --threads 1 \
-        --tflite runs/final/bundle_uci_har_9ch
+        .venv/bin/python benchmarks/bench_reference.py runs/final/uci_har_9ch --threads 1 \
+        --tflite runs/final/export_uci_har_9ch
 
 ``OPENBLAS_NUM_THREADS`` must be set in the environment (NumPy reads it at import); ``--threads``
 is LiteRT's ``num_threads``. Writes JSON to ``--out`` (default ``benchmarks/results/reference.json``).
@@ -42,9 +42,10 @@ from numpy.typing import NDArray
 from har_edge.data.datasets import prepare_windows
 from har_edge.data.paths import resolve_data_root
 from har_edge.errors import HarEdgeError
-from har_edge.models.builders import build_classifier
-from har_edge.models.keras_backend import import_tensorflow
+from har_edge.export.converter import build_export_twin, convert_to_tflite
 from har_edge.export.tflite_rewrite import set_lstm_cell_clip
+from har_edge.inference.flatbuffer import model_ops
+from har_edge.inference.interpreter import TfliteRunner
 from har_edge.inference.reference import ReferenceModel
 from har_edge.inference.reference_tflite import reference_from_tflite
 from har_edge.models.run_dir import load_run_info
@@ -66,25 +67,14 @@ def _best_seconds(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 
 
 def _to_tflite_float(model: Any, info: Any, n_channels: int) -> bytes:
-    """Rebuild the architecture with ``batch_size=1``, copy the weights and convert (float32)."""
-    tf = import_tensorflow()
-    twin = build_classifier(info.config.model, window_samples=info.window_samples, n_channels=n_channels,
-                            n_classes=len(info.label_names), batch_size=1)
-    twin.set_weights(model.get_weights())
-    return bytes(tf.lite.TFLiteConverter.from_keras_model(twin).convert())
+    """The export's batch-1 twin of the model, converted to float32 (the converter's output, cell clip included)."""
+    twin = build_export_twin(model, info.config, window_samples=info.window_samples, n_channels=n_channels,
+                             n_classes=len(info.label_names))
+    return convert_to_tflite(twin, "float32")
 
 
-def _litert_predict(interpreter: Any, X: NDArray[np.float32]) -> NDArray[np.float32]:
-    """One window per ``invoke()``; state reset first (the fused LSTM op keeps its state)."""
-    inp = interpreter.get_input_details()[0]["index"]
-    out = interpreter.get_output_details()[0]["index"]
-    probs = []
-    for x in X:
-        interpreter.reset_all_variables()
-        interpreter.set_tensor(inp, x[None])
-        interpreter.invoke()
-        probs.append(interpreter.get_tensor(out)[0].copy())
-    return np.stack(probs).astype(np.float32)
+def _litert(tflite: bytes, threads: int) -> TfliteRunner:
+    return TfliteRunner(tflite, backend="litert", num_threads=threads)
 
 
 def _agreement(a: NDArray[np.floating], b: NDArray[np.floating]) -> dict[str, float]:
@@ -94,8 +84,6 @@ def _agreement(a: NDArray[np.floating], b: NDArray[np.floating]) -> dict[str, fl
 
 def _tflite_rows(bundles: list[Path], X: NDArray[np.float32], y: NDArray[Any], threads: int) -> dict[str, Any]:
     """For each exported bundle: the reference read from its ``.tflite`` vs LiteRT running that file."""
-    from ai_edge_litert.interpreter import Interpreter
-
     from har_edge.inference.bundle import load_bundle
 
     rows: dict[str, Any] = {}
@@ -103,9 +91,7 @@ def _tflite_rows(bundles: list[Path], X: NDArray[np.float32], y: NDArray[Any], t
         bundle = load_bundle(path)
         log.info("reference from %s vs litert", bundle.model_path)
         p_ref = reference_from_tflite(bundle.model_bytes, where=str(bundle.model_path)).predict_proba(X)
-        interpreter = Interpreter(model_content=bundle.model_bytes, num_threads=threads)
-        interpreter.allocate_tensors()
-        p_lite = _litert_predict(interpreter, X)
+        p_lite = _litert(bundle.model_bytes, threads).predict(X)
         rows[str(path)] = {**_agreement(p_ref, p_lite), "reference_accuracy": float((p_ref.argmax(1) == y).mean()),
                            "litert_accuracy": float((p_lite.argmax(1) == y).mean())}
     return rows
@@ -125,11 +111,8 @@ def run(run_dir: Path, data_root: Path, *, threads: int, repeats: int, batch_siz
     converted = _to_tflite_float(model, info, X.shape[2])  # the converter's output: cell_clip=10
     tflite = set_lstm_cell_clip(converted, 0.0)[0] if info.config.model.cell == "lstm" else converted  # as exported
 
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=tflite, num_threads=threads)
-    interpreter.allocate_tensors()
-    ops = sorted({op["op_name"] for op in interpreter._get_ops_details()})  # noqa: SLF001 - names only
+    runner = _litert(tflite, threads)
+    ops = sorted(model_ops(tflite))
 
     log.info("keras predict on %d windows", n)
     t_keras, p_keras = _best_seconds(lambda: predict_probabilities(model, X), 1)
@@ -143,11 +126,9 @@ def run(run_dir: Path, data_root: Path, *, threads: int, repeats: int, batch_siz
     log.info("numpy one window at a time (%d windows)", m)
     t_np1, _ = _best_seconds(lambda: [ref.infer_window(x) for x in X[:m]], repeats)
     log.info("litert float32, one window per invoke (%d windows)", n)
-    _litert_predict(interpreter, X[:10])  # warm-up
-    t_lite, p_lite = _best_seconds(lambda: _litert_predict(interpreter, X), repeats)
-    raw = Interpreter(model_content=converted, num_threads=threads)
-    raw.allocate_tensors()
-    p_lite_converter = _litert_predict(raw, X)
+    runner.predict(X[:10])  # warm-up
+    t_lite, p_lite = _best_seconds(lambda: runner.predict(X), repeats)
+    p_lite_converter = _litert(converted, threads).predict(X)
 
     def backend(seconds: float, windows: int, probs: NDArray[np.floating] | None) -> dict[str, Any]:
         d: dict[str, Any] = {"seconds": round(seconds, 4), "windows": windows, "windows_per_s": round(windows / seconds, 1),

@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table([[n, round(s["accuracy"], 4), round(s["macro_f1"], 4), s["uncertain"], s["activity_changes_per_hour"],
                   "<- chosen" if n == chosen else ""] for n, s in top],
                 ["variant (top 12 by validation accuracy)", "accuracy", "macro-F1", "uncertain", "changes/hour", ""])
-    print(f"\nrule: fewest changes/hour within {args.tolerance_pp} pp of the best validation accuracy ({best:.4f}) -> {chosen}")
+    print(f"\n{len(variants)} variants tried on the validation subjects")
+    print(f"rule: fewest changes/hour within {args.tolerance_pp} pp of the best validation accuracy ({best:.4f}) -> {chosen}")
     print(f"\ntest: {len(test_recs)} recordings of subjects {sorted({r.subject for r in test_recs})}, "
           f"{sum(r.duration_s for r in test_recs) / 60:.1f} min; true label changes/hour {truth_changes_per_hour(test)}")
     print_table([[n, round(s["accuracy"], 4), round(s["macro_f1"], 4), s["windows_scored"], s["uncertain"], s["activity_changes_per_hour"]]
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json("smoothing_tuning", {
         "bundle": args.bundle, "validation_subjects": sorted({r.subject for r in val_recs}),
         "test_subjects": sorted({r.subject for r in test_recs}), "tolerance_pp": args.tolerance_pp,
+        "variants": len(variants), "validation_minutes": round(sum(r.duration_s for r in val_recs) / 60, 1),
         "chosen": {"name": chosen, "method": cfg.method, "window": cfg.window, "votes": cfg.votes,
                    "confidence_floor": cfg.confidence_floor},
         "validation": val_scores, "test": test_scores,

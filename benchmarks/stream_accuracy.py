@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bundle", required=True)
     ap.add_argument("--data-root")
     ap.add_argument("--backend")
+    ap.add_argument("--unsmoothed-only", action="store_true", help="only the 'no smoothing' row (e.g. for other models)")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     recs = [r for r in load_recordings(DataConfig(dataset="hapt_raw"), resolve_data_root(args.data_root)) if r.subject in UCI_TEST_SUBJECTS]
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         "mean of 3, floor 0.5 (the old default)": SmoothingConfig(method="mean", window=3, confidence_floor=0.5),
         "vote 2 of 3, no floor": SmoothingConfig(method="vote", window=3, votes=2, confidence_floor=0.0),
     }
+    if args.unsmoothed_only:
+        variants = {"no smoothing": variants["no smoothing"]}
     rows, results = [], {}
     with Classifier.from_bundle(args.bundle, backend=args.backend) as clf:
         labels = clf.labels

@@ -70,15 +70,17 @@ class ArraySource:
 _SUBSCRIBER = r"""
 import json, sys, time, paho.mqtt.client as mqtt
 port, topic, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-seen = {}
+seen, order = {}, []
 def on_message(c, u, m):
-    seen.setdefault(json.loads(m.payload)["seq"], time.perf_counter())
+    seq = json.loads(m.payload)["seq"]
+    order.append(seq)
+    seen.setdefault(seq, time.perf_counter())
 c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
 c.on_message = on_message
 c.on_subscribe = lambda *a: print("subscribed", flush=True)
 c.connect("127.0.0.1", port); c.subscribe(topic, qos=1); c.loop_start()
 sys.stdin.readline()  # the benchmark says when to stop
-time.sleep(0.5); c.loop_stop(); json.dump(seen, open(out, "w"))
+time.sleep(0.5); c.loop_stop(); json.dump({"seen": seen, "order": order}, open(out, "w"))
 """
 
 
@@ -97,10 +99,21 @@ class Subscriber:
         self.proc.stdout.readline()  # "subscribed"
 
     def wait_count(self, n: int, timeout_s: float) -> dict[int, float]:
+        """``{seq: first receive time}``; :attr:`order` keeps every arrival (duplicates included) in order."""
         self.proc.stdin.write("stop\n")
         self.proc.stdin.flush()
         self.proc.wait(timeout_s)
-        return {int(k): v for k, v in json.loads(self.out.read_text()).items()}
+        data = json.loads(self.out.read_text())
+        self.order = [int(s) for s in data["order"]]
+        return {int(k): v for k, v in data["seen"].items()}
+
+
+def arrival_check(order: list[int], expected: int) -> dict[str, object]:
+    """Did ``expected`` messages with seq 1..expected arrive, each once, in increasing order?"""
+    distinct = set(order)
+    return {"arrivals": len(order), "distinct": len(distinct), "duplicates": len(order) - len(distinct),
+            "missing": expected - len(distinct & set(range(1, expected + 1))),
+            "in_order": all(a < b for a, b in zip(order, order[1:]))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             t_acked = time.perf_counter() - t0
         received = sub.wait_count(n_class, 60)
         t_recv = max(received.values()) - t0 if received else float("nan")
+        results["arrival"] = arrival_check(sub.order, n_class)
         results["throughput"] = {
             "classifications": n_class, "received_by_subscriber": len(received), "flushed": flushed,
             "loop_seconds": round(t_loop, 4), "acked_seconds": round(t_acked, 4), "received_seconds": round(t_recv, 4),
@@ -173,11 +187,15 @@ def main(argv: list[str] | None = None) -> int:
         ["broker acknowledged all", th["acked_seconds"], th["x_real_time_acked"]],
         ["subscriber received all", th["received_seconds"], th["x_real_time_received"]],
     ], ["throughput (" + f"{th['classifications']} msgs)", "seconds", "× real time"])
+    ar = results["arrival"]
+    print(f"\narrivals at the subscriber: {ar['distinct']} of {th['classifications']} seq numbers, "
+          f"{ar['missing']} missing, {ar['duplicates']} duplicates, in order: {ar['in_order']}")
     print()
     print_table([[la["windows"], la["received"], la["p50_ms"], la["p99_ms"], la["max_ms"]]],
                 ["latency windows", "received", "p50 ms", "p99 ms", "max ms"])
     write_json("stream_throughput", results, args.out)
-    return 0 if th["flushed"] and th["received_by_subscriber"] == th["classifications"] else 1
+    ok = th["flushed"] and th["received_by_subscriber"] == th["classifications"]
+    return 0 if ok and results["arrival"]["in_order"] and not results["arrival"]["missing"] else 1
 
 
 if __name__ == "__main__":

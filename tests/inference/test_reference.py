@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fixtures.requirements import import_or_skip
+
 from har_edge.errors import BundleError, DataError, ModelError
 from har_edge.inference.reference import (
     Conv1DLayer,
@@ -192,7 +194,7 @@ def test_imports_without_tensorflow(tmp_path: Path) -> None:
 def test_cell_clip_reproduces_litert() -> None:
     """The converted fused LSTM clips C_t to ±10 (Keras does not); ``lstm_cell_clip=10`` matches LiteRT,
     and clearing the clip in the flatbuffer (as float exports do) makes LiteRT match Keras."""
-    interpreter_mod = pytest.importorskip("ai_edge_litert.interpreter")
+    import_or_skip("ai_edge_litert.interpreter")
     from har_edge.config import ModelConfig
     from har_edge.models.builders import build_classifier
     from har_edge.models.keras_backend import import_tensorflow
@@ -211,15 +213,10 @@ def test_cell_clip_reproduces_litert() -> None:
     converted = import_tensorflow().lite.TFLiteConverter.from_keras_model(twin).convert()
 
     def run_litert(model_bytes: bytes) -> np.ndarray:
-        interpreter = interpreter_mod.Interpreter(model_content=model_bytes)
-        interpreter.allocate_tensors()
-        lite = []
-        for x in X:
-            interpreter.reset_all_variables()
-            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[None])
-            interpreter.invoke()
-            lite.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0])
-        return np.stack(lite)
+        from har_edge.inference.interpreter import TfliteRunner
+
+        with TfliteRunner(model_bytes, backend="litert") as runner:
+            return runner.predict(X)
 
     lite_p = run_litert(converted)
     keras_like = ReferenceModel.from_keras(model).predict_proba(X)

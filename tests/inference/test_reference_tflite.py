@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fixtures.requirements import import_or_skip
+
 from har_edge.errors import BundleError, ModelError
 from har_edge.inference.reference import LSTMLayer, ReferenceModel
 from har_edge.inference.reference_tflite import reference_from_tflite
@@ -24,17 +26,11 @@ DYNAMIC_TOLERANCE = 0.15
 
 def _litert(model_bytes: bytes, X: np.ndarray) -> np.ndarray:
     """LiteRT probabilities ``(n, k)``, one invoke per window from zero state."""
-    interpreter_mod = pytest.importorskip("ai_edge_litert.interpreter")
-    it = interpreter_mod.Interpreter(model_content=model_bytes)
-    it.allocate_tensors()
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    probs = []
-    for x in X:
-        it.reset_all_variables()
-        it.set_tensor(inp["index"], x[None])
-        it.invoke()
-        probs.append(it.get_tensor(out["index"])[0].copy())
-    return np.stack(probs)
+    import_or_skip("ai_edge_litert.interpreter")
+    from har_edge.inference.interpreter import TfliteRunner
+
+    with TfliteRunner(model_bytes, backend="litert") as runner:
+        return runner.predict(X)
 
 
 def _windows(n: int, T: int, C: int, seed: int = 0) -> np.ndarray:

@@ -150,3 +150,68 @@ def test_each_window_starts_from_zero_state(float32_bundle: Path) -> None:
         a = clf.probabilities_normalised(x)
         clf.probabilities_normalised(rng.standard_normal(x.shape).astype(np.float32) * 4)
         np.testing.assert_array_equal(a, clf.probabilities_normalised(x))
+
+
+class _Recording:
+    """Wraps a classifier and keeps every window the stream hands it."""
+
+    def __init__(self, clf: Classifier) -> None:
+        self.clf, self.windows = clf, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.clf, name)
+
+    def classify(self, window):
+        self.windows.append(np.array(window, copy=True))
+        return self.clf.classify(window)
+
+
+@pytest.mark.parametrize("hop", [None, 100])
+def test_online_windows_equal_offline_windows(float32_bundle: Path, heldout_recording, hop) -> None:
+    """The stream cuts exactly the windows the offline pipeline cuts (same preprocessing, same windowing functions),
+    also when the hop is longer than the window (samples between windows are skipped, across chunks)."""
+    from dataclasses import replace
+
+    rec = heldout_recording.select_channels(RAW)
+    short = type(rec)(rec.signals[:4000], rec.channel_names, rec.units, 50.0)
+    with Classifier.from_bundle(float32_bundle) as clf:
+        b = clf.bundle
+        if hop is not None:
+            b = replace(b, manifest=dict(b.manifest, hop_samples=hop))
+        with Classifier(b) as inner:
+            spy = _Recording(inner)
+            s = StreamClassifier(spy)  # type: ignore[arg-type]
+            for chunk in _chunks(short, 37):
+                s.feed(chunk)
+        offline = segment_windows(preprocess_recording(short, b.preprocessing).signals, b.window_samples, b.hop_samples)
+    assert len(spy.windows) == len(offline) == (4000 - b.window_samples) // b.hop_samples + 1
+    np.testing.assert_allclose(np.stack(spy.windows), offline, atol=1e-5)
+
+
+@pytest.mark.tf
+def test_stream_probabilities_equal_keras_on_the_training_pipelines_windows(tiny_run: Path, tiny_exports: Path,
+                                                                             heldout_recording) -> None:
+    """No train/serve skew, end to end: Keras on the windows ``prepare_windows`` makes for training equals what the
+    device stream computes for the same stretch of the held-out recording (float32 bundle, within float32 tolerance)."""
+    from dataclasses import replace
+
+    from har_edge.config import load_run_config
+    from har_edge.data.datasets import prepare_windows
+    from har_edge.models.run_dir import load_run_info
+    from har_edge.models.training import load_keras_model, predict_probabilities
+    from tests.fixtures.models import SAMPLE_ROOT
+
+    info = load_run_info(tiny_run)
+    cfg = info.config
+    # continuous windowing starts at sample 0 with the run's hop: the device's grid (majority labels, so
+    # every labelled window is kept)
+    cfg = replace(cfg, data=replace(cfg.data, windowing="continuous", label_policy="majority", max_test_windows=None))
+    assert cfg.preprocessing == load_run_config(Path(__file__).resolve().parents[2] / "tests/fixtures/tiny.toml").preprocessing
+    test = prepare_windows(cfg, SAMPLE_ROOT).test
+    mine = test.take(test.subject == heldout_recording.subject)
+    keras = predict_probabilities(load_keras_model(tiny_run), info.normalisation.transform(mine.X))
+    out, _ = _run(tiny_exports / "float32", _chunks(heldout_recording.select_channels(RAW), 53))
+    hop = info.hop_samples
+    assert len(mine) > 50 and (mine.extra["start"] % hop == 0).all()
+    streamed = np.stack([out[int(start) // hop].raw.probabilities for start in mine.extra["start"]])
+    np.testing.assert_allclose(streamed, keras, atol=2e-5)

@@ -1,0 +1,255 @@
+"""Render ``benchmarks/results/summary.md`` from the JSON the benchmark scripts wrote: the README's figures.
+
+Run: ``python benchmarks/summary.py [--runs runs/final]`` (``make bench`` runs it last).
+
+Every table of the README's results section is printed here between ``<!-- readme:NAME -->`` and
+``<!-- /readme -->`` markers, and ``tests/test_readme_figures.py`` checks that each of those lines
+appears in README.md: the README quotes only what the scripts measured. A section whose JSON is
+missing says so instead of inventing a figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+# static description of the published configs (the figures come from the JSON)
+CONFIGS: dict[str, tuple[str, str, str]] = {
+    "uci_har_9ch": ("UCI-HAR windows, 9 ch", "Conv1D(32) + LSTM(64)", "≥ 0.93 (stretch 0.95)"),
+    "uci_har_acc3": ("UCI-HAR, total_acc only", "Conv1D(32) + LSTM(64)", "≥ 0.88"),
+    "hapt_device": ("raw HAPT streams → causal preprocessing", "Conv1D(24) + LSTM(48)", "(deployable model)"),
+    "uci_har_9ch_rnn": ("UCI-HAR windows, 9 ch", "Conv1D(32) + SimpleRNN(64)", "(LSTM vs RNN, `docs/`)"),
+    "wisdm_watch": ("WISDM 2019 watch, 20 Hz, acc only → causal preprocessing; subjects 1641–1650 held out",
+                    "Conv1D(32) + LSTM(48)", "(a second device and rate)"),
+}
+TARGETS = {"uci_har_9ch": (0.93, 0.95), "uci_har_acc3": (0.88, None)}
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _pp(value: float) -> str:
+    """Signed percentage points with a real minus sign: a drop is negative."""
+    return f"{value:+.2f} pp".replace("-", "−")
+
+
+def _block(name: str, lines: list[str]) -> list[str]:
+    return [f"<!-- readme:{name} -->", *lines, "<!-- /readme -->", ""]
+
+
+def training() -> list[str]:
+    d = _load("train_targets")
+    if d is None:
+        return ["_not measured: run `python benchmarks/train_targets.py`_", ""]
+    rows = ["| config | data | model | params | test accuracy | macro-F1 | train time | target |",
+            "|---|---|---|---|---|---|---|---|"]
+    for name, r in d["results"].items():
+        data, model, target = CONFIGS.get(name, ("?", "?", ""))
+        if name in TARGETS:
+            goal, stretch = TARGETS[name]
+            target = f"≥ {goal} {'✓' if r['test_accuracy'] >= goal else '✗'}"
+            if stretch:
+                target += f" (stretch {stretch} {'✓' if r['test_accuracy'] >= stretch else '✗'})"
+        rows.append(f"| `{name}` | {data} | {model} | {r['parameters']:,} | **{r['test_accuracy']:.3f}** | "
+                    f"{r['test_macro_f1']:.3f} | {r['train_seconds']:.0f} s | {target} |")
+    return _block("training", rows)
+
+
+def seeds_and_augmentation() -> list[str]:
+    out: list[str] = []
+    s = _load("seed_spread")
+    if s is None:
+        out += ["_seed spread not measured: run `python benchmarks/seed_spread.py`_", ""]
+    else:
+        rows = ["| seed | Keras test accuracy | int8 test accuracy | int8 vs its Keras model |", "|---|---|---|---|"]
+        rows += [f"| {seed} | {r['keras_test_accuracy']:.4f} | {r['int8_test_accuracy']:.4f} | {_pp(r['int8_change_pp'])} |"
+                 for seed, r in s["seeds"].items()]
+        m = s["summary"]
+        rows.append(f"| mean / range | {m['keras_mean']:.4f} / {m['keras_range_pp']:.2f} pp | | "
+                    f"largest change {m['max_abs_int8_change_pp']:.2f} pp |")
+        out += _block("seed_spread", rows)
+    a = _load("augmentation_ablation")
+    if a is None:
+        out += ["_augmentation ablation not measured: run `python benchmarks/augmentation_ablation.py`_", ""]
+    else:
+        rows = ["| config | no augmentation, patience 10 | augmentation, patience 15 | gain |", "|---|---|---|---|"]
+        rows += [f"| `{n}` | {r['without_augmentation_patience_10']:.4f} | {r['with_augmentation']:.4f} | {_pp(r['gain_pp'])} |"
+                 for n, r in a["results"].items()]
+        out += _block("augmentation", rows)
+    return out
+
+
+def _runs_in(interp: dict[str, str]) -> str:
+    names = {"litert": "LiteRT", "tflite-runtime": "tflite-runtime", "tensorflow": "tf.lite", "tflm": "TFLM"}
+    ok = [names.get(k, k) for k, v in interp.items() if v == "ok"]
+    bad = [names.get(k, k) for k, v in interp.items() if v.startswith("fails")]
+    return ", ".join(ok) + (f" (fails: {', '.join(bad)})" if bad else "")
+
+
+def export(runs: Path) -> list[str]:
+    path = runs / "export_all" / "report.json"
+    if not path.is_file():
+        return ["_export not measured: run `har-edge export RUNS/hapt_device --quant all --target mcu --out RUNS/export_all`_", ""]
+    r = json.loads(path.read_text())
+    k = r["keras"]["test_accuracy"]
+    rows = ["| mode | test accuracy | Δ vs Keras | size (manifest embedded) | max / p99 \\|Δp\\| vs Keras | argmax agreement "
+            "| LiteRT ms/window | runs in |", "|---|---|---|---|---|---|---|---|", f"| Keras | {k:.4f} | – | – | – | – | – | – |"]
+    for mode, e in r["modes"].items():
+        rows.append(f"| {mode} | {e['test_accuracy']:.4f} | {_pp(-e['accuracy_drop_pp'])} | {e['size_bytes']:,} B | "
+                    f"{e['max_abs_diff_vs_keras']:.1e} / {e['p99_abs_diff_vs_keras']:.1e} | {e['argmax_agreement']:.3f} | "
+                    f"{e['latency_ms_per_window']:.2f} | {_runs_in(e.get('interpreters', {}))} |")
+    out = _block("export", rows)
+    mcu = r.get("mcu")
+    if mcu:
+        t = mcu.get("tflm") or {}
+        ref = t.get("vs_litert_reference") or {}
+        out += _block("mcu", [
+            f"- int8 model {r['modes']['int8']['size_bytes']:,} B ({r['modes']['int8']['size_bytes_without_manifest']:,} B "
+            f"without the manifest); TFLM tensor arena measured **{mcu['arena_bytes_measured']:,} B**, "
+            f"{mcu['arena_bytes']:,} B with the margin written to `har_model_settings.h`.",
+            f"- TFLM accuracy {t.get('accuracy', float('nan')):.4f}; TFLM vs LiteRT default kernels: max "
+            f"{t.get('max_abs_diff_steps')} steps ({100 * (t.get('frac_within_1_step') or 0):.2f} % within 1 step, argmax "
+            f"agreement {t.get('argmax_agreement', float('nan')):.3f}); vs LiteRT reference kernels: max "
+            f"{ref.get('max_abs_diff_steps')} steps.",
+        ])
+    return out
+
+
+def latency() -> list[str]:
+    d = _load("export_latency_hapt_device")
+    if d is None:
+        return ["_latency not measured: run `python benchmarks/export_latency.py RUNS/hapt_device`_", ""]
+    res = d["results"]
+    names = list(res)
+    rows = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names),
+            "| " + " | ".join(f"{res[n]['median_ms']:.3g} ms ({res[n]['x_litert_float32']:.1f}×)" for n in names) + " |"]
+    return _block("latency", rows)
+
+
+def tflm_parity() -> list[str]:
+    d = _load("tflm_parity_hapt_device")
+    if d is None:
+        return ["_TFLM parity not measured: run `python benchmarks/tflm_parity.py RUNS/export_all/int8 RUNS/hapt_device`_", ""]
+    t = d["tflm"]
+    rows = ["| comparison (int8 outputs, quantisation steps) | max | p99 | within 1 step | argmax agreement |",
+            "|---|---|---|---|---|"]
+    for label, key in (("TFLM vs LiteRT default kernels", "vs_litert_default"),
+                       ("TFLM vs LiteRT reference kernels", "vs_litert_reference"),
+                       ("LiteRT reference vs default kernels", "litert_reference_vs_default")):
+        c = t.get(key)
+        if c:
+            rows.append(f"| {label} | {c['max_abs_diff_steps']} | {c['p99_abs_diff_steps']:.0f} | "
+                        f"{100 * c['frac_within_1_step']:.2f} % | {c['argmax_agreement']:.3f} |")
+    diag = t.get("kernel_diagnosis") or {}
+    for p in diag.get("lstm", []):
+        rows.append(f"| fused LSTM output vs reference kernels, per time step ({diag['n']} windows) | "
+                    f"{p['max_diff_steps']} (step {p['first_step_of_max']} of {p['steps']}) | step 0: "
+                    f"{p['step0_max_diff_steps']} | | |")
+    return _block("tflm_parity", rows)
+
+
+def _stream_row(d: dict[str, Any], key: str) -> str:
+    r = d["results"][key]
+    return f"{r['accuracy']:.3f} ({r['activity_changes_per_hour']:.0f} changes/hour)"
+
+
+def device_runtime() -> list[str]:
+    rows = ["| what | result | command |", "|---|---|---|"]
+    sa = _load("stream_accuracy")
+    if sa is not None:
+        rows.append(f"| per-window streaming accuracy, {len(sa['subjects'])} held-out subjects' raw recordings; each "
+                    f"classification scored against the majority label of its own window (transition / unlabelled windows "
+                    f"not scored) | {_stream_row(sa, 'no smoothing')} unsmoothed; **{_stream_row(sa, 'default (mean of 2, no floor)')}** "
+                    f"with the default smoothing | `python benchmarks/stream_accuracy.py --bundle RUNS/export_all/float32` |")
+    st = _load("smoothing_tuning")
+    if st is not None:
+        c = st["chosen"]
+        v = st["validation"][c["name"]]
+        rows.append(f"| smoothing choice on the validation subjects {', '.join(map(str, st['validation_subjects']))} "
+                    f"({st.get('validation_minutes', '?')} min), {st.get('variants', len(st['validation']))} variants; rule: "
+                    f"fewest changes/hour within {st['tolerance_pp']} pp of the best validation accuracy | {c['name']} "
+                    f"(validation {v['accuracy']:.3f}) | `python benchmarks/smoothing_tuning.py --bundle RUNS/export_all/float32` |")
+    uci = [(n, _load(f"stream_accuracy_{n}")) for n in ("uci_har_9ch", "uci_har_acc3")]
+    if all(d is not None for _, d in uci):
+        figures = " / ".join(f"{d['results']['no smoothing']['accuracy']:.3f}" for _, d in uci if d)
+        rows.append(f"| the same with the UCI-HAR-trained `uci_har_9ch` / `uci_har_acc3` fed raw acc+gyro (the device "
+                    f"repeats the UCI filtering causally) | {figures} unsmoothed | `har-edge export RUNS/uci_har_9ch --quant "
+                    f"float32 --out B`, then `stream_accuracy.py --bundle B --unsmoothed-only` |")
+    th = _load("stream_throughput")
+    if th is not None:
+        t, a, la = th["throughput"], th["arrival"], th["latency"]
+        rows.append(f"| throughput: all {th['recordings']} HAPT recordings ({th['data_hours']:.2f} h) → StreamClassifier → "
+                    f"MQTT outbox → Mosquitto, runtime on one core, until the broker acknowledged every message | "
+                    f"**{t['x_real_time_acked']:,.0f}× real time**; {t['classifications']:,} activity messages, "
+                    f"{a['missing']} missing, {a['duplicates']} duplicates, in order: {'yes' if a['in_order'] else 'NO'} | "
+                    f"`python benchmarks/stream_throughput.py --bundle RUNS/export_all/float32` |")
+        rows.append(f"| latency, last sample of a window → message at a subscriber (paced, one sample per chunk) | "
+                    f"p50 {la['p50_ms']:.1f} ms, p99 {la['p99_ms']:.1f} ms | same script |")
+    di = _load("device_install")
+    if di is not None:
+        rows.append(f"| device install `pip install \".[device]\"` in a fresh venv | {di['venv_bytes'] / 1e6:.0f} MB, "
+                    f"no TensorFlow: {'yes' if di['tensorflow_absent'] else 'NO'} | `python benchmarks/device_install.py` |")
+    ref = _load("reference")
+    if ref is not None:
+        tp, ag = ref["throughput"], ref["agreement"]
+        rows.append(f"| NumPy reference engine vs LiteRT float32 (`{ref['model']['name']}`) | batched "
+                    f"{tp['numpy_float32_batched']['windows_per_s']:,.0f} windows/s vs {tp['litert_float32_one_window']['windows_per_s']:,.0f} "
+                    f"({ref['ratio_numpy_batched_over_litert']:.1f}×); one window at a time "
+                    f"{tp['numpy_float32_one_window']['windows_per_s']:,.0f}/s ({ref['ratio_numpy_one_window_over_litert']:.2f}×); "
+                    f"max \\|Δp\\| vs Keras {ag['numpy_vs_keras']['max_abs_diff']:.1e} | "
+                    f"`python benchmarks/bench_reference.py RUNS/uci_har_9ch` |")
+    return _block("device_runtime", rows) if len(rows) > 2 else ["_device runtime not measured_", ""]
+
+
+def wall_times() -> list[str]:
+    d = _load("run_all")
+    if d is None:
+        return []
+    rows = ["| step | seconds | exit code |", "|---|---|---|"]
+    rows += [f"| {name} | {s['seconds']:.0f} | {s['rc']} |" for name, s in d["steps"].items()]
+    rows.append(f"| **total** | **{d['total_seconds']:.0f}** | |")
+    return ["## `make bench` steps (this run)", "", *rows, ""]
+
+
+SECTIONS: list[tuple[str, Callable[..., list[str]]]] = [
+    ("Training (held-out test subjects)", lambda runs: training()),
+    ("Seed spread and augmentation", lambda runs: seeds_and_augmentation()),
+    ("Export of hapt_device", export),
+    ("Latency per window, batch 1", lambda runs: latency()),
+    ("TFLite Micro vs LiteRT (int8)", lambda runs: tflm_parity()),
+    ("Device runtime", lambda runs: device_runtime()),
+]
+
+
+def render(runs: Path) -> str:
+    lines = ["# Benchmark summary", "",
+             "Written by `python benchmarks/summary.py` from `benchmarks/results/*.json` (what `make bench` measured; "
+             "RUNS = the runs directory).", ""]
+    for title, fn in SECTIONS:
+        lines += [f"## {title}", "", *fn(runs)]
+    lines += wall_times()
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", default=str(REPO / "runs" / "final"))
+    ap.add_argument("--out", default=str(RESULTS / "summary.md"))
+    args = ap.parse_args(argv)
+    text = render(Path(args.runs))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
