@@ -1,4 +1,4 @@
-"""``train``, ``evaluate`` and ``export`` (these need the ``train`` extra: TensorFlow)."""
+"""``train``, ``evaluate`` and ``export`` (these need the ``train`` extra: TensorFlow), and ``data prepare``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,20 @@ import numpy as np
 
 from har_edge.data.paths import resolve_data_root
 
-__all__ = ["cmd_train", "cmd_evaluate", "cmd_export"]
+__all__ = ["cmd_train", "cmd_evaluate", "cmd_export", "cmd_data", "run_data_root"]
+
+
+def run_data_root(explicit: str | None, run_dir: str | Path) -> Path:
+    """``--data-root`` if given, else the data root recorded in the run (when it still exists), else the default."""
+    if explicit:
+        return resolve_data_root(explicit)
+    from har_edge.models.run_dir import load_run_info
+
+    recorded = load_run_info(run_dir).data_root
+    if recorded is not None and Path(recorded).is_dir():
+        print(f"data root: {recorded} (recorded in {Path(run_dir) / 'run.json'})", file=sys.stderr)
+        return Path(recorded)
+    return resolve_data_root(None)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -38,7 +51,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from har_edge.models.training import load_keras_model, predict_probabilities
 
     info = load_run_info(args.run_dir)
-    root = resolve_data_root(args.data_root)
+    root = run_data_root(args.data_root, args.run_dir)
     splits = prepare_windows(info.config, root)
     X = info.normalisation.transform(splits.test.X)
     model = load_keras_model(info.run_dir)
@@ -75,8 +88,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     from har_edge.export.pipeline import export_run
     from har_edge.export.report import format_report
 
-    root = resolve_data_root(args.data_root)
-    report = export_run(args.run_dir, args.quant, args.out, data_root=root, target=args.target,
-                        check_interpreters=not args.no_interpreter_check)
+    from har_edge.cli.progress import StepProgress
+
+    root = run_data_root(args.data_root, args.run_dir)
+    with StepProgress("export") as progress:
+        report = export_run(args.run_dir, args.quant, args.out, data_root=root, target=args.target,
+                            check_interpreters=not args.no_interpreter_check, arena_margin=args.arena_margin,
+                            on_step=progress)
     print(format_report(report))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from har_edge.data.official import prepare
+
+    t0 = time.monotonic()
+    print(f"data prepare {args.dataset}: reading {args.source} ...", file=sys.stderr)
+    done = prepare(args.dataset, args.source, args.out)
+    for line in done.summary:
+        print(line)
+    print(f"done in {time.monotonic() - t0:.0f} s; use it with --data-root {done.out_dir} (or HAR_EDGE_DATA={done.out_dir})")
     return 0
