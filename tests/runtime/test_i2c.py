@@ -196,21 +196,23 @@ def test_i2c_source_keeps_going_when_reinit_fails() -> None:
         first.append(chunk)
         break
     src.close()
-    assert len(first[0]) == 5 and time.monotonic() - start < 2.0  # ...but reads recover and samples flow
+    assert len(first[0]) == 5 and time.monotonic() - start < 20.0  # ...but reads recover and samples flow
 
 
 def test_slow_consumer_does_not_stall_polling() -> None:
-    src = I2cSource(Adxl345(adxl_bus(), sample_rate_hz=200), chunk_samples=10)
-    got = []
-    for chunk in src.chunks():
-        got.append(chunk)
-        time.sleep(0.1)  # e.g. inference on every chunk
-        if len(got) == 4:
-            break
+    from tests.fixtures.broker import wait_until
+
+    bus = adxl_bus()
+    src = I2cSource(Adxl345(bus, sample_rate_hz=200), chunk_samples=10)
+    it = src.chunks()
+    got = [next(it)]
+    # the consumer is busy (e.g. inference on this chunk) and asks for nothing: polling goes on regardless
+    reads = bus.block_reads
+    assert wait_until(lambda: bus.block_reads >= reads + 30), "polling waited for the consumer"
+    got += [next(it) for _ in range(3)]
     src.close()
     t = np.concatenate([c.timestamps_s for c in got])
-    assert len(t) == 40
-    assert np.diff(t).max() < 0.05 and t[-1] - t[0] < 0.3  # 40 samples at 200 Hz, not paced by the consumer
+    assert len(t) == 40 and np.all(np.diff(t) > 0)  # the samples read meanwhile were kept, in order
 
 
 def test_i2c_source_channel_subset_and_axis_map() -> None:
@@ -229,8 +231,8 @@ def test_close_from_another_thread_ends_polling() -> None:
     src = I2cSource(Adxl345(adxl_bus(), sample_rate_hz=100), chunk_samples=1000, max_latency_s=10)
     threading.Timer(0.2, src.close).start()
     start = time.monotonic()
-    assert list(src.chunks()) == []
-    assert time.monotonic() - start < 1.0
+    assert list(src.chunks()) == []  # without the close, a 10 s latency bound would have yielded a chunk
+    assert time.monotonic() - start < 9.0
 
 
 # --------------------------------------------------------------------------- factory and smbus2
