@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import print_table, write_json  # noqa: E402
+from benchmarks.common import print_table, progress, write_json  # noqa: E402
 from har_edge.config import DataConfig  # noqa: E402
 from har_edge.data.datasets import load_recordings  # noqa: E402
 from har_edge.data.loaders import UCI_TEST_SUBJECTS  # noqa: E402
@@ -52,7 +52,7 @@ def grid() -> dict[str, SmoothingConfig]:
 def raw_streams(clf: Classifier, recs: list[Any]) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """Per recording: ``(raw probabilities (n, k), truth (n,), duration_s)``."""
     out = []
-    for rec in recs:
+    for rec in progress(recs, "streaming recordings"):
         s = StreamClassifier(clf, smoothing=SmoothingConfig(method="none", confidence_floor=0.0))
         t = np.arange(rec.n_samples) / rec.sample_rate_hz
         x = rec.select_channels(RAW).signals.astype(np.float64)

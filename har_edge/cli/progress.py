@@ -43,8 +43,11 @@ class StepProgress:
             if done >= total:
                 self.close()
             return
+        elapsed = time.monotonic() - self._t0
         if done < total:
-            print(f"{self.name} [{done + 1}/{total}] {what} ({time.monotonic() - self._t0:.0f} s)", file=self.stream, flush=True)
+            print(f"{self.name} [{done + 1}/{total}] {what} ({elapsed:.0f} s)", file=self.stream, flush=True)
+        else:
+            print(f"{self.name} done in {elapsed:.0f} s", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:

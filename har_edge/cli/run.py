@@ -84,9 +84,9 @@ def add_run_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
                                    "published over MQTT (with Home Assistant discovery). Settings: --config TOML, "
                                    "overridden by these flags.")
     p.add_argument("--bundle", metavar="PATH", help="bundle directory, or a model.tflite exported by har-edge (it carries "
-                   "its manifest) (required here or as bundle in --config)")
+                   "its manifest) (no default: required here or as bundle in --config)")
     p.add_argument("--source", metavar="SPEC", help="csv:PATH | stdin | mqtt://host:port/topic | i2c:mpu6050[@bus:addr] | "
-                   "i2c:adxl345[@bus:addr] (required here or as source in --config)")
+                   "i2c:adxl345[@bus:addr] (no default: required here or as source in --config)")
     p.add_argument("--speed", type=_speed, help="csv replay pace: 1 = real time, N = N× faster, max = as fast as possible (default: 1)")
     p.add_argument("--broker", metavar="URL", help="mqtt://[user:pass@]host:port (mqtts:// for TLS) (default: none: JSON lines to stdout)")
     p.add_argument("--device-id", help="device id in topics and Home Assistant unique ids, [A-Za-z0-9_-] (default: har-edge)")
