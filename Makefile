@@ -14,6 +14,8 @@ DEVICE_TESTS := tests/runtime tests/integration/test_device_e2e.py
 TFLITE_RUNTIME := tflite-runtime==2.14.0
 DEVICE_VENV := $(VENV)-device
 TFLITE_VENV := $(VENV)-tflite
+# the suites run as sub-makes of this same file (so `make -f path/Makefile` works too)
+SUBMAKE = $(MAKE) --no-print-directory -f $(abspath $(firstword $(MAKEFILE_LIST)))
 
 .PHONY: demo test test-main test-device test-device-litert test-device-tflite-runtime bench dist clean
 
@@ -57,8 +59,8 @@ demo: $(VENV)/.installed
 # every suite runs even when an earlier one fails; the exit code is a failure if any failed
 test:
 	@rc=0; \
-	$(MAKE) --no-print-directory test-main || rc=1; \
-	$(MAKE) --no-print-directory test-device || rc=1; \
+	$(SUBMAKE) test-main || rc=1; \
+	$(SUBMAKE) test-device || rc=1; \
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED (see the suites above)"; else echo "make test: all suites passed"; fi; \
 	exit $$rc
 
@@ -67,8 +69,8 @@ test-main: $(VENV)/.installed
 
 test-device:
 	@rc=0; \
-	$(MAKE) --no-print-directory test-device-litert || rc=1; \
-	$(MAKE) --no-print-directory test-device-tflite-runtime || rc=1; \
+	$(SUBMAKE) test-device-litert || rc=1; \
+	$(SUBMAKE) test-device-tflite-runtime || rc=1; \
 	exit $$rc
 
 test-device-litert: build/test-bundle/model.tflite $(DEVICE_VENV)/.installed
