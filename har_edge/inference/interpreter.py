@@ -87,7 +87,8 @@ def load_backend(backend: str | None = None, *, order: tuple[str, ...] = INTERPR
             if backend not in (None, "auto"):
                 raise BackendNotAvailable(f"backend {name!r} is not installed: {BACKENDS[name][1]}") from exc
     raise BackendNotAvailable(
-        'no TFLite interpreter installed; install one: pip install "har-edge[device]" (LiteRT). Tried: ' + "; ".join(errors)
+        'no TFLite interpreter installed; install one: pip install "har-edge[device]" (LiteRT), or use the NumPy '
+        "engine, which needs none (--backend numpy; e.g. on 32-bit Raspberry Pi OS). Tried: " + "; ".join(errors)
     )
 
 
