@@ -101,9 +101,9 @@ def add_run_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--stats-interval", type=_non_negative, dest="stats_interval_s", metavar="SECONDS",
                    help="seconds between stats messages; 0 = only at the end (default: 60)")
     p.add_argument("--confidence-floor", type=float, metavar="P",
-                   help="below this smoothed confidence (0..1) the activity is 'uncertain' (default: the config's [smoothing], else 0.5)")
+                   help="below this smoothed confidence (0..1) the activity is 'uncertain' (default: the config's [smoothing], else 0.0 = never)")
     p.add_argument("--smoothing", choices=["none", "mean", "vote"], help="prediction smoothing over the last windows "
-                   "(default: the config's [smoothing], else mean)")
+                   "(default: the config's [smoothing], else mean of the last 2)")
     p.add_argument("--flush-timeout", type=_non_negative, default=60.0, metavar="SECONDS",
                    help="seconds to wait at the end for the broker to take every message (default: 60)")
     add_input_options(p)
