@@ -44,8 +44,8 @@ __all__ = [
 
 logger = logging.getLogger("har_edge.export.mcu")  # split out of mcu.py: same logger as before
 
-TFLM_INSTALL_HINT = ('tflite-micro is needed for the MCU export (arena measurement, parity check): '
-                     'pip install "har-edge[mcu]" (its wheels exist for Linux x86-64 only)')
+TFLM_INSTALL_HINT = ('tflite-micro is needed for the MCU export (arena measurement, parity check): install the '
+                     'mcu extra, e.g. pip install ".[mcu]" in a clone (tflite-micro has wheels for Linux x86-64 only)')
 _ARENA_ALIGN = 16
 _MAX_ARENA_BYTES = 256 * 1024 * 1024
 _PROBE_TIMEOUT_S = 120.0

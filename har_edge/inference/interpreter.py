@@ -38,7 +38,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "litert": ("ai_edge_litert.interpreter", 'pip install "har-edge[device]" (ai-edge-litert)'),
     "tflite-runtime": ("tflite_runtime.interpreter", "pip install tflite-runtime (Python <= 3.11, numpy < 2)"),
     "tensorflow": ("tensorflow.lite", 'pip install "har-edge[train]" (tensorflow)'),
-    "tflm": ("tflite_micro.python.tflite_micro.runtime", 'pip install "har-edge[mcu]" (tflite-micro; wheels for Linux x86-64 only)'),
+    "tflm": ("tflite_micro.python.tflite_micro.runtime", 'the mcu extra: pip install ".[mcu]" (tflite-micro; wheels for Linux x86-64 only)'),
 }
 INTERPRETER_BACKENDS = ("litert", "tflite-runtime", "tensorflow")
 """The order ``backend=None`` tries (TFLM is only used when asked for by name)."""
