@@ -3,15 +3,16 @@
 Run: ``python benchmarks/summary.py [--runs runs/final]`` (``make bench`` runs it last).
 
 Every table of the README's results section is printed here between ``<!-- readme:NAME -->`` and
-``<!-- /readme -->`` markers, and ``tests/test_readme_figures.py`` checks that each of those lines
-appears in README.md: the README quotes only what the scripts measured. A section whose JSON is
-missing says so instead of inventing a figure.
+``<!-- /readme -->`` markers; ``--update-readme`` copies each block into the same markers in README.md,
+and ``tests/test_readme_figures.py`` checks that they agree: the README quotes only what the scripts
+measured. A section whose JSON is missing says so instead of inventing a figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -37,8 +38,8 @@ def _load(name: str) -> dict[str, Any] | None:
 
 
 def _pp(value: float) -> str:
-    """Signed percentage points with a real minus sign: a drop is negative."""
-    return f"{value:+.2f} pp".replace("-", "−")
+    """Signed percentage points with a real minus sign: a drop is negative (and zero has no sign)."""
+    return "0.00 pp" if abs(value) < 0.005 else f"{value:+.2f} pp".replace("-", "−")
 
 
 def _block(name: str, lines: list[str]) -> list[str]:
@@ -239,15 +240,37 @@ def render(runs: Path) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+BLOCK = re.compile(r"<!-- readme:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /readme -->", re.S)
+
+
+def update_readme(summary: str, readme: Path) -> list[str]:
+    """Replace each ``readme:NAME`` block of ``readme`` with the summary's; returns the names replaced."""
+    blocks = {m["name"]: m["body"] for m in BLOCK.finditer(summary)}
+    text = readme.read_text()
+    done: list[str] = []
+
+    def swap(m: re.Match[str]) -> str:
+        if m["name"] not in blocks:
+            return m.group(0)
+        done.append(m["name"])
+        return f"<!-- readme:{m['name']} -->\n{blocks[m['name']]}<!-- /readme -->"
+
+    readme.write_text(BLOCK.sub(swap, text))
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", default=str(REPO / "runs" / "final"))
     ap.add_argument("--out", default=str(RESULTS / "summary.md"))
+    ap.add_argument("--update-readme", action="store_true", help="copy the figure blocks into README.md")
     args = ap.parse_args(argv)
     text = render(Path(args.runs))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)
+    if args.update_readme:
+        print("README.md blocks updated:", ", ".join(update_readme(text, REPO / "README.md")) or "none")
     return 0
 
 
