@@ -79,7 +79,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else info.run_dir / "metrics.json"
     if out is not None:
         write_json(out, result)
-    summary = {k: result[k] for k in ("backend", "test_accuracy", "test_macro_f1", "max_abs_diff_vs_keras") if k in result}
+    # printed rounded (as train does); the JSON file keeps full precision
+    summary = {k: (round(v, 4) if k.startswith("test_") and isinstance(v, float) else v)
+               for k, v in result.items() if k in ("backend", "test_accuracy", "test_macro_f1", "max_abs_diff_vs_keras")}
     print(json.dumps(summary))
     return 0
 
