@@ -54,6 +54,10 @@ def steps(runs: Path, dr: list[str], reuse: bool) -> list[tuple[str, list[str], 
                                   *(a for m in ("float32", "float16", "dynamic") for a in ("--tflite", str(ex / m))),
                                   "--out", str(RESULTS / "reference_hapt_device.json"), *dr], None),
         ("device_install", [py, "benchmarks/device_install.py"], None),
+        ("forecast_backtest", [py, "benchmarks/forecast_backtest.py", "--runs", str(runs / "forecast"), *dr], None),
+        ("fault_fuzz", [py, "benchmarks/fault_fuzz.py", "--bundle", str(ex / "float32")], None),
+        ("kill_recovery", [py, "benchmarks/kill_recovery.py", "--bundle", str(ex / "float32"), "--runs", "20"], None),
+        ("memory_soak", [py, "benchmarks/memory_soak.py", "--bundle", str(ex / "float32"), "--hours", "24", *dr], None),
     ]
     return out
 

@@ -210,6 +210,37 @@ def device_runtime() -> list[str]:
     return _block("device_runtime", rows) if len(rows) > 2 else ["_device runtime not measured_", ""]
 
 
+def fault_suite() -> list[str]:
+    """Hardening figures: the long fuzz run, repeated kills, the memory soak (docs/hardening.md)."""
+    fuzz, kills, soak = _load("fault_fuzz"), _load("kill_recovery"), _load("memory_soak")
+    if fuzz is None and kills is None and soak is None:
+        return ["_not measured: run `python benchmarks/fault_fuzz.py`, `kill_recovery.py`, `memory_soak.py`_", ""]
+    rows = ["| fault | command | result |", "|---|---|---|"]
+    if fuzz is not None:
+        paths = fuzz["paths"]
+        bad = {k: sum(p[k] for p in paths) for k in ("crashes", "tracebacks", "miscounted")}
+        models = next((p for p in paths if p["path"].startswith("corrupted models")), None)
+        rows.append(f"| hostile input on every path (seed {fuzz['seed']}) | `benchmarks/fault_fuzz.py` | "
+                    f"{fuzz['total_cases']:,} cases: {bad['crashes']} crashes, {bad['tracebacks']} tracebacks, "
+                    f"{bad['miscounted']} miscounted / leaked / loaded"
+                    + (f" (of which {models['cases']:,} corrupted models)" if models else "") + " |")
+    if kills is not None:
+        for key, label in (("broker_kill", "broker SIGKILLed mid-stream, restarted"),
+                           ("runtime_kill", "runtime SIGKILLed with a full outbox")):
+            runs = kills[key]
+            sent = sum(r["published"] if key == "broker_kill" else r["assigned"] for r in runs)
+            rows.append(f"| {label} | `benchmarks/kill_recovery.py` | {len(runs)} runs, {sent:,} seqs: "
+                        f"{sum(r['lost'] for r in runs)} lost, {sum(r['dropped'] for r in runs):,} dropped (counted), "
+                        f"{sum(r['duplicates'] for r in runs)} duplicates |")
+    if soak is not None:
+        rss = soak["rss_mb_by_hour"]
+        rows.append(f"| memory soak, {soak['simulated_hours']:g} simulated hours with faults | `benchmarks/memory_soak.py` | "
+                    f"RSS {rss[1][1] if len(rss) > 1 else rss[0][1]:.1f} → {rss[-1][1]:.1f} MB, slope "
+                    f"{soak['rss_slope_mb_per_hour']:+.3f} MB/h; {soak['publisher']['published']:,} messages, "
+                    f"{soak['publisher']['acked']:,} acknowledged, {soak['publisher']['dropped']} dropped |")
+    return _block("fault_suite", rows)
+
+
 def wall_times() -> list[str]:
     d = _load("run_all")
     if d is None:
@@ -227,6 +258,7 @@ SECTIONS: list[tuple[str, Callable[..., list[str]]]] = [
     ("Latency per window, batch 1", lambda runs: latency()),
     ("TFLite Micro vs LiteRT (int8)", lambda runs: tflm_parity()),
     ("Device runtime", lambda runs: device_runtime()),
+    ("Fault suite", lambda runs: fault_suite()),
 ]
 
 

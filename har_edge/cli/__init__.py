@@ -1,4 +1,4 @@
-"""``har-edge`` command line: train, evaluate, export, run, doctor.
+"""``har-edge`` command line: train, evaluate, export, run, doctor, forecast.
 
 Each subcommand parses arguments, calls the library and maps :class:`HarEdgeError` to exit code 1
 with a one-line message. Logging is configured here, once.
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="float32 | float16 | dynamic | int8 | all (default: int8; float32 for a Raspberry Pi, int8 for a microcontroller)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory: bundle + report.json (required; replaced if it exists)")
     p.add_argument("--target", choices=["mcu"], help="also write microcontroller (TFLite Micro) sources under OUT/mcu; "
-                   'needs --quant int8 or all and the mcu extra: pip install "har-edge[mcu]" (default: none)')
+                   'needs --quant int8 or all and the mcu extra, e.g. pip install ".[mcu]" (default: none)')
     p.add_argument("--arena-margin", type=_arena_margin, default=0.25, metavar="FRACTION",
                    help="MCU tensor arena = measured arena × (1 + FRACTION); a 32-bit board needs a different size than the "
                         "64-bit host where it is measured (default: 0.25)")
@@ -88,12 +88,32 @@ def build_parser() -> argparse.ArgumentParser:
     from har_edge.cli.run import add_run_parsers
 
     add_run_parsers(sub)
+    from har_edge.cli.forecast import add_forecast_parser
+
+    add_forecast_parser(sub, _add_data_root)
     return parser
 
 
 def _setup_logging(verbose: int) -> None:
+    """Log to stderr; every handler redacts passwords (:mod:`har_edge.redaction`), threads never print tracebacks."""
+    import threading
+
+    from har_edge.redaction import RedactingFilter, redact
+
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+
+    def thread_error(hook: threading.ExceptHookArgs) -> None:  # e.g. an exception in paho's network thread
+        name = hook.thread.name if hook.thread is not None else "?"
+        log = logging.getLogger("har_edge")
+        log.error("thread %s failed: %s: %s", name, getattr(hook.exc_type, "__name__", "?"), redact(str(hook.exc_value)))
+        if verbose >= 2 and hook.exc_value is not None:
+            log.debug("traceback of thread %s", name, exc_info=hook.exc_value)
+
+    threading.excepthook = thread_error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,18 +121,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {}
-    from har_edge.cli import commands, run
+    from har_edge.cli import commands, forecast, run
 
     handlers.update(train=commands.cmd_train, evaluate=commands.cmd_evaluate, export=commands.cmd_export,
-                    data=commands.cmd_data, run=run.cmd_run, doctor=run.cmd_doctor)
+                    data=commands.cmd_data, run=run.cmd_run, doctor=run.cmd_doctor, forecast=forecast.cmd_forecast)
+    from har_edge.redaction import redact
+
     try:
         return handlers[args.command](args)
     except HarEdgeError as exc:
-        print(f"har-edge {args.command}: error: {exc}", file=sys.stderr)
+        print(f"har-edge {args.command}: error: {redact(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"har-edge {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line (secrets masked); the traceback only with -vv
+        logging.getLogger("har_edge").debug("traceback", exc_info=True)
+        print(f"har-edge {args.command}: internal error: {type(exc).__name__}: {redact(str(exc))} "
+              "(run with -vv for the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -50,6 +50,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from har_edge.models.run_dir import load_run_info, write_json
     from har_edge.models.training import load_keras_model, predict_probabilities
 
+    from har_edge.forecasting.run import is_forecast_run
+
+    if is_forecast_run(args.run_dir):
+        from har_edge.errors import ConfigError
+
+        raise ConfigError(f"{args.run_dir} is a forecast run: score it with `har-edge forecast backtest {args.run_dir}`")
     info = load_run_info(args.run_dir)
     root = run_data_root(args.data_root, args.run_dir)
     splits = prepare_windows(info.config, root)

@@ -13,16 +13,19 @@ class StepProgress:
     """``on_step(done, total, what)`` callback for the library's long jobs (e.g. ``export_run``).
 
     On a terminal (and with tqdm installed) it draws one bar with the current step as its text;
-    otherwise (logs, CI, pipes) it prints ``<name> [k/n] <what> (elapsed s)`` once per step.
+    otherwise (logs, CI, pipes) it prints ``<name> [k/n] <what> (elapsed s)`` once per step (jobs of more
+    than 20 steps: at most every ``line_every_s``), and ``<name> done in N s`` at the end.
     Use as a context manager so the bar is closed on errors too.
     """
 
-    def __init__(self, name: str, *, stream: TextIO | None = None, bar: bool | None = None) -> None:
+    def __init__(self, name: str, *, stream: TextIO | None = None, bar: bool | None = None, line_every_s: float = 10.0) -> None:
         self.name = name
         self.stream = stream or sys.stderr
         self._want_bar = self.stream.isatty() if bar is None else bar
         self._bar: Any = None
         self._t0 = time.monotonic()
+        self._last_line = -float("inf")
+        self.line_every_s = line_every_s  # without a bar, jobs of many short steps print at most this often
 
     def _make_bar(self, total: int) -> Any:
         try:
@@ -43,11 +46,13 @@ class StepProgress:
             if done >= total:
                 self.close()
             return
-        elapsed = time.monotonic() - self._t0
-        if done < total:
-            print(f"{self.name} [{done + 1}/{total}] {what} ({elapsed:.0f} s)", file=self.stream, flush=True)
-        else:
+        now = time.monotonic()
+        elapsed = now - self._t0
+        if done >= total:
             print(f"{self.name} done in {elapsed:.0f} s", file=self.stream, flush=True)
+        elif total <= 20 or now - self._last_line >= self.line_every_s:
+            self._last_line = now
+            print(f"{self.name} [{done + 1}/{total}] {what} ({elapsed:.0f} s)", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:

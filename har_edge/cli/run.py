@@ -29,12 +29,14 @@ _DEFAULTS: dict[str, Any] = {
     "topic_prefix": "har", "qos": 1, "state_dir": None, "stats_interval_s": 60.0, "chunk_samples": None,
     "timestamp_unit": "s", "input_check": "refuse", "device_name": None,
     "smoothing": dataclasses.asdict(SmoothingConfig()),
-    "mqtt": {}, "source_options": {},
+    "mqtt": {}, "source_options": {}, "clock": {}, "plausibility": {},
 }
 
 
 def load_device_config(path: str | None) -> dict[str, Any]:
-    """Read the device TOML (top-level keys as in ``_DEFAULTS``; ``[smoothing]``, ``[mqtt]``, ``[source_options]``)."""
+    """Read the device TOML (top-level keys as in ``_DEFAULTS``; ``[smoothing]``, ``[mqtt]``, ``[source_options]``,
+    ``[clock]`` (:class:`~har_edge.runtime.clock.ClockConfig`), ``[plausibility]``
+    (:class:`~har_edge.runtime.plausibility.PlausibilityLimits`))."""
     cfg = json.loads(json.dumps(_DEFAULTS))
     if not path:
         return cfg
@@ -163,18 +165,32 @@ def _mqtt_config(cfg: dict[str, Any], broker: str) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from har_edge.inference.classifier import Classifier
+    from har_edge.runtime.clock import ClockConfig
     from har_edge.runtime.input_check import CheckedSource
+    from har_edge.runtime.plausibility import PlausibilityLimits
     from har_edge.runtime.sources import open_source
     from har_edge.runtime.stream import StreamClassifier
     from har_edge.cli.service import PublisherSink, StdoutSink, run_service
+    from har_edge.transport.config import MqttConfig
 
     cfg = _resolve(args)
     if not cfg["source"]:
         raise ConfigError("no source: pass --source (csv:PATH, stdin, mqtt://..., i2c:...) or set source in --config")
+    # device id and topics are checked in every mode (stdout too), before anything is opened
+    MqttConfig(device_id=cfg["device_id"], topic_prefix=cfg["topic_prefix"])
+    mcfg = _mqtt_config(cfg, cfg["broker"]) if cfg["broker"] else None
+    clock, limits = ClockConfig.from_dict(cfg["clock"]), PlausibilityLimits.from_dict(cfg["plausibility"])
     backend = None if cfg["backend"] in (None, "auto") else cfg["backend"]
+    from har_edge.inference.bundle import load_bundle
     from har_edge.runtime.source_base import _parse_speed
 
     pace = _parse_speed(cfg["speed"])  # ConfigError naming the value, never a traceback
+    bundle = load_bundle(cfg["bundle"])
+    if bundle.task == "forecast":  # a forecaster has its own loop (har_edge.cli.forecast_service)
+        from har_edge.cli.forecast_service import serve_forecaster
+
+        mcfg = _mqtt_config(cfg, cfg["broker"]) if cfg["broker"] else None
+        return serve_forecaster(cfg, bundle, backend=backend, flush_timeout_s=args.flush_timeout, mqtt_config=mcfg)
     speed: Any = "max" if pace == float("inf") else pace
     opts = dict(cfg["source_options"])
     spec = str(cfg["source"])
@@ -184,7 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         opts["speed"] = speed
         opts.setdefault("chunk_samples", 512 if speed == "max" else 16)
     stop = threading.Event()
-    with Classifier.from_bundle(cfg["bundle"], backend=backend) as clf:
+    with Classifier(bundle, backend=backend) as clf:
         # units / timestamp scale that evidently do not fit the data are refused (or converted), not run silently
         raw_source = open_source(spec, **opts)
         try:
@@ -193,7 +209,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         except BaseException:
             raw_source.close()
             raise
-        stream = StreamClassifier(clf, smoothing=SmoothingConfig(**cfg["smoothing"]), source_rate_hz=source.nominal_rate_hz)
+        stream = StreamClassifier(clf, smoothing=SmoothingConfig(**cfg["smoothing"]), source_rate_hz=source.nominal_rate_hz,
+                                  clock=clock, plausibility=limits)
 
         def _stop(signum: int, frame: Any) -> None:
             log.warning("signal %d: stopping after the current chunk", signum)
@@ -204,10 +221,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, _stop)
         publisher = None
         try:
-            if cfg["broker"]:
+            if mcfg is not None:
                 from har_edge.transport.mqtt import MqttPublisher
 
-                mcfg = _mqtt_config(cfg, cfg["broker"])
                 state_dir = Path(cfg["state_dir"] or Path.home() / ".local" / "state" / "har-edge")
                 state_dir.mkdir(parents=True, exist_ok=True)
                 publisher = MqttPublisher(mcfg, labels=clf.labels, state_dir=state_dir)
@@ -280,10 +296,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     else:
         print("[skip] bundle: pass --bundle")
     if cfg["broker"]:
+        from har_edge.redaction import redact
+        from har_edge.transport.config import config_warnings
+
         try:
-            report(*_check_broker(_mqtt_config(cfg, cfg["broker"])))
+            mcfg = _mqtt_config(cfg, cfg["broker"])
+            report(*_check_broker(mcfg))
+            for warning in config_warnings(mcfg):
+                print(f"[warn] mqtt: {warning}")
         except HarEdgeError as exc:
-            report(False, "broker", str(exc))
+            report(False, "broker", redact(str(exc)))
     else:
         print("[skip] broker: pass --broker mqtt://host:port")
     return 0 if ok else 1

@@ -3,6 +3,9 @@
 It never dies on one bad sample, chunk or message: errors are counted, logged (rate-limited)
 and skipped; the broker going away is the publisher's business (outbox + reconnect). Only a
 configuration mismatch (the source lacks a channel the model needs) stops it, at the start.
+
+:meth:`ServiceSummary.counters` merges the counters of source, stream and loop into the one set the
+stats message carries (definitions in :mod:`har_edge.runtime.counters`), with a ``reasons`` breakdown.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from contextlib import nullcontext
 from typing import Any, ContextManager, Protocol, TextIO
 
 from har_edge.errors import ConfigError, HarEdgeError
+from har_edge.runtime.clock import SegmentEvent
 from har_edge.runtime.smoothing import ActivityEvent
 from har_edge.runtime.sources import Source
 from har_edge.runtime.stream import StreamClassifier, StreamResult
 from har_edge.transport.base import ActivityPublisher
-from har_edge.transport.payloads import activity_payload, event_payload
+from har_edge.transport.payloads import activity_payload, event_payload, stream_event_payload
 
 __all__ = ["Sink", "StdoutSink", "PublisherSink", "ServiceSummary", "run_service", "wall_timestamp"]
 
@@ -36,6 +40,7 @@ class Sink(Protocol):
     def batch(self) -> ContextManager[None]: ...
     def activity(self, result: StreamResult) -> None: ...
     def event(self, event: ActivityEvent) -> None: ...
+    def segment(self, event: SegmentEvent) -> None: ...
     def stats(self, counters: dict[str, Any]) -> None: ...
     def close(self) -> None: ...
 
@@ -64,6 +69,9 @@ class StdoutSink:
         self.stream.write(json.dumps(line, separators=(",", ":")) + "\n")
 
     def event(self, event: ActivityEvent) -> None:  # events ride on the activity line
+        pass
+
+    def segment(self, event: SegmentEvent) -> None:  # stdout carries classifications only; the stream logs gaps
         pass
 
     def final_events(self, events: list[ActivityEvent]) -> None:
@@ -111,13 +119,19 @@ class PublisherSink:
             timestamp=wall_timestamp(event.timestamp), duration_s=event.duration_s,
         ))
 
+    def segment(self, event: SegmentEvent) -> None:
+        self.publisher.publish_event(stream_event_payload(
+            device_id=self.device_id, event_type=event.kind, timestamp=wall_timestamp(event.timestamp), jump_s=event.jump_s,
+        ))
+
     def final_events(self, events: list[ActivityEvent]) -> None:
         for e in events:
             self.event(e)
 
     def stats(self, counters: dict[str, Any]) -> None:
-        flat = {k: v for k, v in counters.items() if isinstance(v, (int, float))}
-        self.publisher.publish_stats(flat)
+        flat = {k: v for k, v in counters.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        reasons = counters.get("reasons")
+        self.publisher.publish_stats(flat, reasons=reasons if isinstance(reasons, dict) else None)
 
     def close(self) -> None:
         pass
@@ -132,11 +146,23 @@ class ServiceSummary:
     error_reasons: dict[str, int] = field(default_factory=dict)
 
     def counters(self, source: Source, stream: StreamClassifier) -> dict[str, Any]:
-        s = stream.stats
+        """Source, stream and loop counters merged; each counter means one thing (:mod:`har_edge.runtime.counters`).
+
+        ``bad_samples`` adds the source's (unparsable fields, ...) and the stream's (NaN, implausible values,
+        ...); ``reasons`` adds their breakdowns (and ``loop_error`` for chunks the loop skipped).
+        """
+        s, src = stream.stats, source.stats
+        reasons = dict(getattr(src, "reasons", {}))
+        for reason, n in s.reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+        if self.errors:
+            reasons["loop_error"] = self.errors
         return {
             "classifications": s.classifications, "samples_in": s.samples_in, "samples_used": s.samples_used,
-            "bad_samples": s.bad_samples + source.stats.bad_samples, "out_of_order": s.out_of_order,
-            "bad_messages": source.stats.bad_messages, "loop_errors": self.errors,
+            "bad_samples": s.bad_samples + src.bad_samples, "out_of_order": s.out_of_order,
+            "bad_messages": src.bad_messages, "missed_samples": getattr(src, "missed_samples", 0),
+            "gaps": s.gaps, "clock_epochs": s.clock_epochs, "filter_resets": s.filter_resets,
+            "rejected_windows": s.rejected_windows, "loop_errors": self.errors, "reasons": reasons,
         }
 
 
@@ -154,7 +180,7 @@ def run_service(
     stop = stop or threading.Event()
     for chunk in source.chunks():
         try:
-            results = stream.feed(chunk)
+            items = stream.feed_ordered(chunk)
         except ConfigError:
             raise
         except (HarEdgeError, ValueError, FloatingPointError) as exc:  # one bad chunk never stops the device
@@ -164,14 +190,20 @@ def run_service(
             if summary.errors <= 5 or summary.errors % 1000 == 0:
                 log.warning("chunk skipped (%d so far): %s", summary.errors, exc)
             continue
-        if results:
+        if items:
             with sink.batch():
-                for r in results:
-                    sink.activity(r)
-                    for e in r.events:
-                        sink.event(e)
-                    summary.events += len(r.events)
-        summary.classifications += len(results)
+                for item in items:  # in stream order: windows, a gap's activity end and the gap, windows after it
+                    if isinstance(item, StreamResult):
+                        sink.activity(item)
+                        for e in item.events:
+                            sink.event(e)
+                        summary.events += len(item.events)
+                        summary.classifications += 1
+                    elif isinstance(item, SegmentEvent):
+                        sink.segment(item)
+                    else:
+                        sink.event(item)
+                        summary.events += 1
         now = time.monotonic()
         if stats_interval_s > 0 and now - last_stats >= stats_interval_s:
             sink.stats(summary.counters(source, stream))

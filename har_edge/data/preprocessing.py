@@ -15,7 +15,9 @@ Pipeline for input ``acc_{x,y,z}`` (g) [+ ``gyro_{x,y,z}`` (rad/s)]:
 3. output the channels named in ``output_channels``.
 
 Filters are ``scipy.signal`` second-order sections run with ``sosfilt`` and carried state; the state
-starts at the steady state of the first sample (no start-up transient).
+starts at the steady state of the first sample (no start-up transient). Should a filter's state ever go
+non-finite (an input so large it overflows), :meth:`CausalPreprocessor.process` resets it, counts it in
+``resets`` and returns that chunk's rows as NaN, so a caller drops them instead of carrying the poison.
 """
 
 from __future__ import annotations
@@ -148,6 +150,7 @@ class CausalPreprocessor:
     spec: PreprocessingSpec
     _noise: _SosState | None = field(init=False, default=None)
     _gravity: _SosState = field(init=False)
+    resets: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.reset()
@@ -160,25 +163,34 @@ class CausalPreprocessor:
             self._noise = _SosState(sps.butter(self.spec.noise_order, self.spec.noise_cutoff_hz, fs=fs, output="sos"))
         self._gravity = _SosState(sps.butter(self.spec.gravity_order, self.spec.gravity_cutoff_hz, fs=fs, output="sos"))
 
-    def process(self, raw: NDArray[np.floating]) -> NDArray[np.float32]:
-        n_in = len(self.spec.used_inputs)
-        if raw.ndim != 2 or raw.shape[1] != n_in:
-            raise DataError(f"preprocessing expects (n, {n_in}) samples {list(self.spec.used_inputs)}; got {raw.shape}")
-        if raw.shape[0] == 0:
-            return np.zeros((0, len(self.spec.output_channels)), dtype=np.float32)
-        x = np.asarray(raw, dtype=np.float64)
+    def _features(self, x: NDArray[np.float64]) -> NDArray[np.float32]:
         if self._noise is not None:
             x = self._noise.run(x)
         total_acc = x[:, :3]
         gravity = self._gravity.run(total_acc)
         parts = {"total_acc": total_acc, "gravity": gravity, "body_acc": total_acc - gravity}
-        if n_in == 6:
+        if x.shape[1] == 6:
             parts["body_gyro"] = x[:, 3:6]
         cols = []
         for name in self.spec.output_channels:
             kind, axis = name.rsplit("_", 1)
             cols.append(parts[kind][:, _AXES.index(axis)])
         return np.stack(cols, axis=1).astype(np.float32)
+
+    def process(self, raw: NDArray[np.floating]) -> NDArray[np.float32]:
+        n_in = len(self.spec.used_inputs)
+        if raw.ndim != 2 or raw.shape[1] != n_in:
+            raise DataError(f"preprocessing expects (n, {n_in}) samples {list(self.spec.used_inputs)}; got {raw.shape}")
+        if raw.shape[0] == 0:
+            return np.zeros((0, len(self.spec.output_channels)), dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught below, not warned about
+            out = self._features(np.asarray(raw, dtype=np.float64))
+        states = [s.zi for s in (self._noise, self._gravity) if s is not None and s.zi is not None]
+        if not (np.isfinite(out).all() and all(np.isfinite(z).all() for z in states)):
+            self.reset()  # the poison stays in this chunk: the next one starts from a clean state
+            self.resets += 1
+            out[:] = np.nan
+        return out
 
 
 def preprocess_recording(rec: Recording, spec: PreprocessingSpec) -> Recording:

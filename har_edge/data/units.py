@@ -1,6 +1,9 @@
-"""Physical units of sensor channels and conversion between them.
+"""Physical units of sensor channels and series columns, and conversion between them.
 
 Accelerometer channels are in ``g`` or ``m/s^2``; gyroscope channels in ``rad/s`` or ``deg/s``.
+Forecast series declare theirs too (``degC``, ``hPa``, ``m/s``, ``IDR``, ``IDR/USD``, ...): a unit
+not listed here is refused, so a column's unit is never a guess. Only multiplicative conversions
+exist (no °F ↔ °C offsets).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from numpy.typing import NDArray
 
 from har_edge.errors import DataError
 
-__all__ = ["STANDARD_GRAVITY_MS2", "KNOWN_UNITS", "normalise_unit_name", "unit_scale", "convert_units"]
+__all__ = ["STANDARD_GRAVITY_MS2", "KNOWN_UNITS", "normalise_unit_name", "unit_quantity", "unit_scale", "convert_units"]
 
 STANDARD_GRAVITY_MS2 = 9.80665
 
@@ -23,8 +26,30 @@ _UNITS: dict[str, tuple[str, float]] = {
     "mg": ("acceleration", 1e-3),
     "rad/s": ("angular_rate", 1.0),
     "deg/s": ("angular_rate", math.pi / 180.0),
+    # series columns (forecasting); base units: degC, hPa, m/s, mm, h, ug/m^3, %, 1 and one per currency
+    "degC": ("temperature", 1.0),
+    "K": ("temperature_kelvin", 1.0),
+    "hPa": ("pressure", 1.0),
+    "Pa": ("pressure", 0.01),
+    "kPa": ("pressure", 10.0),
+    "m/s": ("speed", 1.0),
+    "km/h": ("speed", 1.0 / 3.6),
+    "mm": ("length", 1.0),
+    "h": ("duration", 1.0),
+    "ug/m^3": ("concentration", 1.0),
+    "%": ("fraction", 1.0),
+    "1": ("count", 1.0),
+    "IDR": ("currency_idr", 1.0),
+    "USD": ("currency_usd", 1.0),
+    "EUR": ("currency_eur", 1.0),
+    "IDR/USD": ("rate_idr_usd", 1.0),
+    "USD/EUR": ("rate_usd_eur", 1.0),
+    "IDR/EUR": ("rate_idr_eur", 1.0),
+    "shares": ("count_shares", 1.0),
 }
-_ALIASES = {"m/s2": "m/s^2", "m/s²": "m/s^2", "ms2": "m/s^2", "ms^-2": "m/s^2", "dps": "deg/s", "°/s": "deg/s"}
+_ALIASES = {"m/s2": "m/s^2", "m/s²": "m/s^2", "ms2": "m/s^2", "ms^-2": "m/s^2", "dps": "deg/s", "°/s": "deg/s",
+            "°C": "degC", "C": "degC", "celsius": "degC", "µg/m^3": "ug/m^3", "µg/m³": "ug/m^3", "ug/m3": "ug/m^3",
+            "hpa": "hPa", "mbar": "hPa", "count": "1", "": "1"}
 
 KNOWN_UNITS = tuple(_UNITS)
 
@@ -36,6 +61,11 @@ def normalise_unit_name(unit: str) -> str:
     if key not in _UNITS:
         raise DataError(f"unknown unit {unit!r}; expected one of {', '.join(KNOWN_UNITS)}")
     return key
+
+
+def unit_quantity(unit: str) -> str:
+    """What ``unit`` measures: ``"acceleration"`` or ``"angular_rate"``."""
+    return _UNITS[normalise_unit_name(unit)][0]
 
 
 def unit_scale(from_unit: str, to_unit: str) -> float:

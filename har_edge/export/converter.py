@@ -16,7 +16,7 @@ import numpy as np
 from har_edge.config import RunConfig
 from har_edge.data.sampling import stratified_indices
 from har_edge.errors import ExportError
-from har_edge.models.builders import build_classifier
+from har_edge.models.builders import build_network
 from har_edge.models.keras_backend import import_tensorflow
 from har_edge.native_output import captured_native_stderr
 
@@ -28,9 +28,15 @@ QUANT_MODES = ("float32", "float16", "dynamic", "int8")
 FUSED_LSTM_OP = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 
 
-def build_export_twin(model: Any, cfg: RunConfig, *, window_samples: int, n_channels: int, n_classes: int) -> Any:
-    """The same architecture with a fixed batch of 1 and the trained weights copied in."""
-    twin = build_classifier(cfg.model, window_samples=window_samples, n_channels=n_channels, n_classes=n_classes, batch_size=1)
+def build_export_twin(model: Any, cfg: RunConfig | Any, *, window_samples: int, n_channels: int, n_classes: int,
+                      head: str = "softmax") -> Any:
+    """The same architecture with a fixed batch of 1 and the trained weights copied in.
+
+    ``cfg`` is any run config with a ``model`` table (classifier or forecaster); ``n_classes`` is the
+    number of outputs (classes, or forecast steps with ``head="linear"``).
+    """
+    twin = build_network(cfg.model, window_samples=window_samples, n_channels=n_channels, n_outputs=n_classes, head=head,
+                         batch_size=1)
     twin.set_weights(model.get_weights())
     return twin
 

@@ -3,6 +3,8 @@
 For each mode: convert (fixed batch 1, fused LSTM), check the ops, write the bundle (model +
 manifest, atomically), evaluate on the held-out test subjects in LiteRT through the same
 :class:`~har_edge.inference.classifier.Classifier` the device uses, and compare with Keras.
+Forecast runs (``run.json`` says ``"task": "forecast"``) take the same steps (:func:`convert_mode`,
+:func:`finish_bundle`) with their own manifest and evaluation (:mod:`har_edge.export.forecast_export`).
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ from har_edge.evaluation.metrics import classification_metrics
 from har_edge.export.converter import QUANT_MODES, build_export_twin, check_deployable_ops, convert_to_tflite, representative_windows
 from har_edge.export.tflite_rewrite import embed_metadata, set_lstm_cell_clip
 from har_edge.inference.bundle import (CLASSIFICATION, EMBEDDED_MANIFEST_KEY, MODEL_NAME, Bundle, embedded_manifest_bytes,
-                                       prepare_manifest, sha256_bytes, write_bundle)
+                                       prepare_manifest, seal_model, sha256_bytes, write_bundle)
 from har_edge.inference.classifier import Classifier
 from har_edge.inference.flatbuffer import model_ops
 from har_edge.inference.interpreter import TfliteRunner
+from har_edge.forecasting.run import load_forecast_run
 from har_edge.models.run_dir import RunInfo, load_run_info, write_json
 from har_edge.models.training import load_keras_model, predict_probabilities
 
-__all__ = ["export_run", "build_manifest"]
+__all__ = ["export_run", "build_manifest", "convert_mode", "finish_bundle"]
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +147,42 @@ def _latency_ms(clf: Classifier, X: np.ndarray, repeats: int = 300) -> float:
     return float(np.median(times) * 1e3)
 
 
+def convert_mode(twin: Any, mode: str, representative: np.ndarray | None, *, cell: str) -> tuple[bytes, list[str], float | None]:
+    """Convert the export twin in one mode and check its ops; returns ``(model bytes, ops, lstm cell clip)``.
+
+    The converter writes cell_clip=10 into the fused LSTM; Keras never clips. Float modes clear it so
+    they compute what the trained model computes; int8 keeps it (its int16 cell state is calibrated
+    with the clip in place).
+    """
+    data = convert_to_tflite(twin, mode, representative=representative if mode == "int8" else None)
+    ops = model_ops(data, where=f"{mode} model")
+    check_deployable_ops(ops, cell=cell)
+    cell_clip = 10.0 if "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops else None
+    if cell_clip is not None and mode != "int8":
+        data, _ = set_lstm_cell_clip(data, 0.0, where=f"{mode} model")
+        cell_clip = 0.0
+    return data, ops, cell_clip
+
+
+def finish_bundle(mode_dir: Path, data: bytes, manifest: dict[str, Any], entry: dict[str, Any], *, mode: str,
+                  check_interpreters: bool) -> Bundle:
+    """Embed the manifest in the model, write the bundle atomically and (optionally) probe every interpreter.
+
+    ``entry`` (the mode's report row) gets ``size_bytes``, ``size_bytes_without_manifest`` and ``interpreters``.
+    """
+    # the manifest travels inside the model (metadata entry) and beside it (manifest.json)
+    plain_size = len(data)
+    manifest = prepare_manifest(manifest, data)  # weights_sha256: a placeholder of the right length...
+    data = embed_metadata(data, {EMBEDDED_MANIFEST_KEY: embedded_manifest_bytes(manifest)}, where=f"{mode} model")
+    data = seal_model(data, where=f"{mode} model")  # ...filled in place with the whole file's hash
+    entry["size_bytes"] = len(data)
+    entry["size_bytes_without_manifest"] = plain_size
+    bundle = write_bundle(mode_dir, data, manifest)
+    if check_interpreters:
+        entry["interpreters"] = _interpreter_support(bundle.model_path)
+    return bundle
+
+
 def export_run(
     run_dir: str | Path,
     quant: str,
@@ -175,20 +214,31 @@ def export_run(
         raise ExportError("--target mcu needs the int8 model: use --quant int8 (or all)")
     if not 0 <= arena_margin <= 10:
         raise ExportError(f"arena margin {arena_margin}; expected a fraction between 0 and 10 (0.25 = 25 %)")
+    from har_edge.forecasting.run import is_forecast_run
+
+    forecast = is_forecast_run(run_dir)
+    if forecast and target is not None:
+        raise ExportError(f"--target {target} is for classifiers; a forecast run exports bundles only")
     if target == "mcu":
         from har_edge.export.tflm_host import require_tflm
 
         require_tflm()  # before minutes of conversion, not after
-    info = load_run_info(run_dir)
+    info: Any = load_forecast_run(run_dir) if forecast else load_run_info(run_dir)
     model = load_keras_model(info.run_dir)
     out = Path(out_dir)
     stage = out.with_name(out.name + ".staging")
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     try:
-        report = _export_into(info, model, modes, stage, data_root=data_root, target=target,
-                              representative_count=representative_count, check_interpreters=check_interpreters,
-                              single=quant != "all", arena_margin=arena_margin, on_step=on_step)
+        if forecast:
+            from har_edge.export.forecast_export import export_forecast_into
+
+            report = export_forecast_into(info, model, modes, stage, data_root=data_root, representative_count=representative_count,
+                                          check_interpreters=check_interpreters, single=quant != "all")
+        else:
+            report = _export_into(info, model, modes, stage, data_root=data_root, target=target,
+                                  representative_count=representative_count, check_interpreters=check_interpreters,
+                                  single=quant != "all", arena_margin=arena_margin, on_step=on_step)
         write_json(stage / "report.json", report)
         if out.exists():
             shutil.rmtree(out)
@@ -233,17 +283,7 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
     for mode in modes:
         t0 = time.monotonic()
         step(f"{mode}: converting")
-        data = convert_to_tflite(twin, mode, representative=rep if mode == "int8" else None)
-        ops = model_ops(data, where=f"{mode} model")
-        check_deployable_ops(ops, cell=info.config.model.cell)
-        # The converter writes cell_clip=10 into the fused LSTM; Keras never clips. Float modes clear
-        # it so they compute what the trained model computes; int8 keeps it (its int16 cell state is
-        # calibrated with the clip in place).
-        cell_clip = 10.0 if "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops else None
-        if cell_clip is not None and mode != "int8":
-            data, _ = set_lstm_cell_clip(data, 0.0, where=f"{mode} model")
-            cell_clip = 0.0
-        data_plain = data
+        data, ops, cell_clip = convert_mode(twin, mode, rep, cell=info.config.model.cell)
         mode_dir = stage if single else stage / mode
         with TfliteRunner(data, where=f"{mode} model") as probe:
             manifest = build_manifest(info, mode, probe, {"keras": report["keras"]})
@@ -271,15 +311,9 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
             "seconds": round(time.monotonic() - t0, 1),
         }
         manifest["metrics"] = {"keras": report["keras"], "tflite": {k: entry[k] for k in ("test_accuracy", "test_macro_f1", "max_abs_diff_vs_keras", "argmax_agreement")}}
-        # the manifest travels inside the model (metadata entry) and beside it (manifest.json)
-        manifest = prepare_manifest(manifest, data)
-        data = embed_metadata(data, {EMBEDDED_MANIFEST_KEY: embedded_manifest_bytes(manifest)}, where=f"{mode} model")
-        entry["size_bytes"] = len(data)
-        entry["size_bytes_without_manifest"] = len(data_plain)
-        bundle = write_bundle(mode_dir, data, manifest)
         if check_interpreters:
-            step(f"{mode}: loading it in every interpreter")
-            entry["interpreters"] = _interpreter_support(bundle.model_path)
+            step(f"{mode}: writing the bundle and loading it in every interpreter")
+        bundle = finish_bundle(mode_dir, data, manifest, entry, mode=mode, check_interpreters=check_interpreters)
         report["modes"][mode] = entry
         if mode == "int8" and target == "mcu":
             from har_edge.export.mcu import write_mcu_export

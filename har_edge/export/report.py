@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["format_report"]
+__all__ = ["format_report", "format_forecast_report"]
 
 
 def format_report(report: dict[str, Any]) -> str:
+    if report.get("task") == "forecast":
+        return format_forecast_report(report)
     k = report["keras"]
     rows = [("mode", "accuracy", "macro-F1", "Δacc pp", "size B", "max|Δp|", "argmax=", "ms/win", "interpreters")]
     rows.append(("keras", f"{k['test_accuracy']:.4f}", f"{k['test_macro_f1']:.4f}", "-", "-", "-", "-", "-", "-"))
@@ -65,3 +67,26 @@ def _mcu_line(m: dict[str, Any]) -> str:
                  f"({_fmt(100 * tflm['frac_within_1_step'], '.2f')} % within 1, argmax agreement "
                  f"{_fmt(tflm.get('argmax_agreement'), '.3f')})")
     return text
+
+
+def format_forecast_report(report: dict[str, Any]) -> str:
+    """One row per mode: backtest MAE (mean, step 1, step H) vs Keras, skill, size, latency, interpreters."""
+    H, k = report["horizon"], report["keras"]
+    rows = [("mode", "MAE mean", "MAE@1", f"MAE@{H}", "vs keras", "skill", "max|Δ|", "size B", "ms/fc", "interpreters")]
+    rows.append(("keras", f"{k['mae_mean']:.4f}", "-", "-", "-", "-" if k.get("skill_mean") is None else f"{k['skill_mean']:+.4f}",
+                 "-", "-", "-", "-"))
+    for mode, e in report["modes"].items():
+        ok = ",".join(n for n, v in e.get("interpreters", {}).items() if v == "ok") or "-"
+        rows.append((mode, f"{e['mae_mean']:.4f}", f"{e['mae_step1']:.4f}", f"{e[f'mae_step{H}']:.4f}",
+                     f"{100 * e['mae_rel_diff_vs_keras']:+.3f} %", f"{e['skill_mean']:+.4f}", f"{e['max_abs_diff_vs_keras']:.2e}",
+                     str(e["size_bytes"]), f"{e['latency_ms_per_forecast']:.3f}", ok))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(f"backtest: {report['origins']} origins, horizon {H}, target {report['target']} [{report['unit']}]; "
+                 "MAE through the device's Forecaster")
+    for mode, e in report["modes"].items():
+        if e["skill_mean"] <= 0:
+            lines.append(f"WARNING {mode}: skill vs naive {e['skill_mean']:+.4f} <= 0 (no better than the random walk)")
+        lines.append(f"{mode} ops: {', '.join(e['ops'])}")
+    return "\n".join(lines)

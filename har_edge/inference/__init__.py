@@ -1,4 +1,4 @@
-"""The TensorFlow-free inference core: bundles, interpreters, the NumPy reference engine and the classifier.
+"""The TensorFlow-free inference core: bundles, interpreters, the NumPy reference engine, the classifier and the forecaster.
 
 Sits above :mod:`har_edge.data` and below the exporter (which writes and verifies bundles with
 it) and :mod:`har_edge.runtime` (which streams with it). It imports numpy, scipy (via ``data``)
@@ -13,6 +13,7 @@ from __future__ import annotations
 from har_edge.inference.bundle import CLASSIFICATION, SCHEMA_VERSION, Bundle, load_bundle, write_bundle
 from har_edge.inference.classifier import Classifier, Prediction
 from har_edge.inference.flatbuffer import model_ops, read_tflite
+from har_edge.inference.forecaster import FORECAST, Forecast, Forecaster  # registers the forecast task's manifest check
 from har_edge.inference.interpreter import BACKENDS, TfliteRunner, load_backend
 from har_edge.inference.reference import ReferenceModel
 from har_edge.inference.runner import NumpyRunner, Runner, open_runner
@@ -20,9 +21,12 @@ from har_edge.inference.runner import NumpyRunner, Runner, open_runner
 __all__ = [
     "BACKENDS",
     "CLASSIFICATION",
+    "FORECAST",
     "SCHEMA_VERSION",
     "Bundle",
     "Classifier",
+    "Forecast",
+    "Forecaster",
     "NumpyRunner",
     "Prediction",
     "ReferenceModel",

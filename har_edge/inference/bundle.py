@@ -4,16 +4,21 @@ Importable with numpy only (the device loads bundles without TensorFlow). Export
 manifest as the ``.tflite`` metadata entry ``har_edge_manifest`` (compact JSON), so the model file
 alone is a complete bundle, and writes the same manifest beside it as ``manifest.json`` for people
 and tools (plus ``model_sha256``, the file's hash, which a file cannot contain about itself). The
-embedded manifest carries ``weights_sha256`` (the graph's constants, see
-:func:`~har_edge.inference.flatbuffer.weights_sha256`), checked at load. When both exist they
+embedded manifest carries ``weights_sha256``, checked at load: in schema 3 the SHA-256 of the whole
+``.tflite`` file with the 64 hex digits of that very value zeroed (:func:`content_sha256`), so it covers
+every byte that can change the output — constants, operator options, tensor shapes, types and
+quantisation, opcodes — and the manifest itself; export writes the file, then fills the digits in place
+(:func:`seal_model`). Schemas 1 and 2 named the constants only
+(:func:`~har_edge.inference.flatbuffer.weights_sha256`) and still load, checked that way;
+:func:`reseal_model` upgrades such a file to schema 3 in place, without TensorFlow. When both exist they
 must agree; bundles from before embedding (sidecar only) still load. The manifest holds
 everything the runtime needs: labels, rate, window, hop, channels with units and order, the causal
 preprocessing, normalisation, input/output quantisation and the model's SHA-256, which
 :func:`load_bundle` checks against the ``.tflite`` bytes so a stale or swapped model is caught.
 
-Manifest (``schema_version`` 2; task-neutral: ``task`` says what the model's output means)::
+Manifest (``schema_version`` 3; task-neutral: ``task`` says what the model's output means)::
 
-    {"schema_version": 2, "task": "classification", "name": ..., "model_file": "model.tflite",
+    {"schema_version": 3, "task": "classification", "name": ..., "model_file": "model.tflite",
      "model_sha256": ..., "weights_sha256": ...,
      "quantization": "float32|float16|dynamic|int8",
      "labels": [...],                                    (classification: one name per output)
@@ -25,8 +30,9 @@ Manifest (``schema_version`` 2; task-neutral: ``task`` says what the model's out
      "input": {"shape": [1, T, C], "dtype": "float32|int8", "scale": s, "zero_point": z},
      "output": {...}, "metrics": {...}, "har_edge_version": ...}
 
-Schema 1 (before ``task`` existed) is read as a classification bundle; readers before schema 2
-refuse schema-2 bundles. A task wrapper states the task it reads with :meth:`Bundle.require_task`,
+Schema 1 (before ``task`` existed) is read as a classification bundle; schema 2 differs from 3 only in
+what ``weights_sha256`` covers. Readers before schema 3 refuse schema-3 bundles (their weights hash would
+not match). A task wrapper states the task it reads with :meth:`Bundle.require_task`,
 so a classifier never runs a forecaster's bundle nor the reverse. Each task adds its required keys
 and checks to :data:`TASK_CHECKS`.
 """
@@ -56,6 +62,9 @@ __all__ = [
     "EMBEDDED_MANIFEST_KEY",
     "embedded_manifest_bytes",
     "prepare_manifest",
+    "content_sha256",
+    "seal_model",
+    "reseal_model",
     "Bundle",
     "load_bundle",
     "write_bundle",
@@ -63,8 +72,11 @@ __all__ = [
     "check_tflite_bytes",
 ]
 
-SCHEMA_VERSION = 2
-READABLE_SCHEMA_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
+_WHOLE_FILE_HASH_SINCE = 3  # schema from which weights_sha256 is content_sha256 (before: the constants only)
+_HASH_KEY = b'"weights_sha256":"'
+_HASH_HEX = 64
 CLASSIFICATION = "classification"
 MANIFEST_NAME = "manifest.json"
 MODEL_NAME = "model.tflite"
@@ -157,12 +169,76 @@ def _locate(path: Path) -> tuple[Path, Path]:
     return path, path.with_name(MANIFEST_NAME)
 
 
-def prepare_manifest(manifest: dict[str, Any], model_bytes: bytes) -> dict[str, Any]:
-    """``manifest`` with ``schema_version``, ``model_file`` and the model's ``weights_sha256`` set (no ``model_sha256``)."""
+def _hash_digits(data: bytes, model: TfliteModel, where: str) -> int | None:
+    """File offset of the 64 hex digits of the embedded manifest's ``weights_sha256`` (None: no embedded manifest)."""
+    index = model.metadata_buffers.get(EMBEDDED_MANIFEST_KEY)
+    if index is None:
+        return None
+    start = model.buffer_offsets[index]
+    raw = model.buffers[index]
+    at = raw.find(_HASH_KEY)
+    if start is None or at < 0 or raw.find(_HASH_KEY, at + 1) >= 0 or at + len(_HASH_KEY) + _HASH_HEX > len(raw):
+        raise BundleError(f"{where}: the embedded manifest has no single weights_sha256 value (corrupted?)")
+    return start + at + len(_HASH_KEY)
+
+
+def content_sha256(model_bytes: bytes, model: TfliteModel | None = None, *, where: str = "model") -> str:
+    """SHA-256 of the whole ``.tflite`` with the digits of its embedded ``weights_sha256`` read as zeros.
+
+    Every byte of the file counts (graph, options, constants, metadata, the manifest itself) except the
+    64 digits that state the hash, so a model can name it (schema 3's ``weights_sha256``).
+    """
+    data = bytes(model_bytes)
+    parsed = model if model is not None else _read(data, where)
+    pos = _hash_digits(data, parsed, where)
+    if pos is None:
+        return sha256_bytes(data)
+    return sha256_bytes(data[:pos] + b"0" * _HASH_HEX + data[pos + _HASH_HEX:])
+
+
+def _read(data: bytes, where: str) -> TfliteModel:
     try:
-        weights = weights_sha256(read_tflite(model_bytes, where="converted model"))
+        return read_tflite(data, where=where)
     except ModelError as exc:
         raise BundleError(str(exc)) from exc
+
+
+def seal_model(model_bytes: bytes, *, where: str = "model") -> bytes:
+    """Fill the embedded manifest's ``weights_sha256`` with :func:`content_sha256` of the file, in place (same size)."""
+    data = bytes(model_bytes)
+    model = _read(data, where)
+    pos = _hash_digits(data, model, where)
+    if pos is None:
+        raise BundleError(f"{where}: no embedded manifest to seal")
+    return data[:pos] + content_sha256(data, model, where=where).encode("ascii") + data[pos + _HASH_HEX:]
+
+
+def reseal_model(model_bytes: bytes, *, where: str = "model") -> bytes:
+    """A schema-2 (or 3) export as schema 3: ``schema_version`` set to 3 and the whole-file hash sealed in place.
+
+    Needs no TensorFlow (the file keeps its size and layout). Schema-1 models lack the ``task`` key: re-export those.
+    """
+    data = bytes(model_bytes)
+    model = _read(data, where)
+    index = model.metadata_buffers.get(EMBEDDED_MANIFEST_KEY)
+    start = model.buffer_offsets[index] if index is not None else None
+    if index is None or start is None:
+        raise BundleError(f"{where}: no embedded manifest; re-export the model")
+    raw = model.buffers[index]
+    at = [m for m in (raw.find(b'"schema_version":' + v) for v in (b"2", b"3")) if m >= 0]
+    if len(at) != 1:
+        raise BundleError(f"{where}: embedded manifest is not schema 2 or 3; re-export the model")
+    digit = start + at[0] + len(b'"schema_version":')
+    return seal_model(data[:digit] + str(SCHEMA_VERSION).encode() + data[digit + 1:], where=where)
+
+
+def prepare_manifest(manifest: dict[str, Any], model_bytes: bytes) -> dict[str, Any]:
+    """``manifest`` with ``schema_version``, ``model_file`` and ``weights_sha256`` of ``model_bytes`` set (no ``model_sha256``).
+
+    For a model that embeds its (sealed) manifest this is the embedded value; export calls it first on the bare
+    model (a placeholder), embeds the manifest, then :func:`seal_model` fills in the real hash.
+    """
+    weights = content_sha256(model_bytes, where="converted model")
     body = {k: v for k, v in manifest.items() if k != "model_sha256"}
     return dict(body, schema_version=SCHEMA_VERSION, task=body.get("task", CLASSIFICATION), model_file=MODEL_NAME,
                 weights_sha256=weights)
@@ -177,24 +253,31 @@ def embedded_manifest_bytes(manifest: dict[str, Any]) -> bytes:
 def _parse_manifest(text: str | bytes, where: str) -> dict[str, Any]:
     try:
         manifest = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, absurd nesting
         raise BundleError(f"{where}: not valid JSON ({exc})") from exc
     if not isinstance(manifest, dict):
         raise BundleError(f"{where}: expected a JSON object")
     return manifest
 
 
-def _embedded(model: TfliteModel, model_path: Path, digest: str) -> dict[str, Any] | None:
+def _embedded(data: bytes, model: TfliteModel, model_path: Path, digest: str) -> dict[str, Any] | None:
     raw = model.metadata.get(EMBEDDED_MANIFEST_KEY)
     if raw is None:
         return None
     where = f"{model_path} (embedded manifest)"
     manifest = _parse_manifest(raw, where)
+    version = manifest.get("schema_version")
+    if isinstance(version, bool) or version not in READABLE_SCHEMA_VERSIONS:
+        raise BundleError(f"{where}: schema_version {version!r}; this har-edge reads {list(READABLE_SCHEMA_VERSIONS)} "
+                          "(exported by a newer har-edge? upgrade it on this device)")
     expected = manifest.get("weights_sha256")
-    actual = weights_sha256(model)
+    if version >= _WHOLE_FILE_HASH_SINCE:
+        actual, what = content_sha256(data, model, where=str(model_path)), "content"
+    else:
+        actual, what = weights_sha256(model), "weights"
     if expected != actual:
         raise BundleError(f"{model_path}: weights SHA-256 {actual[:12]}… does not match the embedded manifest's "
-                          f"{str(expected)[:12]}… (the model's constants were changed or corrupted; re-export it)")
+                          f"{str(expected)[:12]}… (the model's {what} were changed or corrupted; re-export it)")
     return dict(manifest, model_sha256=digest)
 
 
@@ -227,13 +310,10 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
         raise BundleError(f"{model_path}: model file not found")
     data = model_path.read_bytes()
     check_tflite_bytes(data, where=str(model_path))
-    try:
-        model = read_tflite(data, where=str(model_path))
-    except ModelError as exc:
-        raise BundleError(str(exc)) from exc
+    model = _read(data, str(model_path))
     digest = sha256_bytes(data)
-    sidecar = _parse_manifest(manifest_path.read_text(), str(manifest_path)) if manifest_path.is_file() else None
-    manifest = _embedded(model, model_path, digest)
+    sidecar = _parse_manifest(manifest_path.read_bytes(), str(manifest_path)) if manifest_path.is_file() else None
+    manifest = _embedded(data, model, model_path, digest)
     where = manifest_path if sidecar is not None else model_path
     if manifest is None:
         if sidecar is None:
@@ -259,8 +339,13 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     if manifest["task"] not in TASK_CHECKS:
         raise BundleError(f"{where}: task {manifest['task']!r}; this har-edge knows {sorted(TASK_CHECKS)}")
     bundle = Bundle(directory=model_path.parent, model_path=model_path, model_bytes=data, manifest=manifest)
-    _check_consistency(bundle, where)
-    _check_model_io(model, manifest, where)
+    try:
+        _check_consistency(bundle, where)
+        _check_model_io(model, manifest, where)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # a field of the wrong type or shape
+        if isinstance(exc, BundleError):
+            raise
+        raise BundleError(f"{where}: malformed manifest ({type(exc).__name__}: {exc})") from None
     return bundle
 
 

@@ -206,28 +206,25 @@ class _Reader:
         pos = self.field_pos(table, index)
         return None if pos is None else pos + self.unpack("I", pos)
 
-    def vector(self, table: int, index: int) -> tuple[int, int] | None:
-        """``(start of elements, length)`` of a vector field."""
+    def vector(self, table: int, index: int, elem_size: int = 1) -> tuple[int, int] | None:
+        """``(start of elements, length)`` of a vector field whose ``elem_size``-byte elements lie inside the file."""
         pos = self.ref(table, index)
         if pos is None:
             return None
         n = self.unpack("I", pos)
-        if pos + 4 + n > len(self.buf):
-            raise self._fail(f"vector of {n} elements at offset {pos} runs past the end")
+        if pos + 4 + n * elem_size > len(self.buf):
+            raise self._fail(f"vector of {n} x {elem_size} bytes at offset {pos} runs past the end")
         return pos + 4, n
 
     def scalars(self, table: int, index: int, fmt: str) -> tuple[Any, ...]:
-        vec = self.vector(table, index)
+        vec = self.vector(table, index, struct.calcsize("<" + fmt))
         if vec is None:
             return ()
         start, n = vec
-        size = struct.calcsize("<" + fmt)
-        if start + n * size > len(self.buf):
-            raise self._fail(f"vector of {n} x {size} bytes at offset {start} runs past the end")
         return struct.unpack_from(f"<{n}{fmt}", self.buf, start)
 
     def tables(self, table: int, index: int) -> list[int]:
-        vec = self.vector(table, index)
+        vec = self.vector(table, index, 4)
         if vec is None:
             return []
         start, n = vec
@@ -285,6 +282,21 @@ def _tensor(r: _Reader, t: int, index: int) -> TfliteTensor:
                         quantized_dimension=qdim)
 
 
+def _check_tensor_indices(operators: list[TfliteOperator], inputs: tuple[int, ...], outputs: tuple[int, ...],
+                          n_tensors: int, where: str) -> None:
+    """Every tensor index the graph uses names a tensor (-1 marks an absent optional operator input)."""
+    for op in operators:
+        for kind, indices, lowest in (("input", op.inputs, -1), ("output", op.outputs, 0)):
+            bad = [v for v in indices if not lowest <= v < n_tensors]
+            if bad:
+                raise ModelError(f"{where}: operator {op.index} ({op.opcode}) {kind} tensor index {bad[0]}; "
+                                 f"the main subgraph has {n_tensors} tensors")
+    for kind, indices in (("input", inputs), ("output", outputs)):
+        bad = [v for v in indices if not 0 <= v < n_tensors]
+        if bad:
+            raise ModelError(f"{where}: subgraph {kind} tensor index {bad[0]}; the main subgraph has {n_tensors} tensors")
+
+
 def read_tflite(data: bytes, *, where: str = "model") -> TfliteModel:
     """Parse a ``.tflite`` flatbuffer (its first subgraph, buffers and metadata).
 
@@ -338,9 +350,10 @@ def read_tflite(data: bytes, *, where: str = "model") -> TfliteModel:
         if t.buffer >= len(buffers):
             raise ModelError(f"{where}: tensor {t.index} ({t.name!r}) points at buffer {t.buffer}; "
                              f"the model has {len(buffers)}")
+    inputs, outputs = tuple(int(v) for v in r.scalars(sg, 1, "i")), tuple(int(v) for v in r.scalars(sg, 2, "i"))
+    _check_tensor_indices(operators, inputs, outputs, len(tensors), where)
     return TfliteModel(version=int(r.scalar(root, 0, "I", 0)), description=r.string(root, 3), opcodes=opcodes,
-                       tensors=tensors, operators=tuple(operators), inputs=tuple(int(v) for v in r.scalars(sg, 1, "i")),
-                       outputs=tuple(int(v) for v in r.scalars(sg, 2, "i")), buffers=tuple(buffers),
+                       tensors=tensors, operators=tuple(operators), inputs=inputs, outputs=outputs, buffers=tuple(buffers),
                        buffer_offsets=tuple(offsets), metadata=metadata,
                        metadata_buffers=metadata_buffers, n_subgraphs=len(subgraphs))
 
@@ -359,8 +372,9 @@ def model_ops(model: TfliteModel | bytes, *, where: str = "model") -> list[str]:
 def weights_sha256(model: TfliteModel) -> str:
     """SHA-256 of every buffer that is not a metadata entry (each as uint64 length + bytes, in order).
 
-    It identifies the graph's constants independently of the metadata, so a manifest embedded in
-    the model can name the weights it belongs to (a file cannot contain its own hash).
+    It identifies the graph's constants independently of the metadata. Bundles of manifest schema 1 and 2
+    name this hash; schema 3 names :func:`har_edge.inference.bundle.content_sha256` (the whole file: operator
+    options, shapes, types, quantisation and opcodes too), so this one now only compares two models' constants.
     """
     skip = set(model.metadata_buffers.values())
     h = hashlib.sha256()

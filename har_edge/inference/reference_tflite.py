@@ -6,7 +6,9 @@ NumPy reference engine can run the same model. It walks the operators of an expo
 
     RESHAPE → CONV_2D → RESHAPE → MAX_POOL_2D → RESHAPE        (per conv block; the RESHAPEs only
                                                                 add/drop the unit height axis)
-    → UNIDIRECTIONAL_SEQUENCE_LSTM* → STRIDED_SLICE (last step) → FULLY_CONNECTED* → SOFTMAX
+    → UNIDIRECTIONAL_SEQUENCE_LSTM* → STRIDED_SLICE (last step) → FULLY_CONNECTED* [→ SOFTMAX]
+
+(a classifier ends in SOFTMAX; a forecaster's linear multi-step head is the last FULLY_CONNECTED)
 
 and converts TFLite's weight layouts to the Keras layout the reference layers take:
 
@@ -252,7 +254,7 @@ _HANDLERS = {"DEQUANTIZE": _Builder.dequantize, "RESHAPE": _Builder.reshape, "CO
 
 
 def reference_from_tflite(model_bytes: bytes, *, where: str = "model") -> ReferenceModel:
-    """Read a float32 / float16 / dynamic-range ``.tflite`` classifier into a reference model.
+    """Read a float32 / float16 / dynamic-range ``.tflite`` classifier or forecaster into a reference model.
 
     Args:
         model_bytes: the whole ``.tflite`` file.
@@ -287,8 +289,9 @@ def reference_from_tflite(model_bytes: bytes, *, where: str = "model") -> Refere
         _HANDLERS[op.opcode](b, op)
     if b.current != model.outputs[0]:
         raise ModelError(f"{where}: the operator chain ends at tensor {b.current}, not the model output {model.outputs[0]}")
-    if not b.layers or not isinstance(b.layers[-1], DenseLayer) or b.layers[-1].activation != "softmax":
-        raise ModelError(f"{where}: the model does not end in FULLY_CONNECTED + SOFTMAX (a classifier head)")
+    if not b.layers or not isinstance(b.layers[-1], DenseLayer) or b.layers[-1].activation not in ("softmax", "linear"):
+        raise ModelError(f"{where}: the model does not end in FULLY_CONNECTED [+ SOFTMAX] (a classifier or linear "
+                         "forecast head)")
     T, C = t_in.shape[1], t_in.shape[2]
     return ReferenceModel(layers=tuple(b.layers), input_shape=(int(T), int(C)), name=f"tflite:{where}")
 

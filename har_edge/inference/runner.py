@@ -92,7 +92,15 @@ def _numpy_runner(bundle: Bundle) -> NumpyRunner:
     T, C = model.input_shape
     if (T not in (None, expected[1])) or C != expected[2]:
         raise BundleError(f"{bundle.model_path}: numpy model input {model.input_shape} disagrees with the manifest {expected[1:]}")
-    return NumpyRunner(model, input_shape=expected)
+    runner = NumpyRunner(model, input_shape=expected)
+    try:  # one dry run: layer shapes that do not chain (a corrupted file) fail here, not in the device loop
+        with np.errstate(all="ignore"):
+            out = runner.predict(np.zeros(expected, dtype=np.float32))
+    except (ValueError, IndexError, TypeError, FloatingPointError, ModelError) as exc:
+        raise BundleError(f"{bundle.model_path}: the numpy backend cannot run this model ({type(exc).__name__}: {exc})") from None
+    if out.shape != (1, model.n_outputs):
+        raise BundleError(f"{bundle.model_path}: the numpy model gives output {out.shape}, expected {(1, model.n_outputs)}")
+    return runner
 
 
 def open_runner(bundle: Bundle, *, backend: str | None = None, num_threads: int = 1) -> Runner:

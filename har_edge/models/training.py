@@ -2,6 +2,11 @@
 
 Seeded; early stopping on the validation subjects; the held-out test subjects are evaluated once,
 at the end. See :mod:`har_edge.models.run_dir` for what is written.
+
+The task-neutral loop is shared with the forecaster (:mod:`har_edge.forecasting.training`):
+:func:`seed_everything`, :func:`fit_model` (compile, early stopping on ``val_loss`` with the best
+weights restored, learning-rate decay on plateau, the ``max_minutes`` time limit) and
+:func:`write_run_atomically` (a run directory appears whole or not at all).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from har_edge.config import RunConfig
+from har_edge.config import RunConfig, TrainConfig
 from har_edge.data.datasets import SplitWindows, prepare_windows
 from har_edge.data.augmentation import AugmentationSpec, augment_windows
 from har_edge.data.normalisation import Standardiser, fit_standardiser
@@ -24,12 +29,14 @@ from har_edge.evaluation.metrics import classification_metrics, plot_confusion_m
 from har_edge.models.keras_backend import import_keras, import_tensorflow
 from har_edge.models.run_dir import RunInfo, write_json
 
-__all__ = ["train_run", "load_keras_model", "predict_probabilities", "evaluate_windows"]
+__all__ = ["train_run", "load_keras_model", "predict_probabilities", "evaluate_windows", "seed_everything", "fit_model",
+           "write_run_atomically"]
 
 log = logging.getLogger(__name__)
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow (``tf_keras.utils.set_random_seed``)."""
     keras = import_keras()
     keras.utils.set_random_seed(seed)
 
@@ -96,7 +103,8 @@ class _TimeLimit:
 
 
 class _EpochLog:
-    """One line per epoch through ``say``: loss/accuracy, validation, seconds, best so far."""
+    """One line per epoch through ``say``: the fit's metrics (loss, accuracy, ...; validation too), seconds,
+    ``*`` when the validation loss is the best so far (what early stopping keeps)."""
 
     def __new__(cls, say: Callable[[str], None], epochs: int) -> Any:  # build a real keras Callback lazily
         keras = import_keras()
@@ -104,22 +112,67 @@ class _EpochLog:
         class EpochLog(keras.callbacks.Callback):  # type: ignore[name-defined]
             def on_train_begin(self, logs: Any = None) -> None:
                 self.best = float("inf")
-                self.t0 = time.monotonic()
 
             def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
                 self.t_epoch = time.monotonic()
 
             def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-                logs = logs or {}
+                logs = dict(logs or {})
                 val = float(logs.get("val_loss", float("nan")))
                 mark = " *" if val < self.best else ""
                 self.best = min(self.best, val)
-                say(f"epoch {epoch + 1:>3}/{epochs}  loss {logs.get('loss', float('nan')):.3f}  "
-                    f"acc {logs.get('accuracy', float('nan')):.3f}  val_loss {val:.3f}  "
-                    f"val_acc {logs.get('val_accuracy', float('nan')):.3f}  "
-                    f"{time.monotonic() - self.t_epoch:.1f} s{mark}")
+                names = [k for k in logs if not k.startswith("val_") and k not in ("lr", "learning_rate")]
+                shown = [*names, *(f"val_{k}" for k in names if f"val_{k}" in logs)]
+                parts = "  ".join(f"{k.replace('accuracy', 'acc')} {float(logs[k]):.3f}" for k in shown)
+                say(f"epoch {epoch + 1:>3}/{epochs}  {parts}  {time.monotonic() - self.t_epoch:.1f} s{mark}")
 
         return EpochLog()
+
+
+def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, Any], train: TrainConfig, loss: Any,
+              metrics: list[Any] | None = None, verbose: int = 2, fit_kwargs: dict[str, Any] | None = None,
+              say: Callable[[str], None] | None = None) -> tuple[Any, float]:
+    """Compile and fit ``model`` with the project's training loop; returns ``(history, fit_seconds)``.
+
+    Adam at ``train.learning_rate``; early stopping on ``val_loss`` (patience ``train.patience``, best
+    weights restored); the learning rate halves after ``patience // 3`` flat epochs; training stops
+    after the epoch that passes ``train.max_minutes``. ``x`` may be arrays or a ``keras.utils.Sequence``
+    (then ``y`` is None and ``fit_kwargs`` empty). With ``say`` and ``verbose`` > 0, one line per epoch
+    goes to ``say`` (instead of Keras's own progress output).
+    """
+    keras = import_keras()
+    model.compile(optimizer=keras.optimizers.Adam(train.learning_rate), loss=loss, metrics=metrics or [])
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, train.patience // 3), min_lr=1e-5),
+        _TimeLimit(train.max_minutes),
+    ]
+    if say is not None and verbose > 0:
+        callbacks.append(_EpochLog(say, train.epochs))
+        say(f"training up to {train.epochs} epochs (early stopping after {train.patience} without a better "
+            f"validation loss, at most {train.max_minutes:g} min)")
+        verbose = 0
+    t_fit = time.monotonic()
+    history = model.fit(x, y, validation_data=validation_data, epochs=train.epochs, callbacks=callbacks, verbose=verbose,
+                        **(fit_kwargs or {}))
+    return history, time.monotonic() - t_fit
+
+
+def write_run_atomically(out: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp_dir)``, then rename ``tmp_dir`` over ``out`` (no half-written run directory)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
 
 
 def train_run(
@@ -142,7 +195,7 @@ def train_run(
     say = on_progress or log.info
     tf = import_tensorflow()
     keras = import_keras()
-    _seed_everything(cfg.train.seed)
+    seed_everything(cfg.train.seed)
     t0 = time.monotonic()
     splits = splits or prepare_windows(cfg, data_root)
     train, val, test = splits.train, splits.validation, splits.test
@@ -152,30 +205,18 @@ def train_run(
     Xtr, Xva, Xte = (norm.transform(w.X) for w in (train, val, test))
     n_classes = len(train.label_names)
     model = build_classifier(cfg.model, window_samples=train.window_samples, n_channels=Xtr.shape[2], n_classes=n_classes, seed=cfg.train.seed)
-    loss = keras.losses.SparseCategoricalCrossentropy()
-    model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate), loss=loss, metrics=["accuracy"])
     say(f"model: {model.count_params()} parameters ({cfg.model.cell}, units {list(cfg.model.units)}, conv {list(cfg.model.conv_filters)})")
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, cfg.train.patience // 3), min_lr=1e-5),
-        _TimeLimit(cfg.train.max_minutes),
-    ]
-    if verbose > 0:
-        callbacks.append(_EpochLog(say, cfg.train.epochs))
-        say(f"training up to {cfg.train.epochs} epochs (early stopping after {cfg.train.patience} without a better "
-            f"validation loss, at most {cfg.train.max_minutes:g} min)")
-    t_fit = time.monotonic()
     aug = AugmentationSpec(cfg.train.augment_rotation_deg, cfg.train.augment_scale, cfg.train.augment_noise)
     fit_x: Any = Xtr
     fit_kwargs: dict[str, Any] = {"batch_size": cfg.train.batch_size, "shuffle": True}
     if aug.enabled:
         fit_x = _AugmentedBatches(train.X, train.y, train.channel_names, aug, norm, cfg.train.batch_size, cfg.train.seed)
         fit_kwargs = {}
-    history = model.fit(
-        fit_x, None if aug.enabled else train.y, validation_data=(Xva, val.y), epochs=cfg.train.epochs,
-        callbacks=callbacks, verbose=0, **fit_kwargs,
+    history, train_seconds = fit_model(
+        model, fit_x, None if aug.enabled else train.y, validation_data=(Xva, val.y), train=cfg.train,
+        loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"], verbose=verbose, fit_kwargs=fit_kwargs,
+        say=say,
     )
-    train_seconds = time.monotonic() - t_fit
     val_probs = predict_probabilities(model, Xva)
     test_probs = predict_probabilities(model, Xte)
     val_metrics = evaluate_windows(val_probs, val.y, train.label_names)
@@ -208,20 +249,16 @@ def train_run(
 
 def _write_run(info: RunInfo, model: Any, history: dict[str, list[float]]) -> None:
     """Write into a temporary directory, then rename over ``info.run_dir`` (no half-written run)."""
-    out = info.run_dir
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    model.save(tmp / "model.keras")
-    write_json(tmp / "config.json", info.config.to_dict())
-    write_json(tmp / "run.json", info.to_run_json())
-    write_json(tmp / "normalisation.json", info.normalisation.to_dict())
-    write_json(tmp / "metrics.json", info.metrics)
-    write_json(tmp / "history.json", {k: [float(v) for v in vs] for k, vs in history.items()})
-    cm = info.metrics["test"]["confusion_matrix"]
-    plot_confusion_matrix(cm, info.label_names, tmp / "confusion_matrix.png",
-                          title=f"{info.config.name}: test accuracy {info.metrics['test_accuracy']:.3f}")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+
+    def write(tmp: Path) -> None:
+        model.save(tmp / "model.keras")
+        write_json(tmp / "config.json", info.config.to_dict())
+        write_json(tmp / "run.json", info.to_run_json())
+        write_json(tmp / "normalisation.json", info.normalisation.to_dict())
+        write_json(tmp / "metrics.json", info.metrics)
+        write_json(tmp / "history.json", {k: [float(v) for v in vs] for k, vs in history.items()})
+        cm = info.metrics["test"]["confusion_matrix"]
+        plot_confusion_matrix(cm, info.label_names, tmp / "confusion_matrix.png",
+                              title=f"{info.config.name}: test accuracy {info.metrics['test_accuracy']:.3f}")
+
+    write_run_atomically(info.run_dir, write)

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 from har_edge.inference.classifier import Classifier, Prediction
+from har_edge.runtime.clock import ClockConfig, SegmentEvent
+from har_edge.runtime.plausibility import PlausibilityLimits
 from har_edge.runtime.samples import SampleChunk, SourceStats
 from har_edge.runtime.smoothing import ActivityEvent, SmoothingConfig
 from har_edge.runtime.sources import open_source
@@ -14,6 +16,9 @@ from har_edge.runtime.stream import StreamClassifier, StreamResult
 __all__ = [
     "ActivityEvent",
     "Classifier",
+    "ClockConfig",
+    "PlausibilityLimits",
+    "SegmentEvent",
     "Prediction",
     "SampleChunk",
     "SmoothingConfig",

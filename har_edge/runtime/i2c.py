@@ -27,6 +27,9 @@ __all__ = ["I2cBus", "I2cDevice", "Mpu6050", "Adxl345", "I2cSource", "open_i2c_s
 
 logger = logging.getLogger(__name__)
 
+# what a failed or garbled read raises: the bus (OSError), bytes()/struct on bad data, a short or odd result
+_READ_ERRORS = (OSError, ValueError, TypeError, IndexError, struct.error)
+
 
 class I2cBus(Protocol):
     """The subset of ``smbus2.SMBus`` the drivers use."""
@@ -287,7 +290,7 @@ class I2cSource(_PushSource):
         try:
             with self._io_lock:
                 self.device.initialise()
-        except (OSError, SourceError) as exc:
+        except (*_READ_ERRORS, SourceError) as exc:
             logger.warning("%s: re-initialising failed (%s); retrying in %.1f s", self.name, exc, backoff_s)
             self._closed.wait(backoff_s)
             return min(max(backoff_s, 1e-3) * 2, 30.0)
@@ -297,8 +300,8 @@ class I2cSource(_PushSource):
     def _run(self) -> None:
         try:
             self._poll()
-        except Exception as exc:  # a driver bug, not a bus hiccup: end the stream with it
-            logger.exception("%s: polling failed", self.name)
+        except Exception as exc:  # a driver bug, not a bus hiccup: end the stream with it (one log line)
+            logger.error("%s: polling failed: %s: %s", self.name, type(exc).__name__, exc)
             self._finish(SourceError(f"{self.name}: polling failed: {exc}"))
         else:
             self._finish()
@@ -316,16 +319,16 @@ class I2cSource(_PushSource):
                 with self._io_lock:
                     if self.closed:
                         return
-                    sample = self.device.read()
-            except OSError as exc:
+                    row = [now, *np.asarray(self.device.read(), dtype=np.float64)[self._columns].tolist()]
+            except _READ_ERRORS as exc:  # a bus hiccup or a garbled read: count it, keep polling
                 failures += 1
-                self._count_bad("i2c_read_error", f"{exc} ({failures} in a row)")
+                self._count_bad("i2c_read_error", f"{type(exc).__name__}: {exc} ({failures} in a row)")
                 if failures >= self.reinit_after:
                     backoff = self._reinitialise(backoff) or self.reinit_backoff_s
                     failures = 0
             else:
                 failures, backoff = 0, self.reinit_backoff_s
-                self._offer([[now, *sample[self._columns].tolist()]], block=False)
+                self._offer([row], block=False)
             next_t += period
             behind = time.monotonic() - next_t
             if behind > 5 * period:

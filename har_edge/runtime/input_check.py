@@ -17,6 +17,10 @@ checks the nominal rate at once (CSV files estimate it on opening) and the first
 the default), converts (``convert``: acceleration units relabelled, timestamps rescaled; logged),
 only logs a warning (``warn``) or does nothing (``off``). Gyroscope units are not checked (a
 resting gyroscope reads about 0 in any unit).
+
+This is about systematic mistakes in what the input *declares*; single absurd values and clock jumps in
+an otherwise right stream are the stream's business (:mod:`har_edge.runtime.plausibility`,
+:mod:`har_edge.runtime.clock`): counted and dropped sample by sample, never refused.
 """
 
 from __future__ import annotations

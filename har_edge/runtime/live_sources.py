@@ -5,20 +5,29 @@ them. :class:`_PushSource` is the shared base (also of the I2C source), with
 
 from __future__ import annotations
 
+import io
 import logging
+import re
 import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal, TextIO
+from typing import Any, BinaryIO, Literal, TextIO
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
 from har_edge.data.units import unit_scale
+from har_edge.redaction import redact, register_secret, register_url_password
 from har_edge.errors import BackendNotAvailable, ConfigError, DataError, RecordError, SourceError
 from har_edge.data.csv_format import CsvLayout, split_header
-from har_edge.runtime.sample_formats import _loads, _xyz_columns, parse_json_samples, parse_sensor_logger
+from har_edge.runtime.sample_formats import (
+    MAX_MESSAGE_BYTES,
+    _xyz_columns,
+    decode_json,
+    parse_json_samples,
+    parse_sensor_logger,
+)
 from har_edge.runtime.samples import SampleChunk
 from har_edge.runtime.source_base import (
     ACC_CHANNELS,
@@ -28,16 +37,18 @@ from har_edge.runtime.source_base import (
     _resolve_channels,
     _resolve_units,
     _SourceBase,
+    one_line,
 )
 
 __all__ = ["StdinSource", "MqttSource"]
+
+_HEADER_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .()/^-]*$")  # a column name, e.g. acc_x, "time (s)"
 
 # Every source module logs under the name it had before the split, so logging
 # configuration (and caplog filters) keyed on ``har_edge.runtime.sources`` still apply.
 logger = logging.getLogger("har_edge.runtime.sources")
 
 _PENDING_ROWS = 100_000  # samples buffered between producer and chunks() before back-pressure / drops
-_MESSAGE_REASONS = ("invalid_json", "invalid_message")  # a whole line / message is unusable
 
 
 class _PushSource(_SourceBase):
@@ -116,15 +127,18 @@ class _PushSource(_SourceBase):
 
 
 class StdinSource(_PushSource):
-    """CSV or JSON lines (auto-detected per line by a leading ``{``) from a text stream.
+    """CSV or JSON lines (a line starting with ``{`` or ``[`` is JSON, any other CSV) from a text or binary stream.
 
     CSV lines follow a header if the first CSV line is one (same rules as ``csv:``), else the
-    default layout ``timestamp,acc_x,acc_y,acc_z[,gyro_x,gyro_y,gyro_z][,label]``.
+    default layout ``timestamp,acc_x,acc_y,acc_z[,gyro_x,gyro_y,gyro_z][,label]``. Text is decoded
+    with replacement (a binary stream as UTF-8; ``sys.stdin`` and other text streams are switched to
+    ``errors="replace"``), a line longer than ``max_line_chars`` is skipped and counted ``too_large``,
+    and nothing on a line ends the stream.
     """
 
     def __init__(
         self,
-        stream: TextIO | None = None,
+        stream: TextIO | BinaryIO | None = None,
         *,
         channel_names: Sequence[str] | None = None,
         units: Sequence[str] | Mapping[str, str] | None = None,
@@ -133,14 +147,18 @@ class StdinSource(_PushSource):
         chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
         max_latency_s: float = 0.1,
         nominal_rate_hz: float | None = None,
+        max_line_chars: int = MAX_MESSAGE_BYTES,
     ) -> None:
         names = _resolve_channels(channel_names, DEFAULT_CHANNELS)
         super().__init__(
             "stdin", names, _resolve_units(names, units), nominal_rate_hz=nominal_rate_hz,
             chunk_samples=chunk_samples, axis_map=axis_map, max_latency_s=max_latency_s,
         )
+        if isinstance(max_line_chars, bool) or not isinstance(max_line_chars, int) or max_line_chars < 64:
+            raise ConfigError(f"max_line_chars={max_line_chars!r}; expected an integer >= 64")
         self._stream = stream
         self._columns = columns
+        self.max_line_chars = max_line_chars
         self._layout: CsvLayout | None = None  # from a header line, if the first CSV line is one
         self._default_layouts: dict[int, CsvLayout] = {}  # headerless input, by number of fields
         self._seen_csv = False
@@ -154,16 +172,21 @@ class StdinSource(_PushSource):
     def _csv_row(self, line: str, lineno: int) -> list[float] | None:
         """One CSV line through the project's CSV layout (:mod:`har_edge.data.csv_format`); None for the header."""
         if not self._seen_csv:
-            self._seen_csv = True
             try:
                 float(line.split(",")[0])
-            except ValueError:  # a header
+            except ValueError:
+                fields = split_header(line)
+                if not all(_HEADER_FIELD.match(f) for f in fields):  # garbage, not a header: count it, keep looking
+                    raise RecordError("wrong_field_count" if len(fields) < 2 else "non_numeric",
+                                      f"line {lineno} is neither a header nor a sample: {line[:120]!r}") from None
+                self._seen_csv = True
                 try:
-                    self._layout = CsvLayout.from_header(split_header(line), channel_names=self.channel_names,
+                    self._layout = CsvLayout.from_header(fields, channel_names=self.channel_names,
                                                          columns=self._columns, where="stdin")
                 except DataError as exc:
                     raise SourceError(str(exc)) from None
                 return None
+            self._seen_csv = True
         if self._layout is not None:
             return self._layout.parse_line(line, lineno)
         n = line.count(",") + 1  # headerless: the default layout, told apart by the number of fields
@@ -178,34 +201,72 @@ class StdinSource(_PushSource):
             self._default_layouts[n] = CsvLayout.from_header(header, channel_names=self.channel_names)
         return self._default_layouts[n].parse_line(line, lineno)
 
+    def _lines(self) -> Iterator[tuple[str, bool]]:
+        """``(line, too_long)`` from the stream, decoded with replacement, at most ``max_line_chars`` read per line."""
+        stream: Any = self._stream if self._stream is not None else sys.stdin
+        if isinstance(stream, (io.RawIOBase, io.BufferedIOBase)):
+            stream = io.TextIOWrapper(stream, encoding="utf-8", errors="replace")
+        elif isinstance(stream, io.TextIOWrapper) and stream.errors != "replace":
+            stream.reconfigure(errors="replace")
+        limit = self.max_line_chars
+        readline = getattr(stream, "readline", None)
+        if readline is None:  # a plain iterable of lines
+            for line in stream:
+                yield (line, False) if len(line) <= limit else ("", True)
+            return
+        while True:
+            line = readline(limit + 1)
+            if not line:
+                return
+            if len(line) <= limit or line.endswith("\n"):
+                yield line, False
+                continue
+            while line and not line.endswith("\n"):  # skip the rest of an over-long line, piece by piece
+                line = readline(1 << 16)
+            yield "", True
+
     def _read(self) -> None:
-        stream = self._stream if self._stream is not None else sys.stdin
         try:
-            for lineno, raw in enumerate(stream, start=1):
+            for lineno, (raw, too_long) in enumerate(self._lines(), start=1):
                 if self.closed:
                     break
-                line = raw.strip()
-                if not line:
-                    continue
-                try:
-                    if line.startswith("{"):
-                        t, v, rejected = parse_json_samples(line, self.channel_names)
-                        for reason, n in rejected.items():
-                            self._count_bad(reason, f"in JSON batch {line[:80]!r}", n)
-                        self._offer(np.column_stack([t, v]).tolist(), block=True)
-                    else:
-                        row = self._csv_row(line, lineno)
-                        if row is not None:
-                            self._offer([row], block=True)
-                except RecordError as exc:
-                    self._count_bad(exc.reason, str(exc), message=exc.reason in _MESSAGE_REASONS)
+                self._handle_line(raw, lineno, too_long=too_long)
         except SourceError as exc:
             self._finish(exc)
-        except Exception as exc:  # the stream itself failed
-            logger.exception("stdin: reading failed")
+        except Exception as exc:  # the stream itself failed (not a bad line): end it, one log line
+            logger.error("stdin: reading failed: %s: %s", type(exc).__name__, one_line(str(exc)))
             self._finish(SourceError(f"reading stdin failed: {exc}"))
         else:
             self._finish()
+
+    def _handle_line(self, raw: str, lineno: int, *, too_long: bool = False) -> None:
+        """One line: its samples offered, or its rejection counted (a JSON line starts with ``{`` or ``[``).
+
+        Raises:
+            SourceError: only for a header line that lacks the configured columns (a configuration error).
+        """
+        if too_long:
+            self._count_bad("too_large", f"line {lineno} is longer than {self.max_line_chars} characters")
+            return
+        line = raw.strip()
+        if not line:
+            return
+        try:
+            if line[0] in "{[":
+                t, v, rejected = parse_json_samples(decode_json(line, max_bytes=4 * self.max_line_chars),
+                                                    self.channel_names, decoded=True)
+                for reason, n in rejected.items():
+                    self._count_bad(reason, f"line {lineno}: in a JSON batch {line[:80]!r}", n)
+                if len(t):
+                    self._offer(np.column_stack([t, v]).tolist(), block=True)
+                elif not rejected:
+                    self._count_bad("no_samples", f"line {lineno}: JSON without samples: {line[:80]!r}")
+            else:
+                row = self._csv_row(line, lineno)
+                if row is not None:
+                    self._offer([row], block=True)
+        except RecordError as exc:
+            self._count_bad(exc.reason, str(exc) if str(exc).startswith("line") else f"line {lineno}: {exc}")
 
 
 class MqttSource(_PushSource):
@@ -239,7 +300,11 @@ class MqttSource(_PushSource):
         max_latency_s: float = 0.1,
         pair_tolerance_s: float = 0.05,
         nominal_rate_hz: float | None = None,
+        max_payload_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
+        register_secret(password)
+        if isinstance(max_payload_bytes, bool) or not isinstance(max_payload_bytes, int) or max_payload_bytes < 64:
+            raise ConfigError(f"max_payload_bytes={max_payload_bytes!r}; expected an integer >= 64")
         if payload_format not in ("auto", "json", "sensor_logger"):
             raise ConfigError(f"payload_format={payload_format!r}; expected 'auto', 'json' or 'sensor_logger'")
         if qos not in (0, 1, 2):
@@ -261,6 +326,10 @@ class MqttSource(_PushSource):
         )
         self.topic, self.qos, self.payload_format = topic, qos, payload_format
         self.pair_tolerance_s = pair_tolerance_s
+        self.max_payload_bytes = max_payload_bytes
+        if password is not None and not tls:
+            logger.warning("%s: a password over plain %s is sent unencrypted; use mqtts:// (or wss://)",
+                           self.name, "ws://" if transport == "websockets" else "mqtt://")
         self._subscribed = threading.Event()
         try:
             from paho.mqtt.client import Client
@@ -282,20 +351,26 @@ class MqttSource(_PushSource):
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> MqttSource:
-        """``mqtt[s]://[user:pass@]host[:port]/topic`` (``ws``/``wss`` = websockets); ``#`` may be literal."""
+        """``mqtt[s]://[user:pass@]host[:port]/topic`` (``ws``/``wss`` = websockets); ``#`` may be literal.
+
+        Errors name the URL with its password masked.
+        """
+        register_url_password(url)
+        shown = redact(url)
         scheme, _, rest = url.partition("://")
         netloc, _, topic = rest.partition("/")
         defaults = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
         if scheme not in defaults:
-            raise ConfigError(f"MQTT URL {url!r}: scheme must be one of {sorted(defaults)}")
-        parts = urlsplit(f"//{netloc}")
+            raise ConfigError(f"MQTT URL {shown!r}: scheme must be one of {sorted(defaults)}")
         try:
-            port = parts.port or defaults[scheme]
-        except ValueError:
-            raise ConfigError(f"MQTT URL {url!r}: bad port") from None
+            parts = urlsplit(f"//{netloc}")
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError as exc:
+            raise ConfigError(f"MQTT URL {shown!r}: {exc} (percent-encode reserved characters in user and password)") from None
+        port = parts.port or defaults[scheme]
         topic = unquote(topic)
         if not parts.hostname or not topic:
-            raise ConfigError(f"MQTT URL {url!r} needs a host and a topic: {ACCEPTED_SPECS[2]}")
+            raise ConfigError(f"MQTT URL {shown!r} needs a host and a topic: {ACCEPTED_SPECS[2]}")
         return cls(
             parts.hostname, topic, port=port, username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None, tls=scheme in ("mqtts", "wss"),
@@ -332,27 +407,29 @@ class MqttSource(_PushSource):
             logger.warning("%s: disconnected (%s); paho will reconnect", self.name, reason_code)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        """Decode one payload; every failure is counted under its reason with one log line (paho's thread never sees it)."""
+        topic = one_line(str(getattr(msg, "topic", "?")), 80)
         try:
-            obj = _loads(msg.payload)
+            obj = decode_json(msg.payload, max_bytes=self.max_payload_bytes)
             if self.payload_format == "sensor_logger" or (
                 self.payload_format == "auto" and isinstance(obj, dict) and "payload" in obj
             ):
-                t, v, rejected = parse_sensor_logger(obj, self.channel_names, pair_tolerance_s=self.pair_tolerance_s)
+                t, v, rejected = parse_sensor_logger(obj, self.channel_names, pair_tolerance_s=self.pair_tolerance_s,
+                                                     decoded=True)
                 v = v * self._sl_scale
             else:
-                t, v, rejected = parse_json_samples(obj, self.channel_names)
+                t, v, rejected = parse_json_samples(obj, self.channel_names, decoded=True)
             for reason, n in rejected.items():
-                self._count_bad(reason, f"in a message on {msg.topic}", n)
+                self._count_bad(reason, f"in a message on {topic}", n)
             if len(t):
                 self._offer(np.column_stack([t, v]).tolist(), block=False)  # never block paho's thread
             elif not rejected:
-                self._count_bad("no_samples", f"message on {msg.topic} had no usable samples", message=True)
+                self._count_bad("no_samples", f"message on {topic} had no usable samples")
         except (RecordError, ConfigError) as exc:
             reason = exc.reason if isinstance(exc, RecordError) else "unsupported_channels"
-            self._count_bad(reason, f"message on {msg.topic}: {exc}", message=True)
-        except Exception as exc:  # never let an exception escape into paho's network loop
-            logger.exception("%s: failed to handle a message", self.name)
-            self._count_bad("internal_error", repr(exc), message=True)
+            self._count_bad(reason, f"message on {topic}: {exc}")
+        except Exception as exc:  # never let an exception escape into paho's network loop (nor log a traceback)
+            self._count_bad("internal_error", f"message on {topic}: {type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         if not self.closed and self._started:

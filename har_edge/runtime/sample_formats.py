@@ -3,12 +3,18 @@
 
 Bad records raise :class:`~har_edge.errors.RecordError` whose ``reason`` is the ``SourceStats``
 counter key; batch decoders return per-reason counts of the samples they drop.
+
+Hostile text is bounded before it is parsed (:func:`decode_json`): at most :data:`MAX_MESSAGE_BYTES`
+per message, UTF-8 decoded with replacement, nesting at most :data:`MAX_JSON_DEPTH` deep (checked
+with numpy before ``json`` recurses), and integers of any length read without ``int`` → ``float``
+overflow (more than 20 digits become a float: ``inf`` when too large, counted ``non_finite``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,9 +24,15 @@ from numpy.typing import NDArray
 from har_edge.data.csv_format import DEFAULT_CHANNELS
 from har_edge.errors import ConfigError, RecordError
 
-__all__ = ["parse_json_samples", "parse_sensor_logger"]
+__all__ = ["parse_json_samples", "parse_sensor_logger", "decode_json", "MAX_MESSAGE_BYTES", "MAX_JSON_DEPTH"]
 
 _Array = NDArray[np.float64]
+MAX_MESSAGE_BYTES = 1 << 20
+"""Largest stdin line / MQTT payload read (1 MiB: a batch of ~10,000 samples); longer ones count ``too_large``."""
+MAX_JSON_DEPTH = 16
+"""Deepest JSON nesting accepted (the schemas need 4); deeper messages count ``json_too_deep``."""
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_INT_DIGITS = 20  # ns epoch times have 19 digits: keep those exact as int
 
 
 # --------------------------------------------------------------------------- JSON & Sensor Logger
@@ -28,10 +40,13 @@ _Array = NDArray[np.float64]
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RecordError("non_numeric", f"{what}={value!r} is not a number")
-    out = float(value)
+        raise RecordError("non_numeric", f"{what}={value!r:.60} is not a number")
+    try:
+        out = float(value)
+    except OverflowError:  # an int beyond float range
+        raise RecordError("non_finite", f"{what} is an integer of {len(str(abs(value)))} digits, beyond float range") from None
     if not math.isfinite(out):
-        raise RecordError("non_finite", f"{what}={value!r}")
+        raise RecordError("non_finite", f"{what}={value!r:.60}")
     return out
 
 
@@ -59,21 +74,45 @@ def _json_sample(obj: Any, channel_names: tuple[str, ...]) -> list[float]:
     return out
 
 
-def _loads(payload: str | bytes | bytearray) -> Any:
+def _parse_int(digits: str) -> int | float:
+    return int(digits) if len(digits) <= _INT_DIGITS else float(digits)
+
+
+def _json_depth(data: bytes) -> int:
+    """Deepest ``[``/``{`` nesting of JSON text (brackets inside strings do not count)."""
+    stripped = _STRING.sub(b'""', data) if b'"' in data else data
+    codes = np.frombuffer(stripped, dtype=np.uint8)
+    step = (np.isin(codes, (0x5B, 0x7B)).astype(np.int32) - np.isin(codes, (0x5D, 0x7D)).astype(np.int32))
+    return int(np.cumsum(step).max(initial=0))
+
+
+def decode_json(payload: str | bytes | bytearray, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
+    """Parse one JSON message within the limits above.
+
+    Raises:
+        RecordError: ``too_large``, ``json_too_deep`` or ``invalid_json`` (a message-level reason).
+    """
+    data = payload.encode("utf-8", "replace") if isinstance(payload, str) else bytes(payload)
+    if len(data) > max_bytes:
+        raise RecordError("too_large", f"message of {len(data)} bytes; the limit is {max_bytes}")
+    if data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH and _json_depth(data) > MAX_JSON_DEPTH:
+        raise RecordError("json_too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels: {data[:40]!r}")
+    text = data.decode("utf-8", "replace").lstrip("\ufeff")
     try:
-        return json.loads(payload)
-    except ValueError as exc:  # includes JSONDecodeError and UnicodeDecodeError
-        raise RecordError("invalid_json", f"{exc} in {payload[:60]!r}") from None
+        return json.loads(text, parse_int=_parse_int)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError; RecursionError only as a last resort
+        raise RecordError("invalid_json", f"{str(exc)[:80]} in {data[:60]!r}") from None
 
 
 def parse_json_samples(
-    message: Any, channel_names: Sequence[str] = DEFAULT_CHANNELS
+    message: Any, channel_names: Sequence[str] = DEFAULT_CHANNELS, *, decoded: bool = False
 ) -> tuple[_Array, _Array, dict[str, int]]:
     """Decode one message of the JSON sample schema (single sample or ``{"samples": [...]}``).
 
     Args:
         message: decoded JSON, or its ``str``/``bytes`` text.
         channel_names: channels every sample must carry, in output column order.
+        decoded: ``message`` is already decoded JSON (a JSON string value is then not parsed again).
 
     Returns:
         ``(timestamps_s (n,), values (n, c), rejected)`` where ``rejected`` maps reason → count
@@ -83,8 +122,8 @@ def parse_json_samples(
         DataError: the message as a whole is not JSON or not of this schema.
     """
     names = tuple(channel_names)
-    if isinstance(message, (str, bytes, bytearray)):
-        message = _loads(message)
+    if not decoded and isinstance(message, (str, bytes, bytearray)):
+        message = decode_json(message)
     if isinstance(message, dict) and "samples" in message:
         items = message["samples"]
         if not isinstance(items, list):
@@ -113,15 +152,20 @@ def _time_ns(value: Any) -> int | float:
     """Sensor Logger ``time`` (epoch ns; an int, or a numeric string in exports)."""
     if isinstance(value, str):
         try:
-            return int(value)
+            value = int(value) if len(value) <= _INT_DIGITS else float(value)
         except ValueError:
             try:
                 value = float(value)
             except ValueError:
                 raise RecordError("invalid_entry", f"time={value!r:.40} is not a number") from None
     if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) >= 1 << 63:
+            raise RecordError("non_finite", f"time of {len(str(abs(value)))} digits is beyond any clock")
         return value
-    return _number(value, "time")
+    out = _number(value, "time")
+    if abs(out) >= 2.0**63:  # ~292 years of nanoseconds either side of 1970
+        raise RecordError("non_finite", f"time={out:g} ns is beyond any clock")
+    return out
 
 
 def _xyz_columns(names: tuple[str, ...]) -> list[tuple[str, int]]:
@@ -136,7 +180,8 @@ def _xyz_columns(names: tuple[str, ...]) -> list[tuple[str, int]]:
 
 
 def parse_sensor_logger(
-    message: Any, channel_names: Sequence[str] = DEFAULT_CHANNELS, *, pair_tolerance_s: float = 0.05
+    message: Any, channel_names: Sequence[str] = DEFAULT_CHANNELS, *, pair_tolerance_s: float = 0.05,
+    decoded: bool = False,
 ) -> tuple[_Array, _Array, dict[str, int]]:
     """Decode one Sensor Logger push message into samples in m/s^2 and rad/s.
 
@@ -163,8 +208,8 @@ def parse_sensor_logger(
     """
     names = tuple(channel_names)
     plan = _xyz_columns(names)
-    if isinstance(message, (str, bytes, bytearray)):
-        message = _loads(message)
+    if not decoded and isinstance(message, (str, bytes, bytearray)):
+        message = decode_json(message)
     if not isinstance(message, dict) or not isinstance(message.get("payload"), list):
         raise RecordError("invalid_message", "expected a Sensor Logger object with a 'payload' list")
     rejected: dict[str, int] = {}

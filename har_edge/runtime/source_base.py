@@ -121,18 +121,29 @@ class _AxisMap:
         return values[:, self.index] * self.scale
 
 
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters with every non-printable character escaped: one log line, always."""
+    cut = text[:limit]
+    if cut.isprintable():
+        return cut
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in cut)
+
+
 class _BadInputLog:
-    """Logs the first ``first`` bad inputs of a source, then one line per ``every`` more."""
+    """Logs the first ``first`` bad inputs of a source, then one line per ``every`` more (never a traceback)."""
 
     def __init__(self, source: str, first: int = 5, every: int = 1000) -> None:
         self._source, self._first, self._every, self._n = source, first, every, 0
+        self._lock = threading.Lock()
 
     def __call__(self, reason: str, detail: str, n: int = 1) -> None:
-        before, self._n = self._n, self._n + n
-        if before < self._first or before // self._every != self._n // self._every:
+        with self._lock:
+            before, self._n = self._n, self._n + n
+            total = self._n
+        if before < self._first or before // self._every != total // self._every:
             logger.warning(
                 "%s: skipped %d bad input(s) (%s): %s [%d so far; logging the first %d, then every %dth]",
-                self._source, n, reason, detail[:200], self._n, self._first, self._every,
+                self._source, n, reason, one_line(detail), total, self._first, self._every,
             )
 
 
@@ -162,15 +173,12 @@ class _SourceBase:
         self._closed = threading.Event()
         self._bad_log = _BadInputLog(name)
 
-    def _count_bad(self, reason: str, detail: str, n: int = 1, *, message: bool = False) -> None:
+    def _count_bad(self, reason: str, detail: str, n: int = 1) -> None:
+        """Count ``n`` rejected inputs (the reason decides the counter, :mod:`har_edge.runtime.counters`) and log one line."""
         if n <= 0:
             return
         with self._stats_lock:
-            if message:
-                self.stats.bad_messages += n
-            else:
-                self.stats.bad_samples += n
-            self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + n
+            self.stats.count(reason, n)
         self._bad_log(reason, detail, n)
 
     def _chunk(self, timestamps_s: _Array, values: _Array) -> SampleChunk:

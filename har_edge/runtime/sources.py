@@ -36,11 +36,14 @@ m/s^2 and rad/s; an MQTT source converts them to its declared units.
 ``axis_map={"acc_x": "-acc_y", "acc_y": "acc_x"}`` remaps or flips axes of a differently
 mounted sensor (target ← [sign] source channel; unlisted channels pass through).
 
-``stats.reasons`` keys: ``wrong_field_count``, ``non_numeric``, ``non_finite``,
-``missing_field``, ``invalid_sample`` (bad samples); ``invalid_json``, ``invalid_message``, ``no_samples`` (bad messages; every
-MQTT message that yields nothing counts as one); Sensor Logger: ``invalid_entry``,
-``accelerometer_without_gravity``, ``missing_gyroscope``, ``unpaired_gyroscope``; live
-sources: ``queue_overflow``, ``i2c_read_error``, ``overrun``.
+``stats.reasons`` keys and the counter each one belongs to are listed in :mod:`har_edge.runtime.counters`
+(one vocabulary for every source and the stream): a message or line from which no sample could be read is
+one ``bad_messages`` (``invalid_json``, ``json_too_deep``, ``too_large``, ``invalid_message``,
+``no_samples``, ...); a rejected sample is one ``bad_samples`` (``wrong_field_count``, ``non_numeric``,
+``non_finite``, ``missing_field``, ``invalid_sample``, Sensor Logger ``invalid_entry``, ...,
+``i2c_read_error``) on every input path; good samples lost because the device fell behind are
+``missed_samples`` (``queue_overflow``, ``overrun``). Lines and payloads are limited in size (1 MiB) and JSON
+nesting (16 levels), decoded as UTF-8 with replacement, and never end the stream.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 from har_edge.errors import ConfigError
+from har_edge.redaction import redact, register_url_password
 from har_edge.runtime.csv_replay import CsvReplaySource
 from har_edge.runtime.live_sources import MqttSource, StdinSource
 from har_edge.runtime.sample_formats import parse_json_samples, parse_sensor_logger
@@ -103,10 +107,10 @@ class Source(Protocol):
 
 _OPTIONS = {
     "csv": {"columns", "axis_map"},
-    "stdin": {"stream", "columns", "axis_map", "max_latency_s", "nominal_rate_hz"},
+    "stdin": {"stream", "columns", "axis_map", "max_latency_s", "nominal_rate_hz", "max_line_chars"},
     "mqtt": {
         "qos", "client_id", "keepalive_s", "payload_format", "axis_map", "max_latency_s",
-        "pair_tolerance_s", "nominal_rate_hz",
+        "pair_tolerance_s", "nominal_rate_hz", "max_payload_bytes",
     },
     "i2c": {"bus", "sample_rate_hz", "accel_range_g", "gyro_range_dps", "range_g", "axis_map",
             "max_latency_s", "reinit_after"},
@@ -137,14 +141,15 @@ def open_source(
         ConfigError: unknown spec or option; SourceError: the source cannot be opened.
     """
     if not isinstance(spec, str):
-        raise ConfigError(f"source spec {spec!r} is not a string; expected one of: {'; '.join(ACCEPTED_SPECS)}")
+        raise ConfigError(f"source spec {type(spec).__name__} is not a string; expected one of: {'; '.join(ACCEPTED_SPECS)}")
     text = spec.strip()
+    register_url_password(text)  # before any error can quote the spec
     kind = (
         "csv" if text.startswith("csv:") else "stdin" if text in ("stdin", "-")
         else "mqtt" if re.match(r"^(mqtts?|wss?)://", text) else "i2c" if text.startswith("i2c:") else None
     )
     if kind is None:
-        raise ConfigError(f"unknown source spec {spec!r}; expected one of: {'; '.join(ACCEPTED_SPECS)}")
+        raise ConfigError(f"unknown source spec {redact(spec)!r}; expected one of: {'; '.join(ACCEPTED_SPECS)}")
     unknown = sorted(set(opts) - _OPTIONS[kind])
     if unknown:
         raise ConfigError(f"option(s) {unknown} do not apply to {kind} sources; accepted: {sorted(_OPTIONS[kind])}")
@@ -161,7 +166,7 @@ def open_source(
         return MqttSource.from_url(text, **common, **opts)
     match = _I2C_SPEC.match(text)
     if match is None:
-        raise ConfigError(f"bad I2C spec {spec!r}; expected i2c:mpu6050[@bus[:addr]] or i2c:adxl345[@bus[:addr]]")
+        raise ConfigError(f"bad I2C spec {redact(spec)!r}; expected i2c:mpu6050[@bus[:addr]] or i2c:adxl345[@bus[:addr]]")
     from har_edge.runtime.i2c import open_i2c_source
 
     bus = opts.pop("bus", int(match["bus"]) if match["bus"] else 1)

@@ -1,22 +1,29 @@
 """Streaming classification: samples in (any rate, units, chunking), one result per hop out.
 
-Per chunk: drop bad rows (NaN/inf, and — the one timestamp check of the device path — samples
-whose timestamp does not exceed every earlier one; counted, never fatal) → pick and convert the
-channels the bundle's raw inputs need → resample to the model's rate if the source differs → the
-bundle's **causal preprocessing** (:class:`~har_edge.data.preprocessing.CausalPreprocessor`, the same
-code the model was trained with) → buffer → windows cut by :mod:`har_edge.data.windowing` (the
+Per chunk: pick and convert the channels the bundle's raw inputs need → drop bad rows (NaN/inf, values
+outside the physical range of :mod:`~har_edge.runtime.plausibility`) → the **clock policy**
+(:mod:`~har_edge.runtime.clock`, the one timestamp check of the device path: duplicates and unconfirmed
+jumps are dropped, a confirmed gap or clock step ends the segment) → resample to the model's rate if the
+source differs → the bundle's **causal preprocessing** (:class:`~har_edge.data.preprocessing.CausalPreprocessor`,
+the same code the model was trained with) → buffer → windows cut by :mod:`har_edge.data.windowing` (the
 functions training uses: a window of ``window_samples`` every ``hop_samples``), each classified from
-zero LSTM state → smoothing → activity events.
+zero LSTM state → smoothing → activity events. Every segment starts afresh (buffer, resampler, filters,
+smoothing, the running activity), so no window spans a gap or a clock epoch; :meth:`StreamClassifier.take_events`
+hands out the segment events and the ``end`` of the activity a gap interrupted.
 
-``stats.reasons`` keys: ``malformed_chunk``, ``non_finite`` (bad samples); ``duplicate_timestamp``,
-``non_increasing_timestamp`` (out of order); ``window_rejected`` (a window the classifier refused).
+Nothing here is fatal: every rejected sample is counted once in ``stats`` under a reason of
+:mod:`~har_edge.runtime.counters` (``malformed_chunk``, ``non_finite``, ``implausible_value``,
+``filter_reset``: bad samples; ``duplicate_timestamp``, ``non_increasing_timestamp``, ``timestamp_jump``:
+out of order), plus ``gaps``, ``clock_epochs``, ``filter_resets`` and ``rejected_windows`` (a window the
+classifier refused, reason ``window_rejected``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Union
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,32 +34,23 @@ from har_edge.data.units import unit_scale
 from har_edge.data.windowing import count_windows, segment_windows, window_starts
 from har_edge.errors import ConfigError, DataError
 from har_edge.inference.classifier import Classifier, Prediction
+from har_edge.runtime.clock import ClockConfig, ClockPolicy, SegmentEvent
+from har_edge.runtime.counters import counter_for
+from har_edge.runtime.plausibility import PlausibilityLimits
 from har_edge.runtime.samples import SampleChunk
 from har_edge.runtime.smoothing import ActivityEvent, ActivityTracker, Smoother, SmoothingConfig
 
-__all__ = ["StreamResult", "StreamStats", "StreamClassifier", "increasing_timestamps"]
+__all__ = ["StreamResult", "StreamStats", "StreamClassifier", "StreamEvent"]
 
 log = logging.getLogger(__name__)
 
-
-def increasing_timestamps(timestamps_s: NDArray[np.float64], last_s: float | None) -> tuple[NDArray[np.bool_], int, int]:
-    """Which samples to keep: those whose timestamp exceeds ``last_s`` and every earlier one in ``timestamps_s``.
-
-    Returns ``(keep (n,), n_duplicate, n_backwards)``: dropped samples equal to the running maximum
-    are duplicates, the others went back in time.
-    """
-    t = np.asarray(timestamps_s, dtype=np.float64)
-    if t.size == 0:
-        return np.zeros(0, dtype=bool), 0, 0
-    prev = np.maximum.accumulate(np.concatenate([[-np.inf if last_s is None else last_s], t[:-1]]))
-    keep = t > prev
-    dup = int((~keep & (t == prev)).sum())
-    return keep, dup, int((~keep).sum()) - dup
+StreamEvent = Union[ActivityEvent, SegmentEvent]
+"""What :meth:`StreamClassifier.take_events` returns: an activity ``end`` cut by a segment end, or the segment event."""
 
 
 @dataclass(frozen=True)
 class StreamResult:
-    """One classification: ``timestamp`` is the source time of the window's last sample."""
+    """One classification: ``timestamp`` is the source time of the window's last sample, ``window_start_s`` of its first."""
 
     seq: int
     timestamp: float
@@ -61,29 +59,66 @@ class StreamResult:
     probabilities: dict[str, float]
     raw: Prediction
     events: tuple[ActivityEvent, ...]
+    window_start_s: float = float("nan")
 
 
 @dataclass
 class StreamStats:
+    """Counters of one stream; ``samples_in = samples_used + bad_samples + out_of_order + pending`` (pending:
+    candidates of the clock policy not yet accepted or dropped)."""
+
     samples_in: int = 0
     samples_used: int = 0
     bad_samples: int = 0
     out_of_order: int = 0
     classifications: int = 0
+    gaps: int = 0
+    clock_epochs: int = 0
+    filter_resets: int = 0
+    rejected_windows: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
     def count(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` samples under ``reason`` and its counter (``bad_samples`` or ``out_of_order``)."""
+        if n <= 0:
+            return
+        if counter_for(reason) == "out_of_order":
+            self.out_of_order += n
+        else:
+            self.bad_samples += n
         self.reasons[reason] = self.reasons.get(reason, 0) + n
 
     def as_dict(self) -> dict[str, object]:
         return {
             "samples_in": self.samples_in, "samples_used": self.samples_used, "bad_samples": self.bad_samples,
-            "out_of_order": self.out_of_order, "classifications": self.classifications, "reasons": dict(self.reasons),
+            "out_of_order": self.out_of_order, "classifications": self.classifications, "gaps": self.gaps,
+            "clock_epochs": self.clock_epochs, "filter_resets": self.filter_resets,
+            "rejected_windows": self.rejected_windows, "reasons": dict(self.reasons),
         }
 
 
+class _EveryNth:
+    """One log line for the first few occurrences, then one per ``every`` (a stream full of faults stays quiet)."""
+
+    def __init__(self, first: int = 5, every: int = 1000) -> None:
+        self.first, self.every, self.n = first, every, 0
+
+    def __call__(self) -> bool:
+        self.n += 1
+        return self.n <= self.first or self.n % self.every == 0
+
+
 class StreamClassifier:
-    """Feed :class:`SampleChunk` s with :meth:`feed`; get :class:`StreamResult` s back."""
+    """Feed :class:`SampleChunk` s with :meth:`feed`; get :class:`StreamResult` s back.
+
+    Args:
+        classifier: the bundle's classifier.
+        smoothing: prediction smoothing.
+        source_rate_hz: the source's nominal rate; resampled to the model's when it differs by more than
+            ``rate_tolerance``.
+        clock: the clock policy (``max_gap_s``, ``confirm_samples``).
+        plausibility: physical ranges of the raw inputs; ``None`` disables the check.
+    """
 
     def __init__(
         self,
@@ -92,6 +127,8 @@ class StreamClassifier:
         smoothing: SmoothingConfig = SmoothingConfig(),
         source_rate_hz: float | None = None,
         rate_tolerance: float = 0.02,
+        clock: ClockConfig = ClockConfig(),
+        plausibility: PlausibilityLimits | None = PlausibilityLimits(),
     ) -> None:
         self.clf = classifier
         b = classifier.bundle
@@ -101,24 +138,36 @@ class StreamClassifier:
         self.rate_hz = b.sample_rate_hz
         self.raw_names = tuple(n for n, _ in b.raw_inputs)
         self.raw_units = tuple(u for _, u in b.raw_inputs)
+        for what, rate in (("the model's", self.rate_hz), ("the source's", source_rate_hz)):
+            if rate is not None and rate > 0 and 2.0 / rate > clock.max_gap_s:
+                raise ConfigError(f"clock max_gap_s={clock.max_gap_s} s is shorter than two periods at {what} "
+                                  f"{rate:g} Hz; every sample would look like a gap (raise [clock] max_gap_s, "
+                                  "or check that the timestamps are in seconds)")
         pre = b.preprocessing
         self._pre = CausalPreprocessor(pre) if pre is not None else None
         if pre is not None and pre.used_inputs != self.raw_names:
             raise ConfigError(f"bundle raw inputs {self.raw_names} disagree with its preprocessing inputs {pre.used_inputs}")
         self._resampler: StreamResampler | None = None
         if source_rate_hz is not None and abs(source_rate_hz - self.rate_hz) > rate_tolerance * self.rate_hz:
-            self._resampler = StreamResampler(self.rate_hz, source_rate_hz=source_rate_hz)
+            self._resampler = StreamResampler(self.rate_hz, source_rate_hz=source_rate_hz, max_gap_s=clock.max_gap_s)
+        self.clock = ClockPolicy(clock)
+        self._bounds = (plausibility or PlausibilityLimits(enabled=False)).bounds(self.raw_names, self.raw_units)
         self.smoother = Smoother(self.labels, smoothing)
         self.tracker = ActivityTracker()
         self.stats = StreamStats()
         self._layout: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self._cols: NDArray[np.int64] | None = None
         self._scale: NDArray[np.float64] | None = None
-        self._buf = np.zeros((0, len(b.channel_names)), dtype=np.float32)
-        self._tbuf = np.zeros(0, dtype=np.float64)
+        self._events: deque[StreamEvent] = deque(maxlen=1000)  # for feed() callers; the newest kept if never taken
+        self._log_segment = _EveryNth()
         self._last_t: float | None = None
-        self._skip = 0
         self._seq = 0
+        self._clear_buffer()
+
+    def _clear_buffer(self) -> None:
+        self._buf = np.zeros((0, len(self.clf.bundle.channel_names)), dtype=np.float32)
+        self._tbuf = np.zeros(0, dtype=np.float64)
+        self._skip = 0
 
     def _bind(self, chunk: SampleChunk) -> None:
         """Map the source's channels/units onto the bundle's raw inputs (once per layout)."""
@@ -136,35 +185,43 @@ class StreamClassifier:
         self._layout = layout
 
     def _clean(self, chunk: SampleChunk) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The chunk's rows in the model's raw units, without malformed, non-finite or implausible samples."""
         t = np.asarray(chunk.timestamps_s, dtype=np.float64)
         x = np.asarray(chunk.values, dtype=np.float64)
-        if x.ndim != 2 or x.shape[0] != t.shape[0] or x.shape[1] != len(chunk.channel_names):
-            self.stats.bad_samples += len(t)
-            self.stats.count("malformed_chunk", len(t))
-            log.warning("dropped a malformed chunk: values %s for %d timestamps and %d channels", x.shape, len(t), len(chunk.channel_names))
+        if t.ndim != 1 or x.ndim != 2 or x.shape[0] != t.shape[0] or x.shape[1] != len(chunk.channel_names):
+            self.stats.count("malformed_chunk", len(chunk))
+            log.warning("dropped a malformed chunk: values %s for timestamps %s and %d channels", x.shape, t.shape,
+                        len(chunk.channel_names))
             return np.zeros(0), np.zeros((0, len(self.raw_names)))
         if self._cols is None or self._scale is None:
             raise ConfigError("internal: channel layout not bound before cleaning a chunk")
-        x = x[:, self._cols] * self._scale
-        ok = np.isfinite(x).all(axis=1) & np.isfinite(t)
-        if not ok.all():
-            n_bad = int((~ok).sum())
-            self.stats.bad_samples += n_bad
-            self.stats.count("non_finite", n_bad)
-            t, x = t[ok], x[ok]
-        keep, n_dup, n_back = increasing_timestamps(t, self._last_t)
-        if n_dup or n_back:
-            self.stats.out_of_order += n_dup + n_back
-            for reason, n in (("duplicate_timestamp", n_dup), ("non_increasing_timestamp", n_back)):
-                if n:
-                    self.stats.count(reason, n)
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = x[:, self._cols] * self._scale
+        finite = np.isfinite(x).all(axis=1) & np.isfinite(t)
+        plausible = (np.abs(np.where(np.isfinite(x), x, 0.0)) <= self._bounds).all(axis=1)
+        if not (finite & plausible).all():
+            self.stats.count("non_finite", int((~finite).sum()))
+            self.stats.count("implausible_value", int((finite & ~plausible).sum()))
+            keep = finite & plausible
             t, x = t[keep], x[keep]
-        if t.size:
-            self._last_t = float(t[-1])
         return t, x
 
     def feed(self, chunk: SampleChunk) -> list[StreamResult]:
-        """Process one chunk; returns the classifications completed by it (possibly none)."""
+        """Process one chunk; returns the classifications completed by it (possibly none).
+
+        Events not tied to a classification (a gap, the activity it ended) wait for :meth:`take_events`;
+        :meth:`feed_ordered` returns them in line instead.
+        """
+        out: list[StreamResult] = []
+        for item in self.feed_ordered(chunk):
+            if isinstance(item, StreamResult):
+                out.append(item)
+            else:
+                self._events.append(item)
+        return out
+
+    def feed_ordered(self, chunk: SampleChunk) -> list[StreamResult | StreamEvent]:
+        """Like :meth:`feed`, with the segment events (and the activity ``end`` a gap causes) in stream order."""
         self.stats.samples_in += len(chunk)
         if len(chunk) == 0:
             return []
@@ -172,13 +229,59 @@ class StreamClassifier:
         t, x = self._clean(chunk)
         if t.size == 0:
             return []
+        pieces, dropped = self.clock.process(t, x)
+        for reason, n in dropped.items():
+            self.stats.count(reason, n)
+        out: list[StreamResult | StreamEvent] = []
+        for piece in pieces:
+            if piece.event is not None:
+                out += self._new_segment(piece.event)
+            out += self._run(piece.timestamps_s, piece.values)
+        return out
+
+    def _new_segment(self, event: SegmentEvent) -> list[StreamEvent]:
+        """A confirmed gap or clock step: end the running activity and start afresh; returns the events."""
+        if event.kind == "gap":
+            self.stats.gaps += 1
+        else:
+            self.stats.clock_epochs += 1
+        events: list[StreamEvent] = [*self.tracker.finish(event.previous), event]
+        self._reset_state()
+        if self._log_segment():
+            log.warning("stream: %s of %+.3f s at source time %.3f: segment ended, windows and filters restart "
+                        "[%d gaps, %d clock epochs so far]", "gap" if event.kind == "gap" else "clock step",
+                        event.jump_s, event.timestamp, self.stats.gaps, self.stats.clock_epochs)
+        return events
+
+    def _reset_state(self) -> None:
+        self._clear_buffer()
+        if self._pre is not None:
+            self._pre.reset()
+        if self._resampler is not None:
+            self._resampler.reset()
+        self.smoother.reset()
+
+    def _run(self, t: NDArray[np.float64], x: NDArray[np.float64]) -> list[StreamResult]:
+        """Accepted samples of one segment → resample → causal preprocessing → windows."""
+        self.stats.samples_used += int(t.size)
+        self._last_t = float(t[-1])
         if self._resampler is not None:
             t, xr = self._resampler.process(t, x)
             x = xr.astype(np.float64)
             if t.size == 0:
                 return []
-        feats = self._pre.process(x) if self._pre is not None else x.astype(np.float32)
-        self.stats.samples_used += int(t.size)
+        if self._pre is None:
+            return self._push(t, x.astype(np.float32))
+        resets = self._pre.resets
+        feats = self._pre.process(x)
+        if self._pre.resets != resets:  # a filter state went non-finite: this piece is lost, the segment restarts
+            self.stats.filter_resets += 1
+            self.stats.count("filter_reset", int(t.size))
+            self.stats.samples_used -= int(t.size)
+            self._clear_buffer()
+            log.warning("stream: a causal filter state went non-finite at source time %.3f; reset (%d so far)",
+                        float(t[0]), self.stats.filter_resets)
+            return []
         return self._push(t, feats)
 
     def _push(self, t: NDArray[np.float64], feats: NDArray[np.float32]) -> list[StreamResult]:
@@ -192,18 +295,20 @@ class StreamClassifier:
         if n == 0:
             self._buf, self._tbuf = buf, tbuf
             return []
-        ends = window_starts(buf.shape[0], self.window, self.hop) + self.window - 1
-        out = [self._classify(w, float(tbuf[e])) for w, e in zip(segment_windows(buf, self.window, self.hop), ends)]
+        starts = window_starts(buf.shape[0], self.window, self.hop)
+        out = [self._classify(w, float(tbuf[s0]), float(tbuf[s0 + self.window - 1]))
+               for w, s0 in zip(segment_windows(buf, self.window, self.hop), starts)]
         consumed = n * self.hop
         self._skip = max(0, consumed - buf.shape[0])
         self._buf, self._tbuf = buf[consumed:].copy(), tbuf[consumed:].copy()
         return out
 
-    def _classify(self, window: NDArray[np.float32], t_end: float) -> StreamResult:
+    def _classify(self, window: NDArray[np.float32], t_start: float, t_end: float) -> StreamResult:
         try:
             pred = self.clf.classify(window)
         except DataError as exc:  # e.g. a filter blew up on garbage that slipped through
-            self.stats.count("window_rejected")
+            self.stats.rejected_windows += 1
+            self.stats.reasons["window_rejected"] = self.stats.reasons.get("window_rejected", 0) + 1
             log.warning("window ending at %.3f s rejected: %s", t_end, exc)
             probs = np.full(len(self.labels), 1.0 / len(self.labels), dtype=np.float32)
             pred = Prediction("uncertain", -1, 0.0, probs, 0.0)
@@ -214,10 +319,19 @@ class StreamClassifier:
         return StreamResult(
             seq=self._seq, timestamp=t_end, activity=activity, confidence=round(conf, 4),
             probabilities={l: round(float(p), 4) for l, p in zip(self.labels, smoothed)}, raw=pred, events=events,
+            window_start_s=t_start,
         )
 
+    def take_events(self) -> list[StreamEvent]:
+        """Events not tied to a classification (segment events, activity ends at a gap), oldest first; clears them."""
+        events = list(self._events)
+        self._events.clear()
+        return events
+
     def finish(self) -> list[ActivityEvent]:
-        """End of stream: close the running activity."""
+        """End of stream: drop unconfirmed clock candidates (counted) and close the running activity."""
+        for reason, n in self.clock.finish().items():
+            self.stats.count(reason, n)
         return self.tracker.finish(self._last_t if self._last_t is not None else 0.0)
 
     def run(self, chunks: Iterable[SampleChunk]) -> Iterator[StreamResult]:

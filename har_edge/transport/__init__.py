@@ -6,6 +6,7 @@ Topic layout (``MqttConfig.topic(kind)``)::
     <topic_prefix>/<device_id>/activity   JSON activity state, seq-numbered
     <topic_prefix>/<device_id>/event      JSON start / end events, seq-numbered
     <topic_prefix>/<device_id>/stats      JSON counters
+    <topic_prefix>/<device_id>/forecast/<target>   retained JSON forecast, seq-numbered (forecast bundles)
     <discovery_prefix>/sensor/<device_id>/{activity,confidence}/config   Home Assistant
 
 Importing this package needs neither paho-mqtt nor TensorFlow; constructing
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from har_edge.transport.base import ActivityPublisher, Message, Publisher, SequencedPublisher
 from har_edge.transport.config import TOPIC_KINDS, MqttConfig, parse_broker_url
-from har_edge.transport.discovery import discovery_messages
+from har_edge.transport.discovery import discovery_messages, forecast_discovery_messages
 from har_edge.transport.memory import InMemoryPublisher
 from har_edge.transport.mqtt import MqttPublisher, PublisherStats
 from har_edge.transport.outbox import Outbox, OutboxRow
@@ -29,6 +30,7 @@ from har_edge.transport.payloads import (
     decode,
     encode,
     event_payload,
+    forecast_payload,
     stats_payload,
     status_payload,
 )
@@ -54,6 +56,8 @@ __all__ = [
     "discovery_messages",
     "encode",
     "event_payload",
+    "forecast_discovery_messages",
+    "forecast_payload",
     "parse_broker_url",
     "stats_payload",
     "status_payload",

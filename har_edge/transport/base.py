@@ -64,8 +64,9 @@ class ActivityPublisher(Publisher, Protocol):
         """Publish a start/end event (see :func:`payloads.event_payload`); return its seq."""
         ...
 
-    def publish_stats(self, counters: Mapping[str, float] | None = None) -> None:
-        """Publish a stats message with ``counters`` plus the transport's own counters."""
+    def publish_stats(self, counters: Mapping[str, float] | None = None, *,
+                      reasons: Mapping[str, int] | None = None) -> None:
+        """Publish a stats message with ``counters`` plus the transport's own counters (and a ``reasons`` breakdown)."""
         ...
 
 
@@ -128,10 +129,11 @@ class SequencedPublisher(ABC):
         """Counters the transport adds to every stats message."""
         return {}
 
-    def _publish_sequenced(self, kind: str, body: Mapping[str, Any], *, retain: bool) -> int:
+    def _publish_sequenced(self, kind: str, body: Mapping[str, Any], *, retain: bool, topic: str | None = None) -> int:
+        """Stamp ``body`` with the next seq of stream ``kind`` and publish it (to ``config.topic(kind)`` by default)."""
         if not isinstance(body, Mapping):
             raise ConfigError(f"{kind} payload is {type(body).__name__} but expected a mapping")
-        topic = self.config.topic(kind)
+        topic = self.config.topic(kind) if topic is None else topic
         with self._seq_lock:
             seq = self._next_seq(kind)
             data = payloads.encode(payloads.stamp(body, seq=seq, device_id=self.config.device_id))
@@ -152,8 +154,20 @@ class SequencedPublisher(ABC):
         """Publish a start/end event to ``<prefix>/<device>/event`` (not retained); return the assigned seq."""
         return self._publish_sequenced("event", event, retain=False)
 
-    def publish_stats(self, counters: Mapping[str, float] | None = None) -> None:
-        """Publish ``counters`` merged over the transport counters to ``<prefix>/<device>/stats``."""
+    def publish_forecast(self, forecast: Mapping[str, Any]) -> int:
+        """Publish a forecast (:func:`payloads.forecast_payload`) to ``<prefix>/<device>/forecast/<target>``.
+
+        Retained (the topic holds the current forecast) at ``config.qos``; ``seq`` counts per target.
+        """
+        if not isinstance(forecast, Mapping) or "target" not in forecast:
+            raise ConfigError("forecast payload must be a mapping with a 'target' (see payloads.forecast_payload)")
+        target = str(forecast["target"])
+        return self._publish_sequenced(f"forecast/{target}", forecast, retain=True, topic=self.config.forecast_topic(target))
+
+    def publish_stats(self, counters: Mapping[str, float] | None = None, *,
+                      reasons: Mapping[str, int] | None = None) -> None:
+        """Publish ``counters`` merged over the transport counters (and ``reasons``) to ``<prefix>/<device>/stats``."""
         merged: dict[str, float] = {**self._transport_counters(), **(counters or {})}
-        body = payloads.stats_payload(device_id=self.config.device_id, counters=merged, timestamp=time.time())
+        body = payloads.stats_payload(device_id=self.config.device_id, counters=merged, timestamp=time.time(),
+                                      reasons=reasons)
         self.publish(self.config.topic("stats"), payloads.encode(body), qos=self.config.qos, retain=False)

@@ -17,32 +17,48 @@ Topics are ``<topic_prefix>/<device_id>/<kind>`` for the kinds in :data:`TOPIC_K
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from har_edge.errors import ConfigError
+from har_edge.redaction import redact, register_secret, register_url_password
 
-__all__ = ["TOPIC_KINDS", "MqttConfig", "parse_broker_url"]
+__all__ = ["TOPIC_KINDS", "MAX_TOPIC_BYTES", "MqttConfig", "parse_broker_url", "config_warnings"]
 
 TOPIC_KINDS = ("status", "activity", "event", "stats")
 """The topic kinds under ``<topic_prefix>/<device_id>/``."""
 
+MAX_TOPIC_BYTES = 65535
+"""MQTT's limit on a topic name (UTF-8 bytes)."""
+
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _SCHEMES = {"mqtt": False, "tcp": False, "mqtts": True, "ssl": True}
 _DEFAULT_PORTS = {False: 1883, True: 8883}
+_OUTBOX_ID_CHARS = 40  # longer device ids are shortened (+ a hash) in the outbox file name
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """A value for an error message: its repr, cut (a 70,000-character prefix need not be printed whole)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(value)} characters)"
 
 
 def _check_topic_prefix(name: str, value: str) -> None:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{name}={value!r} but expected a non-empty MQTT topic prefix")
-    if any(c in value for c in "+#\0") or value.startswith("/") or value.endswith("/"):
+    if any(c in value for c in "+#") or _CONTROL.search(value) or value.startswith("/") or value.endswith("/"):
         raise ConfigError(
-            f"{name}={value!r} but expected a topic prefix without wildcards (+, #), NUL "
+            f"{name}={_shown(value)} but expected a topic prefix without wildcards (+, #), control characters "
             "or a leading/trailing '/', e.g. 'har' or 'home/har'"
         )
+    if value.startswith("$"):
+        raise ConfigError(f"{name}={_shown(value)} but topics starting with '$' ($SYS, $share, ...) belong to the broker; "
+                          "expected e.g. 'har'")
 
 
 @dataclass(frozen=True)
@@ -92,7 +108,7 @@ class MqttConfig:
     qos: int = 1
     keepalive_s: int = 60
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     tls: bool = False
     tls_ca_path: Path | None = None
     tls_cert_path: Path | None = None
@@ -123,14 +139,21 @@ class MqttConfig:
             raise ConfigError(f"port={self.port!r} but expected an integer in 1..65535")
         if not isinstance(self.device_id, str) or not _ID_RE.match(self.device_id):
             raise ConfigError(
-                f"device_id={self.device_id!r} but expected letters, digits, '_' or '-' only"
+                f"device_id={_shown(str(self.device_id))} but expected letters, digits, '_' or '-' only"
             )
         _check_topic_prefix("topic_prefix", self.topic_prefix)
         _check_topic_prefix("discovery_prefix", self.discovery_prefix)
+        longest = max(len(t.encode("utf-8")) for t in self._all_topics())
+        if longest > MAX_TOPIC_BYTES:
+            raise ConfigError(f"topic_prefix/discovery_prefix/device_id make topics of {longest} bytes but MQTT allows "
+                              f"at most {MAX_TOPIC_BYTES}; shorten them")
         if self.qos not in (0, 1, 2) or isinstance(self.qos, bool):
             raise ConfigError(f"qos={self.qos!r} but expected 0, 1 or 2")
         if isinstance(self.keepalive_s, bool) or not isinstance(self.keepalive_s, int) or self.keepalive_s < 0:
             raise ConfigError(f"keepalive_s={self.keepalive_s!r} but expected an integer >= 0")
+        if self.password is not None and not isinstance(self.password, str):
+            raise ConfigError(f"password is a {type(self.password).__name__} but expected a string")
+        register_secret(self.password)
         if self.password is not None and self.username is None:
             raise ConfigError("password is set but username is None; set both or neither")
         for name in ("tls_ca_path", "tls_cert_path", "tls_key_path"):
@@ -164,6 +187,11 @@ class MqttConfig:
         if isinstance(self.max_inflight, bool) or not isinstance(self.max_inflight, int) or self.max_inflight < 1:
             raise ConfigError(f"max_inflight={self.max_inflight!r} but expected an integer >= 1")
 
+    def _all_topics(self) -> list[str]:
+        """Every topic this configuration publishes or subscribes to (for the length check)."""
+        ha = f"{self.discovery_prefix}/sensor/{self.device_id}/confidence/config"
+        return [f"{self.topic_prefix}/{self.device_id}/{kind}" for kind in TOPIC_KINDS] + [ha, self.discovery_status_topic]
+
     def topic(self, kind: str) -> str:
         """Return ``<topic_prefix>/<device_id>/<kind>`` for a kind in :data:`TOPIC_KINDS`.
 
@@ -173,6 +201,16 @@ class MqttConfig:
         if kind not in TOPIC_KINDS:
             raise ConfigError(f"topic kind {kind!r} but expected one of {', '.join(TOPIC_KINDS)}")
         return f"{self.topic_prefix}/{self.device_id}/{kind}"
+
+    def forecast_topic(self, target: str) -> str:
+        """Return ``<topic_prefix>/<device_id>/forecast/<target>`` (a forecaster's retained state topic).
+
+        Raises:
+            ConfigError: ``target`` is empty or holds ``/``, ``+``, ``#`` or NUL.
+        """
+        if not isinstance(target, str) or not target or any(c in target for c in "/+#\0"):
+            raise ConfigError(f"forecast target {target!r} but expected a non-empty name without '/', '+', '#' or NUL")
+        return f"{self.topic_prefix}/{self.device_id}/forecast/{target}"
 
     @property
     def discovery_status_topic(self) -> str:
@@ -195,11 +233,18 @@ class MqttConfig:
         return self.client_id or f"har-edge-{self.device_id}"
 
     def outbox_file(self, state_dir: str | os.PathLike[str] | None = None) -> Path | None:
-        """Resolve the outbox file: ``outbox_path``, else one under ``state_dir``, else ``None``."""
+        """Resolve the outbox file: ``outbox_path``, else one under ``state_dir``, else ``None``.
+
+        The file is ``outbox-<device_id>.sqlite3``; a device id over 40 characters is cut to 24 plus 16 hex
+        digits of its SHA-256, so the name stays short for any id and distinct ids keep distinct files.
+        """
         if self.outbox_path is not None:
             return Path(self.outbox_path)
         if state_dir is not None:
-            return Path(state_dir) / f"outbox-{self.device_id}.sqlite3"
+            name = self.device_id
+            if len(name) > _OUTBOX_ID_CHARS:
+                name = f"{name[:24]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+            return Path(state_dir) / f"outbox-{name}.sqlite3"
         return None
 
 
@@ -209,28 +254,42 @@ def parse_broker_url(url: str, *, base: MqttConfig | None = None) -> MqttConfig:
     ``mqtt://`` (or ``tcp://``) means plain TCP on port 1883 by default, ``mqtts://`` (or
     ``ssl://``) TLS on 8883. User name and password are percent-decoded. Fields the URL does not
     carry (device id, TLS files, ...) come from ``base``; credentials in ``base`` are kept when
-    the URL has none. A plain ``mqtt://`` URL turns TLS off, dropping ``base``'s TLS files.
+    the URL has none. Error messages show the URL with its password masked.
 
     Raises:
-        ConfigError: The URL is malformed or has a path, query or fragment.
+        ConfigError: The URL is malformed or has a path, query or fragment; or ``base`` asks for TLS
+            (``tls = true``, TLS files) but the URL is plain ``mqtt://`` — never silently unencrypted.
     """
+    if isinstance(url, str):
+        register_url_password(url)
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigError(f"broker url {url!r} but expected mqtt://[user[:pass]@]host[:port]")
-    parts = urlsplit(url.strip())
+        shown = redact(url) if isinstance(url, str) else type(url).__name__
+        raise ConfigError(f"broker url {shown!r} but expected mqtt://[user[:pass]@]host[:port]")
+    shown = redact(url)
+    try:
+        parts = urlsplit(url.strip())
+        password = parts.password
+    except ValueError as exc:  # e.g. an unencoded '[' in the password ("Invalid IPv6 URL")
+        raise ConfigError(f"broker url {shown!r}: {exc} (percent-encode reserved characters in user and password)") from None
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
-        raise ConfigError(f"broker url {url!r} has scheme {scheme!r} but expected one of {sorted(_SCHEMES)}")
+        raise ConfigError(f"broker url {shown!r} has scheme {scheme!r} but expected one of {sorted(_SCHEMES)}")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError(f"broker url {url!r} has a path, query or fragment; expected scheme://host[:port]")
+        raise ConfigError(f"broker url {shown!r} has a path, query or fragment; expected scheme://host[:port]")
     try:
         port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"broker url {url!r} has an invalid port: expected an integer in 1..65535") from exc
+    except ValueError:
+        raise ConfigError(f"broker url {shown!r} has an invalid port: expected an integer in 1..65535") from None
     host = parts.hostname
     if not host:
-        raise ConfigError(f"broker url {url!r} has no host")
+        raise ConfigError(f"broker url {shown!r} has no host")
     tls = _SCHEMES[scheme]
     cfg = base if base is not None else MqttConfig()
+    if not tls:
+        asked = [k for k in ("tls", "tls_ca_path", "tls_cert_path", "tls_key_path", "tls_insecure") if getattr(cfg, k)]
+        if asked:
+            raise ConfigError(f"[mqtt] {', '.join(asked)} ask(s) for TLS but the broker url {shown!r} is plain {scheme}:// "
+                              f"(unencrypted); use mqtts://{host}:{port or 8883} — or drop the TLS settings")
     changes: dict[str, object] = {
         "host": host,
         "port": _DEFAULT_PORTS[tls] if port is None else port,
@@ -238,7 +297,19 @@ def parse_broker_url(url: str, *, base: MqttConfig | None = None) -> MqttConfig:
     }
     if parts.username is not None:
         changes["username"] = unquote(parts.username)
-        changes["password"] = unquote(parts.password) if parts.password is not None else None
-    if not tls:
-        changes.update(tls_ca_path=None, tls_cert_path=None, tls_key_path=None, tls_insecure=False)
-    return dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
+        changes["password"] = unquote(password) if password is not None else None
+    try:
+        return dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise ConfigError(f"broker url {shown!r}: {exc}") from None
+
+
+def config_warnings(config: MqttConfig) -> list[str]:
+    """What is legal but unsafe in ``config``: a password sent in clear text, a TLS server check turned off."""
+    out = []
+    if config.password is not None and not config.tls:
+        out.append(f"the password for {config.host}:{config.port} goes over plain mqtt:// (unencrypted); use mqtts://")
+    if config.tls and config.tls_insecure:
+        out.append(f"tls_insecure = true: the certificate of {config.host} is not checked against its host name "
+                   "(testing only)")
+    return out

@@ -39,6 +39,7 @@ __all__ = [
     "confidence_sensor_config",
     "discovery_messages",
     "discovery_topic",
+    "forecast_discovery_messages",
     "package_version",
 ]
 
@@ -148,3 +149,44 @@ def discovery_messages(
         (discovery_topic(config, "activity"), activity_sensor_config(config, labels, sw_version=sw_version)),
         (discovery_topic(config, "confidence"), confidence_sensor_config(config, sw_version=sw_version)),
     ]
+
+
+# Home Assistant device classes for the units a forecast may carry (others: no device class)
+_DEVICE_CLASS = {"degC": ("temperature", "°C"), "hPa": ("atmospheric_pressure", "hPa"), "m/s": ("wind_speed", "m/s"),
+                 "%": (None, "%")}
+
+
+def forecast_discovery_messages(
+    config: MqttConfig, *, target: str, unit: str, horizon: int, step_s: float, sw_version: str | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """Discovery ``(topic, config)`` pairs of a forecaster: two sensors, the +1-step and the +H-step forecast.
+
+    Both read the retained forecast topic (``values[0]`` and ``values[H-1]``); the +1 sensor carries the
+    whole payload as attributes (every value, ``skill_vs_naive``, ``warning``). ``expire_after`` (three
+    steps) marks them unavailable when forecasts stop.
+    """
+    if horizon < 1 or not step_s > 0:
+        raise ConfigError(f"horizon={horizon!r}, step_s={step_s!r}; expected horizon >= 1 and step_s > 0")
+    topic = config.forecast_topic(target)
+    device_class, ha_unit = _DEVICE_CLASS.get(unit, (None, unit))
+    out = []
+    for label, index in (("1", 0), (str(horizon), horizon - 1)):
+        object_id = f"forecast_{target}_{label}".lower()
+        cfg = _common(config, object_id, f"{target} forecast +{label} ({_duration(float(step_s) * int(label))})",
+                      sw_version or package_version())
+        cfg.update(state_topic=topic, value_template=f"{{{{ value_json['values'][{index}] }}}}",
+                   unit_of_measurement=ha_unit, state_class="measurement", icon="mdi:crystal-ball",
+                   expire_after=int(max(3 * step_s, 60)))
+        if device_class:
+            cfg["device_class"] = device_class
+        if index == 0:
+            cfg["json_attributes_topic"] = topic
+        out.append((discovery_topic(config, object_id), cfg))
+    return out
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return f"{seconds:g} s"

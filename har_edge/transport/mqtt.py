@@ -35,7 +35,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from types import ModuleType
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from har_edge.errors import ConfigError, TransportError
 from har_edge.transport import payloads
 from har_edge.transport.base import SequencedPublisher, check_qos, check_topic
-from har_edge.transport.config import MqttConfig
+from har_edge.transport.config import MqttConfig, config_warnings
 from har_edge.transport.discovery import discovery_messages
 from har_edge.transport.outbox import Outbox, OutboxRow
 from har_edge.transport.paho_client import (
@@ -72,13 +72,14 @@ _PAHO_EXTRA_INFLIGHT = 8  # room in paho's window for status/discovery messages
 
 @dataclass(frozen=True)
 class PublisherStats:
-    """Counters of one :class:`MqttPublisher` (since it was created, except ``queued``).
+    """Counters of one :class:`MqttPublisher` (since it was created, except ``queued`` and ``dropped``).
 
     Attributes:
         published: Messages accepted by ``publish*()`` into the outbox.
         acked: Messages the broker acknowledged (QoS 0: written to the connection).
         queued: Messages in the outbox now, in flight included (also older runs' leftovers).
-        dropped: Messages dropped because the outbox was full.
+        dropped: Messages the outbox dropped at its bound (oldest unsent first), since the outbox file was
+            created: with ``seq`` persisted too, every seq is delivered, queued, or counted here.
         reconnects: Successful connections after the first.
         rejected: Messages the broker refused (MQTT 5 failure reason) or paho could not encode.
     """
@@ -108,6 +109,8 @@ class MqttPublisher(SequencedPublisher):
             ``config.outbox_path`` is ``None``; with neither, the outbox is in memory: unsent
             messages are lost at exit and ``seq`` restarts at 1 (use one on a device).
         sw_version: Reported to Home Assistant; defaults to the installed har-edge version.
+        discovery_configs: Home Assistant ``(topic, config)`` pairs to announce instead of the activity
+            sensors (a forecaster's, from :func:`~har_edge.transport.discovery.forecast_discovery_messages`).
 
     Raises:
         BackendNotAvailable: paho-mqtt 2.x is not installed.
@@ -128,11 +131,17 @@ class MqttPublisher(SequencedPublisher):
         labels: Sequence[str] = (),
         state_dir: str | os.PathLike[str] | None = None,
         sw_version: str | None = None,
+        discovery_configs: Sequence[tuple[str, dict[str, Any]]] | None = None,
     ) -> None:
         super().__init__(config)
         mqtt = load_paho()
+        for warning in config_warnings(config):
+            logger.warning("MQTT: %s", warning)
         self._mqtt = mqtt
-        configs = discovery_messages(config, labels, sw_version=sw_version) if config.discovery else []
+        activity_publisher = discovery_configs is None  # a classifier's (a forecaster brings its own configs)
+        if discovery_configs is None:
+            discovery_configs = discovery_messages(config, labels, sw_version=sw_version)
+        configs = list(discovery_configs) if config.discovery else []
         self._discovery = [(topic, payloads.encode(body)) for topic, body in configs]
         self._status_topic = config.topic("status")
         self._acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
@@ -145,6 +154,7 @@ class MqttPublisher(SequencedPublisher):
         self._send_lock = threading.Lock()  # connection state vs. Client.publish of outbox rows
         self._batch_lock = threading.Lock()
         self._batch: list[tuple[str, bytes, int, bool]] | None = None
+        self._batch_seqs: dict[str, int] = {}  # seq values assigned in the open batch, committed with it
         # sender thread only: mid -> row id, highest row id handed to paho, their connection
         self._inflight: dict[int, int] = {}
         self._cursor = self._sent_generation = 0
@@ -160,7 +170,7 @@ class MqttPublisher(SequencedPublisher):
         if path is None:
             logger.warning("no outbox_path or state_dir: in-memory outbox, lost at exit; seq restarts at 1")
         self._outbox = Outbox(path if path is not None else ":memory:", max_messages=config.outbox_max_messages)
-        if config.clears_activity_on_start:
+        if config.clears_activity_on_start and activity_publisher:
             # a zero-length retained message deletes the previous run's retained activity, after any of its
             # messages still in the outbox and before the new ones: nobody sees a stale activity as current
             self._outbox.put(config.topic("activity"), b"", config.qos, True)
@@ -230,21 +240,26 @@ class MqttPublisher(SequencedPublisher):
     def batch(self) -> Iterator[None]:
         """Queue everything published inside the block in one outbox transaction, at its end.
 
-        Much faster for bursts (one classified chunk's messages); order is kept. Messages of a
-        block that never ends (the process is killed inside it) are not in the outbox yet.
+        Much faster for bursts (one classified chunk's messages); order is kept. The ``seq`` values the
+        block assigns are committed in the same transaction, so a process killed inside a block leaves
+        neither its messages nor a gap in ``seq`` behind. Nested blocks (and other threads' publishes
+        meanwhile) join the outer one.
         """
         with self._batch_lock:
-            if self._batch is not None:  # nested: the outer block writes
-                yield
-                return
-            self._batch = []
+            outer = self._batch is None
+            if outer:
+                self._batch, self._batch_seqs = [], {}
+        if not outer:
+            yield
+            return
         try:
             yield
         finally:
             with self._batch_lock:
-                pending, self._batch = self._batch, None
-            if pending:
-                self._outbox.put_many(pending)
+                pending, self._batch = self._batch or [], None
+                seqs, self._batch_seqs = self._batch_seqs, {}
+            if pending or seqs:
+                self._outbox.put_many(pending, seqs=seqs)
                 with self._count_lock:
                     self._published += len(pending)
                 self._wake.set()
@@ -325,9 +340,20 @@ class MqttPublisher(SequencedPublisher):
     # -- SequencedPublisher hooks --------------------------------------------------------------
 
     def _next_seq(self, stream: str) -> int:
+        """The next seq of ``stream``, reserved in the open batch (committed with its messages)."""
         if self._closed:
-            raise TransportError(f"publish to {self.config.topic(stream)!r} after close()")
-        return self._outbox.next_seq(stream)
+            raise TransportError(f"publish on the {stream!r} stream after close()")
+        with self._batch_lock:
+            if self._batch is None:  # not inside a batch: commit it on its own
+                return self._outbox.next_seq(stream)
+            value = self._batch_seqs.get(stream)
+            value = (self._outbox.current_seq(stream) if value is None else value) + 1
+            self._batch_seqs[stream] = value
+            return value
+
+    def _publish_sequenced(self, kind: str, body: Mapping[str, Any], *, retain: bool, topic: str | None = None) -> int:
+        with self.batch():  # seq and message reach the outbox in one transaction
+            return super()._publish_sequenced(kind, body, retain=retain, topic=topic)
 
     def _transport_counters(self) -> dict[str, float]:
         return {**self.stats.as_dict(), "connected": int(self._connected)}
@@ -389,7 +415,7 @@ class MqttPublisher(SequencedPublisher):
                     # from the oldest unacknowledged row.
                     self._drain_acks()
                     self._inflight.clear()
-                    self._cursor = 0
+                    self._cursor = self._outbox.sent_through = 0
                     self._sent_generation = self._connects
                 room = self.config.max_inflight - len(self._inflight)
                 if room <= 0:
@@ -404,6 +430,8 @@ class MqttPublisher(SequencedPublisher):
     def _send(self, row: OutboxRow) -> bool:
         """Publish one row; ``False`` means "stop for now, retry from this row later"."""
         mqtt = self._mqtt
+        # in flight from here on: the outbox bound must not drop (and count) a row the broker may be receiving
+        self._outbox.sent_through = row.id
         try:
             info = self._client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
         except ValueError as exc:  # can never be sent (e.g. a bad topic in an old outbox file)
@@ -414,6 +442,7 @@ class MqttPublisher(SequencedPublisher):
             return True
         if row.qos == 0:
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self._outbox.sent_through = self._cursor
                 return False  # paho does not queue QoS 0 while disconnected
             self._outbox.ack(row.id)
             self._acked += 1
@@ -422,6 +451,7 @@ class MqttPublisher(SequencedPublisher):
             self._inflight[info.mid] = row.id
         else:
             logger.warning("paho did not queue outbox message %d: %s; retrying", row.id, mqtt.error_string(info.rc))
+            self._outbox.sent_through = self._cursor
             return False
         self._cursor = row.id
         return True

@@ -3,7 +3,13 @@
 Every message is written here before it is sent and deleted only once the broker has
 acknowledged it, so a broker outage or a process restart loses nothing (short of the bound
 being exceeded, when the oldest messages are dropped and counted). The same file also keeps the
-per-stream sequence counters, so ``seq`` keeps increasing across restarts.
+per-stream sequence counters, so ``seq`` keeps increasing across restarts, and the count of
+dropped messages, written in the same transaction as the drop: after any crash, every ``seq`` ever
+assigned is either still queued, acknowledged by the broker, or counted in :attr:`Outbox.dropped`.
+
+The bound counts messages waiting to be sent. Messages already handed to the network
+(``id <= sent_through``, set by the publisher) are never dropped: the broker may be delivering them,
+so dropping (and counting) them would count messages that arrive.
 
 One process should own a file at a time. All methods are thread-safe.
 
@@ -16,14 +22,12 @@ One process should own a file at a time. All methods are thread-safe.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +54,7 @@ CREATE TABLE IF NOT EXISTS counters (
 );
 """
 _DROP_LOG_EVERY = 1000
+_DROPPED_KEY = "__dropped__"  # in the counters table; never a stream name (streams are topic kinds)
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,8 @@ class Outbox:
     Args:
         path: SQLite file (parent directories are created) or ``":memory:"`` for a
             non-persistent outbox.
-        max_messages: Bound; a :meth:`put` beyond it drops the oldest rows and counts them in
-            :attr:`dropped`.
+        max_messages: Bound on messages waiting to be sent; a :meth:`put` beyond it drops the oldest
+            unsent rows and counts them in :attr:`dropped`.
 
     Raises:
         ConfigError: ``max_messages`` < 1.
@@ -85,6 +90,7 @@ class Outbox:
         self.max_messages = max_messages
         self._lock = threading.Lock()
         self._dropped = 0
+        self.sent_through = 0  # rows with id <= this were handed to the network (the publisher's cursor)
         self._conn: sqlite3.Connection | None = None
         try:
             if self.path != ":memory:":
@@ -101,11 +107,13 @@ class Outbox:
                 conn.execute("PRAGMA synchronous = NORMAL")
             conn.executescript(_SCHEMA)
             (count,) = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()
+            row = conn.execute("SELECT value FROM counters WHERE name = ?", (_DROPPED_KEY,)).fetchone()
         except sqlite3.Error as exc:
             conn.close()
             raise TransportError(f"outbox {self.path!r} is not a usable SQLite outbox: {exc}") from exc
         self._conn = conn
         self._count = int(count)
+        self._dropped = int(row[0]) if row else 0
         if self._count:
             logger.info("outbox %s holds %d unsent message(s) from a previous run", self.path, self._count)
 
@@ -138,17 +146,25 @@ class Outbox:
         """Append a message and return its row id; drops the oldest rows beyond the bound."""
         return self.put_many([(topic, payload, qos, retain)])[-1]
 
-    def put_many(self, messages: Sequence[tuple[str, bytes, int, bool]]) -> list[int]:
-        """Append ``(topic, payload, qos, retain)`` messages in order, in one transaction; returns their row ids."""
+    def put_many(self, messages: Sequence[tuple[str, bytes, int, bool]], *, seqs: Mapping[str, int] | None = None) -> list[int]:
+        """Append ``(topic, payload, qos, retain)`` messages in order, in one transaction; returns their row ids.
+
+        ``seqs`` (stream → last seq assigned to these messages) advances the sequence counters in the same
+        transaction, so a crash never leaves a seq that was assigned but neither queued nor counted.
+        """
         for _, _, qos, _ in messages:
             if qos not in (0, 1, 2):
                 raise ConfigError(f"qos={qos!r} but expected 0, 1 or 2")
-        if not messages:
+        if not messages and not seqs:
             return []
         dropped = 0
         now = time.time()
         ids: list[int] = []
         with self._transaction() as conn:
+            for stream, value in (seqs or {}).items():
+                row = conn.execute("SELECT value FROM counters WHERE name = ?", (stream,)).fetchone()
+                conn.execute("INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)",
+                             (stream, max(int(value), int(row[0]) if row else 0)))
             for topic, payload, qos, retain in messages:
                 cur = conn.execute(
                     "INSERT INTO outbox (topic, payload, qos, retain, created_s) VALUES (?, ?, ?, ?, ?)",
@@ -157,11 +173,17 @@ class Outbox:
                 ids.append(int(cur.lastrowid or 0))
             count = self._count + len(messages)
             if count > self.max_messages:
-                dropped = conn.execute(
-                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)",
-                    (count - self.max_messages,),
-                ).rowcount
-                count -= dropped
+                sent = int(self.sent_through)
+                (in_flight,) = conn.execute("SELECT COUNT(*) FROM outbox WHERE id <= ?", (sent,)).fetchone()
+                excess = count - int(in_flight) - self.max_messages
+                if excess > 0:
+                    dropped = conn.execute(
+                        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE id > ? ORDER BY id LIMIT ?)",
+                        (sent, excess),
+                    ).rowcount
+                    count -= dropped
+                    conn.execute("INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)",
+                                 (_DROPPED_KEY, self._dropped + dropped))
             self._count = count
             before = self._dropped
             self._dropped += dropped
@@ -215,10 +237,19 @@ class Outbox:
 
     @property
     def dropped(self) -> int:
-        """Messages dropped by this instance because the outbox was full."""
+        """Messages dropped because the outbox was full, since the outbox file was created (persisted)."""
         return self._dropped
 
     # -- sequence counters ---------------------------------------------------------------------
+
+    def current_seq(self, stream: str) -> int:
+        """The last value :meth:`next_seq` (or a :meth:`put_many` with ``seqs``) gave ``stream``; 0 if none."""
+        with self._lock:
+            try:
+                row = self._db().execute("SELECT value FROM counters WHERE name = ?", (stream,)).fetchone()
+            except sqlite3.Error as exc:
+                raise TransportError(f"outbox {self.path!r}: {exc}") from exc
+        return int(row[0]) if row else 0
 
     def next_seq(self, stream: str) -> int:
         """Return the next value (1, 2, ...) of a persistent per-stream counter."""

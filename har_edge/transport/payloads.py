@@ -37,10 +37,14 @@ __all__ = [
     "STATUS_OFFLINE",
     "UNCERTAIN",
     "EVENT_TYPES",
+    "STREAM_EVENT_TYPES",
     "activity_payload",
     "event_payload",
+    "stream_event_payload",
     "stats_payload",
     "status_payload",
+    "forecast_payload",
+    "NO_SKILL_WARNING",
     "stamp",
     "encode",
     "decode",
@@ -52,6 +56,8 @@ STATUS_OFFLINE = "offline"
 UNCERTAIN = "uncertain"
 """Activity label published when no class is confident enough."""
 EVENT_TYPES = ("start", "end")
+STREAM_EVENT_TYPES = ("gap", "clock_epoch")
+"""Events of the stream itself on the event topic: the source's clock jumped forward (``gap``) or back."""
 
 _PROB_DIGITS = 6
 
@@ -174,13 +180,92 @@ def event_payload(
     return payload
 
 
-def stats_payload(
-    *, device_id: str, counters: Mapping[str, float], timestamp: float
+NO_SKILL_WARNING = ("no skill: on its backtest this model is not better than repeating the last value (the random walk); "
+                    "not a useful forecast")
+
+
+def forecast_payload(
+    *,
+    device_id: str,
+    target: str,
+    values: "list[float] | Any",
+    unit: str,
+    issued_at: float,
+    step_s: float,
+    model_hash: str,
+    skill_vs_naive: float,
+    seq: int | None = None,
+    digits: int = 6,
 ) -> dict[str, Any]:
-    """Build a stats payload: ``{schema_version, device_id, timestamp, counters}``.
+    """Build a forecast payload (topic ``<prefix>/<device>/forecast/<target>``, retained).
+
+    ``values[i]`` is the forecast for ``issued_at + (i + 1) * step_s``; ``issued_at`` is the Unix time of
+    the last observation the forecast starts from. ``skill_vs_naive`` (1 − MAE/MAE_naive on the bundle's
+    backtest) travels with every message; at or below 0 the payload says ``"useful": false`` and carries
+    a ``warning``.
 
     Raises:
-        DataError: A counter is not a finite number.
+        DataError: an empty or non-finite value, a non-positive step, or a bad name.
+    """
+    vals = [round(_finite(f"values[{i}]", v), digits) for i, v in enumerate(values)]
+    if not vals:
+        raise DataError("values is empty; expected one forecast per horizon step")
+    step = _finite("step_s", step_s)
+    if step <= 0:
+        raise DataError(f"step_s={step_s!r} but expected > 0")
+    skill = _finite("skill_vs_naive", skill_vs_naive)
+    payload: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "device_id": _label("device_id", device_id),
+        "target": _label("target", target),
+        "values": vals,
+        "unit": _label("unit", unit),
+        "issued_at": _finite("issued_at", issued_at),
+        "step_s": step,
+        "horizon": len(vals),
+        "model_hash": _label("model_hash", model_hash),
+        "skill_vs_naive": round(skill, 6),
+        "useful": skill > 0,
+    }
+    if skill <= 0:
+        payload["warning"] = NO_SKILL_WARNING
+    if seq is not None:
+        payload["seq"] = _seq(seq)
+    return payload
+
+
+def stream_event_payload(*, device_id: str, event_type: str, timestamp: float, jump_s: float,
+                         seq: int | None = None) -> dict[str, Any]:
+    """Build a stream event (``gap`` / ``clock_epoch``): the source's clock jumped by ``jump_s`` seconds; the
+    stream restarted its windows and filters at ``timestamp`` (Unix time of the first sample after the jump).
+
+    Raises:
+        DataError: Unknown ``event_type`` or a non-finite value.
+    """
+    if event_type not in STREAM_EVENT_TYPES:
+        raise DataError(f"event_type={event_type!r} but expected one of {STREAM_EVENT_TYPES}")
+    payload: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "device_id": _label("device_id", device_id),
+        "type": event_type,
+        "timestamp": _finite("timestamp", timestamp),
+        "jump_s": round(_finite("jump_s", jump_s), 6),
+    }
+    if seq is not None:
+        payload["seq"] = _seq(seq)
+    return payload
+
+
+def stats_payload(
+    *, device_id: str, counters: Mapping[str, float], timestamp: float, reasons: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """Build a stats payload: ``{schema_version, device_id, timestamp, counters[, reasons]}``.
+
+    ``reasons`` breaks the rejection counters down by cause (one vocabulary for every source, see
+    :mod:`har_edge.runtime.counters`).
+
+    Raises:
+        DataError: A counter is not a finite number, or a reason count not a non-negative integer.
     """
     values: dict[str, float] = {}
     for name, value in counters.items():
@@ -188,12 +273,18 @@ def stats_payload(
             values[str(name)] = int(value)
         else:
             values[str(name)] = _finite(f"counters[{name!r}]", value)
-    return {
+    payload: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "device_id": _label("device_id", device_id),
         "timestamp": _finite("timestamp", timestamp),
         "counters": values,
     }
+    if reasons is not None:
+        bad = {k: v for k, v in reasons.items() if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0}
+        if bad:
+            raise DataError(f"reasons {bad!r} but expected counts (integers >= 0)")
+        payload["reasons"] = {str(k): int(v) for k, v in sorted(reasons.items())}
+    return payload
 
 
 def status_payload(online: bool) -> bytes:

@@ -67,3 +67,16 @@ def test_run_with_declared_source_units(float32_bundle: Path, heldout_recording,
     got = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
     assert len(got) == len(ref) > 10
     assert [g["activity"] for g in got] == [r["activity"] for r in ref]
+
+
+def test_example_config_clock_and_plausibility_tables() -> None:
+    from har_edge.runtime.clock import ClockConfig
+    from har_edge.runtime.plausibility import PlausibilityLimits
+
+    cfg = load_device_config(str(REPO / "devices" / "raspberry-pi" / "config.example.toml"))
+    assert ClockConfig.from_dict(cfg["clock"]) == ClockConfig()
+    assert PlausibilityLimits.from_dict(cfg["plausibility"]) == PlausibilityLimits()
+    with pytest.raises(ConfigError, match="unknown key"):
+        PlausibilityLimits.from_dict({"acc_max": 1})
+    with pytest.raises(ConfigError, match="acc_max_g"):
+        PlausibilityLimits(acc_max_g=-1)

@@ -86,3 +86,16 @@ def test_zero_phase_split_matches_scipy() -> None:
     sos = sps.butter(3, 0.3, fs=50, output="sos")
     np.testing.assert_allclose(grav, sps.sosfiltfilt(sos, acc, axis=0), atol=1e-5)
     np.testing.assert_allclose(body + grav, acc, atol=1e-5)
+
+
+def test_non_finite_filter_state_is_reset() -> None:
+    from har_edge.data.preprocessing import CausalPreprocessor, PreprocessingSpec
+
+    pre = CausalPreprocessor(PreprocessingSpec(sample_rate_hz=50.0))
+    x = np.tile([0.0, 0.0, 1.0, 0.0, 0.0, 0.0], (50, 1))
+    assert np.isfinite(pre.process(x)).all() and pre.resets == 0
+    bad = x.copy()
+    bad[10, 0] = 1e308  # overflows the filters
+    out = pre.process(bad)
+    assert pre.resets == 1 and np.isnan(out).all()  # the poisoned chunk is returned as NaN...
+    np.testing.assert_allclose(pre.process(x), CausalPreprocessor(pre.spec).process(x))  # ...the next starts clean

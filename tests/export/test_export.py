@@ -42,7 +42,7 @@ def test_all_modes_report(tiny_exports: Path) -> None:
 def test_manifest_is_self_describing(tiny_exports: Path) -> None:
     b = load_bundle(tiny_exports / "int8" / "model.tflite")
     m = b.manifest
-    assert m["schema_version"] == 2 and m["task"] == "classification" and m["quantization"] == "int8"
+    assert m["schema_version"] == 3 and m["task"] == "classification" and m["quantization"] == "int8"
     assert b.window_samples == 64 and b.hop_samples == 32 and b.sample_rate_hz == 50
     assert b.channel_names[0] == "body_acc_x" and b.channel_units[3] == "rad/s"
     assert [n for n, _ in b.raw_inputs] == ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from har_edge.errors import ModelError
+from har_edge.inference.bundle import content_sha256
 from har_edge.inference.flatbuffer import BUILTIN_OPERATORS, TENSOR_TYPES, model_ops, read_tflite, weights_sha256
 
 pytestmark = pytest.mark.tf
@@ -55,7 +56,8 @@ def test_reader_agrees_with_litert_and_the_converter(tiny_exports: Path, mode: s
     assert lstm[0].options["fused_activation_function"] == "TANH" and not lstm[0].options["time_major"]
     assert (m.inputs, m.outputs) == ((it.get_input_details()[0]["index"],), (it.get_output_details()[0]["index"],))
     manifest = json.loads(m.metadata["har_edge_manifest"])
-    assert manifest["weights_sha256"] == weights_sha256(m) and manifest["quantization"] == mode
+    assert manifest["weights_sha256"] == content_sha256(data) and manifest["quantization"] == mode
+    assert manifest["schema_version"] == 3 and len(weights_sha256(m)) == 64  # the constants-only hash of schema 2
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

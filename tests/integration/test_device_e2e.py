@@ -166,4 +166,6 @@ def test_mqtt_input_to_mqtt_output(mosquitto_broker, float32_bundle: Path, heldo
         worker.join(10)
         pub.close()
     assert got, f"{len(col.messages)} of {expected} activity messages"
-    assert src.stats.bad_messages >= 8
+    # every garbage input counted once: 4 non-JSON messages, 4 samples with a wrong-typed field (issue 12)
+    assert (src.stats.bad_messages, src.stats.bad_samples) == (4, 4)
+    assert src.stats.reasons == {"invalid_json": 4, "non_numeric": 4}

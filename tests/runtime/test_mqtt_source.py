@@ -96,7 +96,8 @@ def test_json_sensor_logger_and_garbage(mosquitto_broker: Any, publish: Any) -> 
     np.testing.assert_allclose(v[3:, 2], [1.0, 2.0])  # m/s^2 converted to the declared g
     np.testing.assert_allclose(v[3:, 3:], [[1, 2, 3]] * 2)  # rad/s unchanged
     np.testing.assert_allclose(t[3], T0 / 1e9)
-    assert src.stats.bad_messages == 4
+    assert src.stats.bad_messages == 3  # not JSON, not an object, bad Sensor Logger
+    assert src.stats.bad_samples == 2  # the batch member with "acc": "bad"; the sample with "t": "noon"
     assert src.stats.reasons == {"missing_field": 1, "invalid_json": 1, "non_numeric": 1, "invalid_message": 2}
     assert src.stats.samples == 5
 

@@ -278,7 +278,7 @@ def test_stdin_csv_with_header_json_lines_and_garbage() -> None:
         ' {"t": 0.08, "acc": [0, 0, 1.4], "gyro": [0, 0, 0]}, {"t": 0.09, "acc": "x"}]}',
         "{not json",                                                             # garbage
         '{"t": 0.1, "acc": [0, 0, "a"], "gyro": [0, 0, 0]}',                     # non-numeric
-        '["a list"]',                                                            # garbage
+        '["a list"]',                                                            # garbage: JSON, not an object
         "0.12,0,0,1.5,0,0,0,sit",
         "0.12,0,0,1.6,0,0,0,sit",                                                # duplicate t
         "0.14,0,0,NaN,0,0,0,sit",                                                # non-finite
@@ -289,15 +289,16 @@ def test_stdin_csv_with_header_json_lines_and_garbage() -> None:
     np.testing.assert_allclose(t, [0.0, 0.02, 0.04, 0.06, 0.08, 0.12, 0.12])  # the duplicate passes (the stream drops it)
     np.testing.assert_allclose(v[:, 2], [1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6])
     np.testing.assert_allclose(v[1, 3:], [0.1, 0.2, 0.3])
-    assert src.stats.bad_messages == 1  # "{not json"
+    assert src.stats.bad_messages == 2  # "{not json", '["a list"]' (as over MQTT: JSON, but not a sample object)
     assert src.stats.reasons == {
         "invalid_json": 1,
-        "wrong_field_count": 2,  # "hello world", '["a list"]' (1 field, header has 8)
+        "invalid_message": 1,
+        "wrong_field_count": 1,  # "hello world" (1 field, header has 8)
         "missing_field": 1,  # the batch member with "acc": "x"
         "non_numeric": 1,
         "non_finite": 1,
     }
-    assert src.stats.bad_samples == 5 and src.stats.samples == 7
+    assert src.stats.bad_samples == 4 and src.stats.samples == 7
 
 
 def test_stdin_headerless_csv_and_accelerometer_only_channels() -> None:

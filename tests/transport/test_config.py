@@ -101,10 +101,11 @@ def test_parse_keeps_base_credentials_when_url_has_none() -> None:
     assert (cfg.username, cfg.password) == ("u", "p")
 
 
-def test_parse_plain_url_turns_tls_off() -> None:
+def test_parse_plain_url_with_tls_settings_is_an_error() -> None:
+    """TLS asked for in the config but a plain mqtt:// URL: an error, never a silent downgrade (issue 12)."""
     base = MqttConfig(tls=True, tls_ca_path=Path("/etc/ca.pem"), tls_insecure=True)
-    cfg = parse_broker_url("mqtt://h", base=base)
-    assert (cfg.tls, cfg.tls_ca_path, cfg.tls_insecure) == (False, None, False)
+    with pytest.raises(ConfigError, match=r"tls, tls_ca_path, tls_insecure ask\(s\) for TLS .* plain mqtt://"):
+        parse_broker_url("mqtt://h", base=base)
     kept = parse_broker_url("mqtts://h", base=base)
     assert kept.tls_ca_path == Path("/etc/ca.pem")
 

@@ -139,6 +139,8 @@ def test_restart_clears_the_previous_runs_retained_activity(
             assert late.wait_for(lambda ms: bool([m for m in ms if m.topic == activity]), timeout_s=30)
     assert payloads.decode(late.on_topic(activity)[0].payload)["activity"] == LABELS[4 % len(LABELS)]
     assert second.stats.published == 2 and first.stats.published == 4  # each counts its clear
+    # a forecaster brings its own discovery configs and has no activity topic to clear
+    assert publishers(cfg, discovery_configs=[], state_dir=tmp_path / "fc").stats.published == 0
 
 
 def test_last_will_offline_when_process_is_killed(mosquitto_broker: MosquittoBroker) -> None:
