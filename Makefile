@@ -10,7 +10,7 @@ PIP_FLAGS ?= --progress-bar on
 DATA_ROOT ?= $(or $(HAR_EDGE_DATA),$(shell [ -d ../shared/data ] && echo ../shared/data || echo training/sample_data))
 SAMPLE := training/sample_data
 # the device path is tested twice more, without TensorFlow: LiteRT + numpy 2, and tflite-runtime 2.14 + numpy 1.26
-DEVICE_TESTS := tests/runtime tests/integration/test_device_e2e.py tests/integration/test_fault_suite.py tests/inference/test_model_fuzz.py
+DEVICE_TESTS := tests/runtime tests/integration/test_device_e2e.py tests/integration/test_fault_suite.py tests/inference/test_model_fuzz.py tests/cli/test_record.py tests/data/test_recordings.py
 TFLITE_RUNTIME := tflite-runtime==2.14.0
 DEVICE_VENV := $(VENV)-device
 TFLITE_VENV := $(VENV)-tflite

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def steps(runs: Path, dr: list[str], reuse: bool) -> list[tuple[str, list[str], Path | None]]:
     """``(name, command, output that makes the step skippable with --reuse-runs)`` in order."""
-    py, ex = sys.executable, runs / "export_all"
+    py, ex, xs = sys.executable, runs / "export_all", runs / "export_stream"
     har = [py, "-m", "har_edge"]
     skip_existing = ["--skip-existing"] if reuse else []
     out: list[tuple[str, list[str], Path | None]] = [
@@ -40,6 +40,14 @@ def steps(runs: Path, dr: list[str], reuse: bool) -> list[tuple[str, list[str], 
         ("tflm_parity", [py, "benchmarks/tflm_parity.py", str(ex / "int8"), str(runs / "hapt_device"), *dr], None),
         ("stream_accuracy", [py, "benchmarks/stream_accuracy.py", "--bundle", str(ex / "float32"), *dr], None),
         ("smoothing_tuning", [py, "benchmarks/smoothing_tuning.py", "--bundle", str(ex / "float32"), *dr], None),
+        ("export_stream", [*har, "export", str(runs / "hapt_stream"), "--quant", "all", "--target", "mcu", "--out", str(xs), *dr],
+         xs / "report.json"),
+        ("experience_tuning", [py, "benchmarks/experience_tuning.py", "--bundle", str(xs / "float32"), *dr], None),
+        ("stream_experience", [py, "benchmarks/stream_experience.py", "--bundle", str(xs / "float32"), "--cli-throughput", *dr], None),
+        ("stream_experience_int8", [py, "benchmarks/stream_experience.py", "--bundle", str(xs / "int8"), "--no-smoothing-row",
+                                    "--out", str(RESULTS / "stream_experience_int8.json"), *dr], None),
+        ("stream_experience_hapt_device", [py, "benchmarks/stream_experience.py", "--bundle", str(ex / "float32"), "--cli-throughput",
+                                           "--out", str(RESULTS / "stream_experience_hapt_device.json"), *dr], None),
     ]
     for name in ("uci_har_9ch", "uci_har_acc3"):
         bundle = runs / f"export_{name}"
@@ -58,6 +66,8 @@ def steps(runs: Path, dr: list[str], reuse: bool) -> list[tuple[str, list[str], 
         ("fault_fuzz", [py, "benchmarks/fault_fuzz.py", "--bundle", str(ex / "float32")], None),
         ("kill_recovery", [py, "benchmarks/kill_recovery.py", "--bundle", str(ex / "float32"), "--runs", "20"], None),
         ("memory_soak", [py, "benchmarks/memory_soak.py", "--bundle", str(ex / "float32"), "--hours", "24", *dr], None),
+        ("personalisation", [py, "benchmarks/personalisation.py", "--generic-run", str(runs / "wisdm_watch"),
+                             "--work", str(runs / "personalisation"), *(["--reuse"] if reuse else []), *dr], None),
     ]
     return out
 

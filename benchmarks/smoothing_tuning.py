@@ -24,19 +24,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import print_table, progress, write_json  # noqa: E402
-from har_edge.config import DataConfig  # noqa: E402
-from har_edge.data.datasets import load_recordings  # noqa: E402
+from benchmarks.hapt_streams import VALIDATION_SUBJECTS, load_subjects, stream_recording  # noqa: E402
 from har_edge.data.loaders import UCI_TEST_SUBJECTS  # noqa: E402
 from har_edge.data.paths import resolve_data_root  # noqa: E402
 from har_edge.inference.classifier import Classifier  # noqa: E402
-from har_edge.runtime.samples import SampleChunk  # noqa: E402
 from har_edge.evaluation.stream_scoring import score_stream, window_truth  # noqa: E402
 from har_edge.runtime.smoothing import SmoothingConfig, Smoother  # noqa: E402
 from har_edge.runtime.stream import StreamClassifier  # noqa: E402
-
-RAW = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
-UNITS = ("g", "g", "g", "rad/s", "rad/s", "rad/s")
-VALIDATION_SUBJECTS = (1, 11, 21, 30)  # the training recipe's validation subjects (early stopping only)
 
 
 def grid() -> dict[str, SmoothingConfig]:
@@ -54,11 +48,7 @@ def raw_streams(clf: Classifier, recs: list[Any]) -> list[tuple[np.ndarray, np.n
     out = []
     for rec in progress(recs, "streaming recordings"):
         s = StreamClassifier(clf, smoothing=SmoothingConfig(method="none", confidence_floor=0.0))
-        t = np.arange(rec.n_samples) / rec.sample_rate_hz
-        x = rec.select_channels(RAW).signals.astype(np.float64)
-        results = []
-        for i in range(0, rec.n_samples, 500):
-            results += s.feed(SampleChunk(t[i:i + 500], x[i:i + 500], RAW, UNITS))
+        results, _ = stream_recording(s, rec)
         probs = np.stack([r.raw.probabilities for r in results])
         truth = window_truth(rec, [r.timestamp for r in results], clf.window_samples)
         out.append((probs, np.asarray(truth), rec.duration_s))
@@ -97,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tolerance-pp", type=float, default=1.0)
     ap.add_argument("--out")
     args = ap.parse_args(argv)
-    all_recs = load_recordings(DataConfig(dataset="hapt_raw"), resolve_data_root(args.data_root))
-    val_recs = [r for r in all_recs if r.subject in set(args.validation_subjects)]
-    test_recs = [r for r in all_recs if r.subject in UCI_TEST_SUBJECTS]
+    root = resolve_data_root(args.data_root)
+    val_recs = load_subjects(root, args.validation_subjects)
+    test_recs = load_subjects(root, UCI_TEST_SUBJECTS)
     variants = grid()
     with Classifier.from_bundle(args.bundle, backend=args.backend) as clf:
         labels = clf.labels

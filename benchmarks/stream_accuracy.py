@@ -19,27 +19,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import print_table, progress, write_json  # noqa: E402
-from har_edge.config import DataConfig  # noqa: E402
-from har_edge.data.datasets import load_recordings  # noqa: E402
+from benchmarks import hapt_streams  # noqa: E402
 from har_edge.data.loaders import UCI_TEST_SUBJECTS  # noqa: E402
 from har_edge.data.paths import resolve_data_root  # noqa: E402
 from har_edge.inference.classifier import Classifier  # noqa: E402
-from har_edge.runtime.samples import SampleChunk  # noqa: E402
 from har_edge.evaluation.stream_scoring import score_stream, window_truth  # noqa: E402
 from har_edge.runtime.smoothing import SmoothingConfig  # noqa: E402
 from har_edge.runtime.stream import StreamClassifier  # noqa: E402
 
-RAW = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
-UNITS = ("g", "g", "g", "rad/s", "rad/s", "rad/s")
-
 
 def stream_recording(clf: Classifier, rec, smoothing: SmoothingConfig) -> tuple[list[float], list[str]]:
-    s = StreamClassifier(clf, smoothing=smoothing)
-    t = np.arange(rec.n_samples) / rec.sample_rate_hz
-    x = rec.select_channels(RAW).signals.astype(np.float64)
-    out = []
-    for i in range(0, rec.n_samples, 500):
-        out += s.feed(SampleChunk(t[i : i + 500], x[i : i + 500], RAW, UNITS))
+    out, _ = hapt_streams.stream_recording(StreamClassifier(clf, smoothing=smoothing), rec)
     return [r.timestamp for r in out], [r.activity for r in out]
 
 
@@ -51,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unsmoothed-only", action="store_true", help="only the 'no smoothing' row (e.g. for other models)")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
-    recs = [r for r in load_recordings(DataConfig(dataset="hapt_raw"), resolve_data_root(args.data_root)) if r.subject in UCI_TEST_SUBJECTS]
+    recs = hapt_streams.load_subjects(resolve_data_root(args.data_root), UCI_TEST_SUBJECTS)
     variants = {
         "no smoothing": SmoothingConfig(method="none", confidence_floor=0.0),
         "default (mean of 2, no floor)": SmoothingConfig(),

@@ -28,6 +28,8 @@ CONFIGS: dict[str, tuple[str, str, str]] = {
     "uci_har_9ch_rnn": ("UCI-HAR windows, 9 ch", "Conv1D(32) + SimpleRNN(64)", "(LSTM vs RNN, `docs/`)"),
     "wisdm_watch": ("WISDM 2019 watch, 20 Hz, acc only → causal preprocessing; subjects 1641–1650 held out",
                     "Conv1D(32) + LSTM(48)", "(a second device and rate)"),
+    "hapt_stream": ("whole raw HAPT recordings, a label per LSTM step incl. a transition class; accuracy per step",
+                    "Conv1D(24) + LSTM(48), state carried, hop 16", "(deployable streaming model)"),
 }
 TARGETS = {"uci_har_9ch": (0.93, 0.95), "uci_har_acc3": (0.88, None)}
 
@@ -40,6 +42,11 @@ def _load(name: str) -> dict[str, Any] | None:
 def _pp(value: float) -> str:
     """Signed percentage points with a real minus sign: a drop is negative (and zero has no sign)."""
     return "0.00 pp" if abs(value) < 0.005 else f"{value:+.2f} pp".replace("-", "−")
+
+
+def _signed(value: float, fmt: str) -> str:
+    """``value`` formatted with an explicit sign and a real minus sign (``fmt`` like ``"+.3f"``)."""
+    return format(value, fmt).replace("-", "−")
 
 
 def _block(name: str, lines: list[str]) -> list[str]:
@@ -210,6 +217,43 @@ def device_runtime() -> list[str]:
     return _block("device_runtime", rows) if len(rows) > 2 else ["_device runtime not measured_", ""]
 
 
+_EXPERIENCE = (("stream_experience", "`hapt_stream` float32 (streaming, its own smoothing)"),
+               ("stream_experience_int8", "`hapt_stream` int8 (the MCU model, LiteRT)"),
+               ("stream_experience_hapt_device", "`hapt_device` float32, hop 64, mean of 2 (the window model before)"))
+
+
+def experience() -> list[str]:
+    """What the user sees (benchmarks/stream_experience.py) for each bundle measured, side by side."""
+    rows = ["| bundle | state accuracy | worst class | transitions shown as left / reached / uncertain | detection delay "
+            "median / p90 | never shown | shown changes/h vs labels | per-window accuracy | `har-edge run` one core |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    head = None
+    for name, label in _EXPERIENCE:
+        d = _load(name)
+        if d is None:
+            continue
+        r = d["results"]["as configured"]
+        head = head or d
+        cli = r.get("cli")
+        speed = f"{cli['x_real_time']:,}× wall ({cli['x_real_time_cpu']:,}× CPU)" if cli else "–"
+        rows.append(f"| {label} | **{r['state_accuracy']:.3f}** | {r['worst_class']} {r['worst_class_accuracy']:.3f} | "
+                    f"{r['transition_ok']:.3f} | {r['delay_median_s']:.2f} s / {r['delay_p90_s']:.2f} s | "
+                    f"{r['never_shown']} of {r['segments']} | {r['shown_changes_per_hour']:.0f} vs {r['label_changes_per_hour']:.0f} "
+                    f"({r['flicker_ratio']:.2f}×) | {r['per_window']['accuracy']:.3f} | {speed} |")
+    if head is None:
+        return ["_not measured: run `python benchmarks/stream_experience.py --bundle RUNS/export_stream/float32 --cli-throughput`_", ""]
+    r = head["results"]["as configured"]
+    per_class = ", ".join(f"{k} {v:.3f}" for k, v in r["state_accuracy_per_class"].items())
+    notes = [f"- {len(head['subjects'])} held-out subjects, {head['minutes']} min; state accuracy per class: {per_class}.",
+             f"- Shown changes per labelled hour {r['shown_changes_per_labelled_hour']:.0f} (labels: "
+             f"{r['label_changes_per_hour'] / max(1e-9, 1 - r['unlabelled_time']):.0f}); "
+             f"{100 * r['shown_changes_in_unlabelled_time']:.0f} % of the shown changes fall in the "
+             f"{100 * r['unlabelled_time']:.0f} % of the time the data set leaves unlabelled.",
+             f"- Cost per hour of data: {r['cost_per_hour']['model_invokes']:,} model invokes, "
+             f"{r['cost_per_hour']['feed_seconds']} s in the stream."]
+    return _block("experience", rows) + notes + [""]
+
+
 def fault_suite() -> list[str]:
     """Hardening figures: the long fuzz run, repeated kills, the memory soak (docs/hardening.md)."""
     fuzz, kills, soak = _load("fault_fuzz"), _load("kill_recovery"), _load("memory_soak")
@@ -241,6 +285,58 @@ def fault_suite() -> list[str]:
     return _block("fault_suite", rows)
 
 
+FORECAST_NAMES = {"beijing_temp_24h": "Beijing temperature, 24 h", "melbourne_min_7d": "Melbourne daily minimum, 7 d",
+                  "usd_idr_5d": "USD/IDR, 5 d", "bbca_close_5d": "BBCA close, 5 d"}
+UNIT_TEXT = {"degC": "°C"}
+
+
+def forecasting() -> list[str]:
+    d = _load("forecast_backtest")
+    if d is None:
+        return ["_not measured: run `python benchmarks/forecast_backtest.py`_", ""]
+    rows = ["| series (origins) | LSTM MAE step 1 / step H / mean | naive mean | best statistical peer | LSTM vs that peer "
+            "| skill vs naive | direction accuracy / up-move share | int8 / float32 MAE vs Keras | served on the device | train |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in d["results"].items():
+        s, p = r["scores"], r["protocol"]
+        H, unit = p["horizon"], UNIT_TEXT.get(p["unit"], p["unit"])
+        lstm = s["lstm (keras)"]
+        peers = {m: v["mae_mean"] for m, v in s.items() if m[:1].isupper()}
+        best = min(peers, key=lambda m: peers[m]) if peers else None
+        modes, served = r["export"]["modes"], r["served"]
+        skill = lstm["skill_mean"]
+        vs = f"{_signed(100 * (lstm['mae_mean'] / peers[best] - 1), '+.1f')} %" if best else "–"
+        rows.append(
+            f"| {FORECAST_NAMES.get(name, name)} ({p['origins']}) | {lstm['mae_step1']:.3f} / {lstm[f'mae_step{H}']:.3f} / "
+            f"**{lstm['mae_mean']:.3f}** {unit} | {s['naive']['mae_mean']:.3f} | "
+            f"{best} {peers[best]:.3f} | {vs} | {_signed(skill, '+.3f')}{' ⚠ no skill' if skill <= 0 else ''} | "
+            f"{lstm['direction_accuracy']:.3f} / {r['up_move_share']['all_steps']:.3f} | "
+            f"{_signed(100 * modes['int8']['mae_rel_diff_vs_keras'], '+.3f')} % / "
+            f"{abs(100 * modes['float32']['mae_rel_diff_vs_keras']):.4f} % | "
+            f"MAE {served['float32']['served_mae']:.4f} (bundle {served['float32']['bundle_backtest_mae']:.4f}) | "
+            f"{r['train_seconds']:.0f} s |")
+    return _block("forecasting", rows)
+
+
+def personalisation() -> list[str]:
+    d = _load("personalisation")
+    if d is None:
+        return ["_not measured: run `python benchmarks/personalisation.py`_", ""]
+    cols = ("generic", "fine_tuned", "fine_tuned_plain", "scratch", "int8")
+
+    def cell(r: dict[str, Any], c: str) -> str:
+        return f"{r[c]:.3f}" if c in r else "-"
+
+    rows = ["| person | generic | fine-tuned | fine-tuned, keep_source 0 | from scratch | int8 (fine-tuned) | fine-tune wall s |",
+            "|---|---|---|---|---|---|---|"]
+    for p, r in d["persons"].items():
+        rows.append(f"| {p} | " + " | ".join(cell(r, c) for c in cols) + f" | {r.get('fine_tuned_wall_seconds', '-')} |")
+    rows.append("| **mean** | " + " | ".join(f"**{cell(d['mean'], c)}**" for c in cols)
+                + f" | max {d['max_fine_tune_wall_seconds']} |")
+    targets = ", ".join(f"{k.replace('_', ' ')} {'✓' if v else '✗'}" for k, v in d["targets"].items())
+    return _block("personalisation", rows) + [f"Targets: {targets}. `python benchmarks/personalisation.py`", ""]
+
+
 def wall_times() -> list[str]:
     d = _load("run_all")
     if d is None:
@@ -257,8 +353,11 @@ SECTIONS: list[tuple[str, Callable[..., list[str]]]] = [
     ("Export of hapt_device", export),
     ("Latency per window, batch 1", lambda runs: latency()),
     ("TFLite Micro vs LiteRT (int8)", lambda runs: tflm_parity()),
+    ("What the user sees (held-out subjects' whole recordings)", lambda runs: experience()),
     ("Device runtime", lambda runs: device_runtime()),
     ("Fault suite", lambda runs: fault_suite()),
+    ("Forecasting", lambda runs: forecasting()),
+    ("Personalisation: WISDM watch, 60 s per activity per person", lambda runs: personalisation()),
 ]
 
 

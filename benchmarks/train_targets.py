@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/train_targets.py [--runs runs/final] [--data-root ../shared/data]``
 (≈ 13 min on 2 cores: uci_har_9ch ~3 min, uci_har_acc3 ~2.5 min, hapt_device ~2.5 min, uci_har_9ch_rnn ~1.5 min,
-wisdm_watch ~2 min). ``--skip-existing`` keeps runs that already have their metrics.
+wisdm_watch ~2 min, hapt_stream ~12 min). ``--skip-existing`` keeps runs that already have their metrics.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import print_table, write_json  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = {"uci_har_9ch": 0.93, "uci_har_acc3": 0.88, "hapt_device": None, "uci_har_9ch_rnn": None, "wisdm_watch": None}
+CONFIGS = {"uci_har_9ch": 0.93, "uci_har_acc3": 0.88, "hapt_device": None, "uci_har_9ch_rnn": None, "wisdm_watch": None,
+           "hapt_stream": None}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,9 +7,14 @@
 //   W <q_0> ... <q_{T*C-1}>                      for every window (every kHarHopSamples once full)
 // The pytest suite compares this with har_edge.data.preprocessing.CausalPreprocessor.
 //
+// `har_host_test smooth` instead reads one probability vector per line (kHarNumClasses floats) and
+// prints `S <class or -1 for uncertain> <confidence>` per line: har::ActivitySmoother with the
+// settings' smoothing, compared with the runtime's smoother (har_edge.runtime.decoding.make_smoother).
+//
 // Build (from a folder holding the generated headers and har_preprocess.h):
 //   g++ -std=c++17 -O2 -I. -o har_host_test path/to/har_host_test.cc
 #include <cstdio>
+#include <cstring>
 
 #include "har_model_settings.h"
 #include "har_preprocess.h"
@@ -28,7 +33,28 @@ int8_t g_window[kHarWindowSamples * kHarNumChannels];
 
 }  // namespace
 
-int main() {
+int Smooth() {
+  const har::SmoothingConfig cfg = {kHarSmoothingMethod, kHarNumClasses,     kHarSmoothingWindow, kHarSmoothingVotes,
+                                    kHarConfidenceFloor, kHarEvidenceWeight, kHarSmoothingStates, kHarStateClass,
+                                    kHarInitialBelief,   &kHarTransitions[0][0], kHarShowAsUncertain};
+  har::ActivitySmoother smoother;
+  if (!smoother.Init(cfg)) {
+    std::fprintf(stderr, "smoothing configuration rejected\n");
+    return 2;
+  }
+  float p[kHarNumClasses];
+  for (;;) {
+    for (int i = 0; i < kHarNumClasses; ++i) {
+      if (std::scanf("%f", &p[i]) != 1) return i == 0 ? 0 : 3;
+    }
+    float confidence = 0.0f;
+    const int shown = smoother.Update(p, &confidence);
+    std::printf("S %d %.9g\n", shown, confidence);
+  }
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "smooth") == 0) return Smooth();
 #if HAR_HAS_PREPROCESSING
   har::PreprocessConfig cfg = {kHarNumRawInputs, kHarNoiseSos,   kHarNoiseZi,       kHarNoiseSections,
                                kHarGravitySos,   kHarGravityZi,  kHarGravitySections, kHarChannelSource,
@@ -47,6 +73,10 @@ int main() {
   float features[kHarNumChannels];
   long n = 0;
   int since_last = 0;
+  if (kHarCarryState) {  // a streaming model: the stream starts with its context at the normalisation mean
+    for (int i = 0; i < kHarWindowSamples - kHarHopSamples; ++i) ring.Push(kHarChannelMean);
+    n = kHarWindowSamples - kHarHopSamples;
+  }
   for (;;) {
     int got = 0;
     for (int i = 0; i < kRawPerFrame; ++i) {

@@ -1,6 +1,7 @@
 // har_preprocess.h — portable causal preprocessing and int8 helpers for har-edge firmware.
 //
-// Mirrors har_edge.data.preprocessing.CausalPreprocessor (Python) sample by sample:
+// Mirrors har_edge.data.preprocessing.CausalPreprocessor (Python) sample by sample (and, at the end,
+// the runtime's smoothing of the class probabilities: ActivitySmoother):
 //   raw acc (g) [+ gyro (rad/s)]
 //     -> optional Butterworth low-pass (noise) on every raw channel  => total_acc, body_gyro
 //     -> Butterworth low-pass (gravity, 0.3 Hz) of total_acc          => gravity
@@ -223,6 +224,149 @@ class FeatureRing {
   int channels_;
   int next_;
   int count_;
+};
+
+// ---- smoothing of the class probabilities: mirrors har_edge.runtime.smoothing.Smoother (none, mean, vote)
+// and har_edge.runtime.decoding.HmmSmoother (hmm), then shows classes flagged in show_as_uncertain as
+// "uncertain" (-1), as the Python device runtime does with the bundle's smoothing.
+
+enum SmoothingMethod { kSmoothNone = 0, kSmoothMean = 1, kSmoothVote = 2, kSmoothHmm = 3 };
+
+constexpr int kMaxClasses = 16;
+constexpr int kMaxSmoothingWindow = 16;
+constexpr int kMaxHmmStates = 32;
+
+struct SmoothingConfig {
+  int method;                      // kHarSmoothingMethod
+  int num_classes;                 // kHarNumClasses
+  int window;                      // kHarSmoothingWindow (mean / vote)
+  int votes;                       // kHarSmoothingVotes (vote)
+  float confidence_floor;          // kHarConfidenceFloor: below it, "uncertain"
+  float evidence_weight;           // kHarEvidenceWeight (hmm)
+  int num_states;                  // kHarSmoothingStates (hmm)
+  const int* state_class;          // kHarStateClass: the class each hidden state shows (hmm)
+  const double* initial;           // kHarInitialBelief (hmm)
+  const double* transitions;       // &kHarTransitions[0][0]: row-major [from state][to state] (hmm)
+  const bool* show_as_uncertain;   // kHarShowAsUncertain
+};
+
+class ActivitySmoother {
+ public:
+  ActivitySmoother() : count_(0), next_(0), has_belief_(false) {}
+
+  bool Init(const SmoothingConfig& cfg) {
+    if (cfg.num_classes < 1 || cfg.num_classes > kMaxClasses || cfg.method < kSmoothNone || cfg.method > kSmoothHmm) return false;
+    if ((cfg.method == kSmoothMean || cfg.method == kSmoothVote) &&
+        (cfg.window < 1 || cfg.window > kMaxSmoothingWindow || cfg.votes < 1 || cfg.votes > cfg.window)) {
+      return false;
+    }
+    if (cfg.method == kSmoothHmm) {
+      if (cfg.num_states < 1 || cfg.num_states > kMaxHmmStates || cfg.transitions == nullptr || cfg.initial == nullptr ||
+          cfg.state_class == nullptr) {
+        return false;
+      }
+      for (int i = 0; i < cfg.num_states; ++i) {
+        if (cfg.state_class[i] < 0 || cfg.state_class[i] >= cfg.num_classes) return false;
+      }
+    }
+    cfg_ = cfg;
+    Reset();
+    return true;
+  }
+
+  // A new stream: forget the history / belief.
+  void Reset() {
+    count_ = 0;
+    next_ = 0;
+    has_belief_ = false;
+  }
+
+  // probabilities[num_classes] (dequantised model outputs) -> the class to show, or -1 for "uncertain".
+  int Update(const float* p, float* confidence) {
+    const int k = cfg_.num_classes;
+    float smoothed[kMaxClasses];
+    int best = 0;
+    if (cfg_.method == kSmoothHmm) {
+      best = UpdateBelief(p, smoothed);
+    } else {
+      const int w = cfg_.method == kSmoothNone ? 1 : cfg_.window;
+      for (int c = 0; c < k; ++c) history_[next_][c] = p[c];
+      next_ = (next_ + 1) % w;
+      if (count_ < w) ++count_;
+      for (int c = 0; c < k; ++c) {
+        float sum = 0.0f;
+        for (int h = 0; h < count_; ++h) sum += history_[h][c];
+        smoothed[c] = sum / static_cast<float>(count_);
+      }
+      best = ArgMax(smoothed, k);
+      if (cfg_.method == kSmoothVote) {
+        int votes[kMaxClasses] = {0};
+        for (int h = 0; h < count_; ++h) ++votes[ArgMax(history_[h], k)];
+        int top = 0;
+        for (int c = 1; c < k; ++c) {
+          if (votes[c] > votes[top]) top = c;
+        }
+        *confidence = smoothed[best];
+        const int needed = cfg_.votes < count_ ? cfg_.votes : count_;
+        if (votes[top] < needed) return -1;
+        best = top;
+      }
+    }
+    *confidence = smoothed[best];
+    if (smoothed[best] < cfg_.confidence_floor) return -1;
+    if (cfg_.show_as_uncertain != nullptr && cfg_.show_as_uncertain[best]) return -1;
+    return best;
+  }
+
+ private:
+  static int ArgMax(const float* v, int n) {
+    int best = 0;
+    for (int i = 1; i < n; ++i) {
+      if (v[i] > v[best]) best = i;
+    }
+    return best;
+  }
+
+  // Online HMM forward filter over hidden states: b_t(s) ~ max(p[class(s)], 1e-6)^w * (A^T b_{t-1})(s),
+  // started from the initial belief; the class belief is the sum over the states showing it.
+  int UpdateBelief(const float* p, float* smoothed) {
+    const int k = cfg_.num_classes;
+    const int n = cfg_.num_states;
+    double evidence[kMaxClasses];
+    for (int c = 0; c < k; ++c) {
+      evidence[c] = pow(p[c] > 1e-6f ? static_cast<double>(p[c]) : 1e-6, static_cast<double>(cfg_.evidence_weight));
+    }
+    double next[kMaxHmmStates];
+    double total = 0.0;
+    for (int j = 0; j < n; ++j) {
+      double prior = cfg_.initial[j];
+      if (has_belief_) {
+        prior = 0.0;
+        for (int i = 0; i < n; ++i) prior += belief_[i] * cfg_.transitions[i * n + j];
+      }
+      next[j] = prior * evidence[cfg_.state_class[j]];
+      total += next[j];
+    }
+    double per_class[kMaxClasses] = {0.0};
+    for (int j = 0; j < n; ++j) {
+      belief_[j] = next[j] / total;
+      per_class[cfg_.state_class[j]] += belief_[j];
+    }
+    int best = 0;
+    for (int c = 0; c < k; ++c) {
+      smoothed[c] = static_cast<float>(per_class[c]);
+      if (per_class[c] > per_class[best]) best = c;
+    }
+    has_belief_ = true;
+    return best;
+  }
+
+  SmoothingConfig cfg_;
+  float history_[kMaxSmoothingWindow][kMaxClasses];
+  double belief_[kMaxHmmStates];
+  int count_;
+  int next_;
+  bool has_belief_;
 };
 
 }  // namespace har

@@ -1,4 +1,4 @@
-"""``har-edge`` command line: train, evaluate, export, run, doctor, forecast.
+"""``har-edge`` command line: train, evaluate, export, run, doctor, record, forecast.
 
 Each subcommand parses arguments, calls the library and maps :class:`HarEdgeError` to exit code 1
 with a one-line message. Logging is configured here, once.
@@ -47,14 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write (required; replaced if it exists)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines (default: one line per epoch)")
     p.add_argument("--seed", type=int, help="override the config's [train] seed (weights, shuffling, augmentation) (default: the config's)")
+    p.add_argument("--recordings", metavar="DIR", help="override [data] path: a folder of recordings (dataset = \"recordings\") "
+                   "(default: the config's data)")
+    p.add_argument("--init-from", metavar="RUN_DIR", help="override [train] init_from: fine-tune this run directory "
+                   "(default: the config's, else from scratch)")
     _add_data_root(p)
 
     p = sub.add_parser("evaluate", help="recompute a run's test metrics (Keras or the NumPy reference engine)",
-                       description="Recompute a run's test metrics on its held-out subjects.")
+                       description="Recompute a run's test metrics on its held-out subjects (or on recordings).")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `har-edge train`")
     p.add_argument("--backend", choices=["keras", "numpy"], default="keras",
                    help="keras: the trained model; numpy: the TF-free NumPy reference engine, compared with Keras (default: keras)")
     p.add_argument("--out", metavar="JSON", help="write the metrics JSON here (default: RUN_DIR/metrics.json for keras, nothing for numpy)")
+    p.add_argument("--recordings", metavar="DIR", help="evaluate on this folder of recordings (har-edge record) instead of "
+                   "the run's test split (default: the test split)")
+    p.add_argument("--split", choices=["train", "test"], help="with --recordings: only recordings whose sidecar has this split "
+                   "(default: all)")
     _add_data_root(p, run_default=True)
 
     p = sub.add_parser("export", help="quantise a run to TFLite bundles with a parity report (and MCU sources)",
@@ -86,11 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, metavar="DIR", help="data root to write into (required; other data sets in it are kept)")
 
     from har_edge.cli.run import add_run_parsers
+    from har_edge.cli.record import add_record_parser
 
     add_run_parsers(sub)
     from har_edge.cli.forecast import add_forecast_parser
 
     add_forecast_parser(sub, _add_data_root)
+    add_record_parser(sub)
     return parser
 
 
@@ -121,10 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {}
-    from har_edge.cli import commands, forecast, run
+    from har_edge.cli import commands, forecast, record, run
 
     handlers.update(train=commands.cmd_train, evaluate=commands.cmd_evaluate, export=commands.cmd_export,
-                    data=commands.cmd_data, run=run.cmd_run, doctor=run.cmd_doctor, forecast=forecast.cmd_forecast)
+                    data=commands.cmd_data, run=run.cmd_run, doctor=run.cmd_doctor, forecast=forecast.cmd_forecast,
+                    record=record.cmd_record)
     from har_edge.redaction import redact
 
     try:

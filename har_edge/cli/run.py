@@ -20,22 +20,22 @@ from typing import Any
 from har_edge.errors import ConfigError, HarEdgeError
 from har_edge.runtime.smoothing import SmoothingConfig
 
-__all__ = ["add_run_parsers", "cmd_run", "cmd_doctor", "load_device_config"]
+__all__ = ["add_run_parsers", "cmd_run", "cmd_doctor", "load_device_config", "build_stream", "smoothing_config"]
 
 log = logging.getLogger(__name__)
 
 _DEFAULTS: dict[str, Any] = {
     "bundle": None, "source": None, "backend": "auto", "speed": "1", "broker": None, "device_id": "har-edge",
     "topic_prefix": "har", "qos": 1, "state_dir": None, "stats_interval_s": 60.0, "chunk_samples": None,
-    "timestamp_unit": "s", "input_check": "refuse", "device_name": None,
-    "smoothing": dataclasses.asdict(SmoothingConfig()),
+    "hop_samples": None, "timestamp_unit": "s", "input_check": "refuse", "device_name": None,
+    "smoothing": {},  # unset keys: the bundle's own smoothing, then SmoothingConfig's defaults
     "mqtt": {}, "source_options": {}, "clock": {}, "plausibility": {},
 }
 
 
 def load_device_config(path: str | None) -> dict[str, Any]:
     """Read the device TOML (top-level keys as in ``_DEFAULTS``; ``[smoothing]``, ``[mqtt]``, ``[source_options]``,
-    ``[clock]`` (:class:`~har_edge.runtime.clock.ClockConfig`), ``[plausibility]``
+    ``[clock]`` (:class:`~har_edge.data.clock.ClockConfig`), ``[plausibility]``
     (:class:`~har_edge.runtime.plausibility.PlausibilityLimits`))."""
     cfg = json.loads(json.dumps(_DEFAULTS))
     if not path:
@@ -103,9 +103,12 @@ def add_run_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--stats-interval", type=_non_negative, dest="stats_interval_s", metavar="SECONDS",
                    help="seconds between stats messages; 0 = only at the end (default: 60)")
     p.add_argument("--confidence-floor", type=float, metavar="P",
-                   help="below this smoothed confidence (0..1) the activity is 'uncertain' (default: the config's [smoothing], else 0.0 = never)")
-    p.add_argument("--smoothing", choices=["none", "mean", "vote"], help="prediction smoothing over the last windows "
-                   "(default: the config's [smoothing], else mean of the last 2)")
+                   help="below this smoothed confidence (0..1) the activity is 'uncertain' (default: the config's "
+                        "[smoothing], else the bundle's, else 0.0 = never)")
+    p.add_argument("--smoothing", choices=["none", "mean", "vote", "hmm"], help="prediction smoothing over the last windows "
+                   "(default: the config's [smoothing], else the bundle's, else mean of the last 2)")
+    p.add_argument("--hop-samples", type=int, dest="hop_samples", metavar="N",
+                   help="classify every N samples (default: the bundle's hop)")
     p.add_argument("--flush-timeout", type=_non_negative, default=60.0, metavar="SECONDS",
                    help="seconds to wait at the end for the broker to take every message (default: 60)")
     add_input_options(p)
@@ -122,7 +125,7 @@ def add_run_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def _resolve(args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_device_config(getattr(args, "config", None))
     for key in ("bundle", "source", "backend", "speed", "broker", "device_id", "topic_prefix", "state_dir", "stats_interval_s",
-                "device_name"):
+                "hop_samples", "device_name"):
         v = getattr(args, key, None)
         if v is not None:
             cfg[key] = v
@@ -163,13 +166,36 @@ def _mqtt_config(cfg: dict[str, Any], broker: str) -> Any:
     return parse_broker_url(broker, base=base)
 
 
+def build_stream(clf: Any, cfg: dict[str, Any], *, source_rate_hz: float | None = None) -> Any:
+    """The :class:`~har_edge.runtime.stream.StreamClassifier` ``har-edge run`` builds from a resolved device config
+    (benchmarks call this too, so they measure exactly what the device runs)."""
+    from har_edge.data.clock import ClockConfig
+    from har_edge.runtime.plausibility import PlausibilityLimits
+    from har_edge.runtime.stream import StreamClassifier
+
+    hop = cfg.get("hop_samples")
+    return StreamClassifier(clf, smoothing=smoothing_config(clf.bundle, cfg), source_rate_hz=source_rate_hz,
+                            clock=ClockConfig.from_dict(cfg.get("clock", {})),
+                            plausibility=PlausibilityLimits.from_dict(cfg.get("plausibility", {})),
+                            hop_samples=None if hop is None else int(hop))
+
+
+def smoothing_config(bundle: Any, cfg: dict[str, Any]) -> SmoothingConfig:
+    """The device config's ``[smoothing]`` keys over the bundle's own smoothing over the defaults."""
+    settings = {**bundle.smoothing, **cfg["smoothing"]}
+    unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(SmoothingConfig)})
+    if unknown:
+        raise ConfigError(f"[smoothing]: unknown key(s) {unknown}; allowed: {[f.name for f in dataclasses.fields(SmoothingConfig)]}")
+    return SmoothingConfig(**settings)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from har_edge.inference.classifier import Classifier
-    from har_edge.runtime.clock import ClockConfig
+    from har_edge.data.clock import ClockConfig
     from har_edge.runtime.input_check import CheckedSource
     from har_edge.runtime.plausibility import PlausibilityLimits
+    from har_edge.runtime.source_base import _parse_speed
     from har_edge.runtime.sources import open_source
-    from har_edge.runtime.stream import StreamClassifier
     from har_edge.cli.service import PublisherSink, StdoutSink, run_service
     from har_edge.transport.config import MqttConfig
 
@@ -179,12 +205,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     # device id and topics are checked in every mode (stdout too), before anything is opened
     MqttConfig(device_id=cfg["device_id"], topic_prefix=cfg["topic_prefix"])
     mcfg = _mqtt_config(cfg, cfg["broker"]) if cfg["broker"] else None
-    clock, limits = ClockConfig.from_dict(cfg["clock"]), PlausibilityLimits.from_dict(cfg["plausibility"])
+    ClockConfig.from_dict(cfg["clock"]), PlausibilityLimits.from_dict(cfg["plausibility"])  # checked before anything opens
     backend = None if cfg["backend"] in (None, "auto") else cfg["backend"]
-    from har_edge.inference.bundle import load_bundle
-    from har_edge.runtime.source_base import _parse_speed
-
     pace = _parse_speed(cfg["speed"])  # ConfigError naming the value, never a traceback
+    from har_edge.inference.bundle import load_bundle
+
     bundle = load_bundle(cfg["bundle"])
     if bundle.task == "forecast":  # a forecaster has its own loop (har_edge.cli.forecast_service)
         from har_edge.cli.forecast_service import serve_forecaster
@@ -209,8 +234,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except BaseException:
             raw_source.close()
             raise
-        stream = StreamClassifier(clf, smoothing=SmoothingConfig(**cfg["smoothing"]), source_rate_hz=source.nominal_rate_hz,
-                                  clock=clock, plausibility=limits)
+        stream = build_stream(clf, cfg, source_rate_hz=source.nominal_rate_hz)
 
         def _stop(signum: int, frame: Any) -> None:
             log.warning("signal %d: stopping after the current chunk", signum)
@@ -226,7 +250,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
                 state_dir = Path(cfg["state_dir"] or Path.home() / ".local" / "state" / "har-edge")
                 state_dir.mkdir(parents=True, exist_ok=True)
-                publisher = MqttPublisher(mcfg, labels=clf.labels, state_dir=state_dir)
+                shown = tuple(label for label in clf.labels if label not in clf.bundle.uncertain_labels)  # + "uncertain"
+                publisher = MqttPublisher(mcfg, labels=shown, state_dir=state_dir)
                 sink: Any = PublisherSink(publisher, model_hash=clf.bundle.model_sha256, device_id=mcfg.device_id)
             else:
                 sink = StdoutSink(sys.stdout, model_hash=clf.bundle.model_sha256, device_id=cfg["device_id"])
@@ -280,13 +305,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                 b = clf.bundle
                 rng = np.random.default_rng(0)
                 x = rng.standard_normal((b.window_samples, len(b.channel_names))).astype(np.float32)
+                clf.reset_state()
                 p1 = clf.probabilities_normalised(x)
                 clf.probabilities_normalised(x * 2)
+                clf.reset_state()  # a streaming model carries its state between windows; a stream's start resets it
                 p2 = clf.probabilities_normalised(x)
                 same = bool(np.array_equal(p1, p2))
                 report(True, "bundle", f"{b.model_path} ({b.manifest['quantization']}, {len(b.model_bytes)} bytes, "
                        f"labels {list(b.labels)}, {b.window_samples} samples at {b.sample_rate_hz:g} Hz, hop {b.hop_samples})")
-                report(same, "state reset", "two invokes of one window agree" if same else "LSTM state leaks between invokes")
+                if clf.carries_state:
+                    report(same, "state reset", "streaming model: the LSTM state runs on between windows and resets at a "
+                           "stream's start" if same else "resetting the LSTM state does not restore it")
+                else:
+                    report(same, "state reset", "two invokes of one window agree" if same else "LSTM state leaks between invokes")
                 t0 = time.perf_counter()
                 for _ in range(50):
                     clf.probabilities_normalised(x)

@@ -19,7 +19,7 @@ from contextlib import nullcontext
 from typing import Any, ContextManager, Protocol, TextIO
 
 from har_edge.errors import ConfigError, HarEdgeError
-from har_edge.runtime.clock import SegmentEvent
+from har_edge.data.clock import SegmentEvent
 from har_edge.runtime.smoothing import ActivityEvent
 from har_edge.runtime.sources import Source
 from har_edge.runtime.stream import StreamClassifier, StreamResult

@@ -311,6 +311,38 @@ def _preprocessing_block(manifest: dict[str, Any]) -> str:
     )
 
 
+def _smoothing_values(manifest: dict[str, Any]) -> dict[str, str]:
+    """The runtime's smoothing for this bundle (its ``smoothing`` over the defaults) as C constants.
+
+    Uses the runtime's own :class:`~har_edge.runtime.smoothing.SmoothingConfig` and transition matrix
+    (numpy-only modules), so the firmware cannot drift from what the Python device does.
+    """
+    from har_edge.errors import ConfigError
+    from har_edge.runtime.decoding import hmm_model
+    from har_edge.runtime.smoothing import SmoothingConfig
+
+    labels = tuple(str(x) for x in manifest["labels"])
+    try:
+        cfg = SmoothingConfig(**(manifest.get("smoothing") or {}))
+        hmm = hmm_model(labels, cfg, tuple(manifest.get("uncertain_labels") or ()))
+    except (TypeError, ConfigError) as exc:
+        raise BundleError(f"manifest smoothing={manifest.get('smoothing')!r} is invalid: {exc}") from exc
+    described = ", ".join(f"{k}={v}" for k, v in vars(cfg).items())
+    return {
+        "smoothing_comment": described,
+        "smoothing_method": str(("none", "mean", "vote", "hmm").index(cfg.method)),
+        "smoothing_window": str(cfg.window),
+        "smoothing_votes": str(cfg.votes),
+        "confidence_floor": _c_float(cfg.confidence_floor, "smoothing.confidence_floor"),
+        "evidence_weight": _c_float(cfg.evidence_weight, "smoothing.evidence_weight"),
+        "state_names": ", ".join(hmm.state_names),
+        "num_states": str(len(hmm.state_class)),
+        "state_class": ", ".join(str(int(c)) for c in hmm.state_class),
+        "initial_belief": ", ".join(_c_double(v) for v in hmm.initial),
+        "transitions": _c_rows(hmm.transitions),
+    }
+
+
 def _settings_values(manifest: dict[str, Any], *, sha256: str, arena_bytes: int, arena_measured: int,
                      arena_margin: float, model_bytes: int, preprocessing: str) -> dict[str, str]:
     labels = [str(x) for x in manifest["labels"]]
@@ -325,6 +357,8 @@ def _settings_values(manifest: dict[str, Any], *, sha256: str, arena_bytes: int,
         "model_bytes": str(model_bytes),
         "num_classes": str(len(labels)),
         "labels": ", ".join(_c_string(x) for x in labels),
+        "show_as_uncertain": ", ".join("true" if x in (manifest.get("uncertain_labels") or []) else "false" for x in labels),
+        "carry_state": "true" if manifest.get("recurrent_state") == "carried" else "false",
         "window_samples": str(int(manifest["window_samples"])),
         "hop_samples": str(int(manifest["hop_samples"])),
         "sample_rate_hz": _c_float(manifest["sample_rate_hz"], "sample_rate_hz"),
@@ -342,6 +376,7 @@ def _settings_values(manifest: dict[str, Any], *, sha256: str, arena_bytes: int,
         "arena_measured": str(arena_measured),
         "arena_margin": f"{arena_margin:g}",
         "preprocessing": preprocessing,
+        **_smoothing_values(manifest),
     }
 
 
@@ -366,7 +401,8 @@ def _check_arrays(x: NDArray[Any] | None, y: NDArray[Any] | None, ref: NDArray[A
 
 def write_mcu_export(tflite_bytes: bytes, manifest: dict[str, Any], out_dir: Path, *,
                      X_test_int8: NDArray[np.int8] | None = None, y_test: NDArray[np.integer] | None = None,
-                     litert_outputs_int8: NDArray[np.int8] | None = None, arena_margin: float = 0.25) -> dict[str, Any]:
+                     litert_outputs_int8: NDArray[np.int8] | None = None, arena_margin: float = 0.25,
+                     reset: NDArray[np.bool_] | None = None) -> dict[str, Any]:
     """Write the TFLM sources for a full-int8 model into ``out_dir`` and verify them on the host.
 
     Args:
@@ -377,6 +413,8 @@ def write_mcu_export(tflite_bytes: bytes, manifest: dict[str, Any], out_dir: Pat
         y_test: optional labels ``(n,)`` (class indices; one-hot ``(n, K)`` is accepted) for accuracy.
         litert_outputs_int8: optional LiteRT int8 outputs ``(n, K)`` for the parity check.
         arena_margin: fraction added to the measured arena (host is 64-bit; MCUs are 32-bit).
+        reset: ``(n,)`` for a streaming model (``recurrent_state = "carried"``): its test windows in stream
+            order, ``True`` where a recording starts (labels ``< 0``: unlabelled, not scored).
 
     Returns:
         Report dict: ``arena_bytes``, ``arena_bytes_measured``, ``arena_margin``, ``ops``, ``files``,
@@ -424,7 +462,7 @@ def write_mcu_export(tflite_bytes: bytes, manifest: dict[str, Any], out_dir: Pat
     written = [*files, "har_preprocess.h"]
     logger.info("wrote MCU sources %s to %s (arena %d bytes)", written, out_dir, arena_bytes)
 
-    tflm = _verify(tflite_bytes, X_test_int8, y_test, litert_outputs_int8, arena_bytes, manifest)
+    tflm = _verify(tflite_bytes, X_test_int8, y_test, litert_outputs_int8, arena_bytes, manifest, reset=reset)
     return {
         "arena_bytes": arena_bytes,
         "arena_bytes_measured": measured,

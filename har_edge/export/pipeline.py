@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +27,7 @@ from har_edge.data.datasets import prepare_windows
 from har_edge.data.units import normalise_unit_name
 from har_edge.errors import ExportError
 from har_edge.evaluation.metrics import classification_metrics
+from har_edge.export.stream_export import build_stream_twin, stream_manifest_fields, stream_representative, stream_test_set
 from har_edge.export.converter import QUANT_MODES, build_export_twin, check_deployable_ops, convert_to_tflite, representative_windows
 from har_edge.export.tflite_rewrite import embed_metadata, set_lstm_cell_clip
 from har_edge.inference.bundle import (CLASSIFICATION, EMBEDDED_MANIFEST_KEY, MODEL_NAME, Bundle, embedded_manifest_bytes,
@@ -67,6 +69,8 @@ def build_manifest(info: RunInfo, mode: str, runner: TfliteRunner, metrics: dict
         "metrics": metrics,
         "har_edge_version": __version__,
         "created_unix_s": round(time.time(), 3),
+        **stream_manifest_fields(info),
+        **({"smoothing": dict(info.config.smoothing)} if info.config.smoothing else {}),
     }
 
 
@@ -121,17 +125,19 @@ def _interpreter_support(model_path: Path) -> dict[str, str]:
     return result
 
 
-def _evaluate(bundle: Bundle, X_norm: np.ndarray, y: np.ndarray, labels: tuple[str, ...]) -> dict[str, Any]:
-    """Run the in-memory ``bundle`` through the device's Classifier on normalised test windows ``(n, T, C)``.
+def _evaluate(bundle: Bundle, X_norm: np.ndarray, y: np.ndarray, labels: tuple[str, ...], *,
+              reset: np.ndarray | None = None) -> dict[str, Any]:
+    """Run the in-memory ``bundle`` through the device's Classifier on normalised test windows ``(n, T, C)``
+    (``reset``: where a streaming model's state starts from zero; default every window).
 
     Returns ``probabilities`` ``(n, k)``, ``metrics``, ``latency_ms``, ``backend``, and the model's own
     ``inputs`` ``(n, T, C)`` and ``raw`` outputs ``(n, k)`` (int8 for full-int8 models).
     """
     with Classifier(bundle) as clf:
         inputs = clf.quantise_input(X_norm)
-        raw = clf.runner.run_batch(inputs)
+        raw = clf.runner.run_batch(inputs, reset=reset)
         probs = clf.runner.dequantise_output(raw)
-        return {"probabilities": probs, "metrics": classification_metrics(y, probs.argmax(1), labels),
+        return {"probabilities": probs, "metrics": _metrics(y, probs, labels),
                 "latency_ms": _latency_ms(clf, X_norm), "backend": clf.backend, "inputs": inputs, "raw": raw}
 
 
@@ -249,6 +255,44 @@ def export_run(
     return report
 
 
+@dataclass(frozen=True)
+class _TestInputs:
+    """What export evaluates: normalised test windows ``X``, labels ``y`` (-1: unlabelled, not scored), the Keras
+    probabilities, ``reset`` (``None``: every window from zero state; else where each stream starts), the twin
+    and the calibration windows."""
+
+    X: np.ndarray
+    y: np.ndarray
+    keras_probs: np.ndarray
+    reset: np.ndarray | None
+    twin: Any
+    representative: np.ndarray
+    subjects: list[int]
+
+
+def _test_inputs(info: RunInfo, model: Any, data_root: Path, representative_count: int) -> _TestInputs:
+    if info.config.streaming is not None:  # a streaming model: every window of the test recordings, in order
+        ts = stream_test_set(model, info, data_root)
+        # as many new samples as representative_count windows of a 128-sample window classifier
+        count = representative_count * -(-128 // info.hop_samples)
+        rep = stream_representative(info, data_root, count=count, seed=info.config.train.seed)
+        return _TestInputs(ts.X, ts.y, ts.keras_probs, ts.reset, build_stream_twin(model, info), rep, ts.subjects)
+    splits = prepare_windows(info.config, data_root)
+    norm = info.normalisation
+    Xte = norm.transform(splits.test.X)
+    twin = build_export_twin(model, info.config, window_samples=info.window_samples, n_channels=len(info.channel_names),
+                             n_classes=len(info.label_names))
+    rep = representative_windows(norm.transform(splits.train.X), splits.train.y, count=representative_count, seed=info.config.train.seed)
+    return _TestInputs(Xte, splits.test.y, predict_probabilities(model, Xte), None, twin, rep,
+                       sorted(set(int(s) for s in splits.test.subject)))
+
+
+def _metrics(y: np.ndarray, probs: np.ndarray, labels: tuple[str, ...]) -> dict[str, Any]:
+    """Classification metrics on the labelled windows (``y >= 0``)."""
+    keep = y >= 0
+    return classification_metrics(y[keep], probs[keep].argmax(1), labels)
+
+
 def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, data_root: Path, target: str | None,
                  representative_count: int, check_interpreters: bool, single: bool, arena_margin: float,
                  on_step: Callable[[int, int, str], None] | None) -> dict[str, Any]:
@@ -263,19 +307,14 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
         done += 1
 
     step("test windows and Keras predictions")
-    splits = prepare_windows(info.config, data_root)
-    norm = info.normalisation
-    Xte, yte = norm.transform(splits.test.X), splits.test.y
-    Xtr = norm.transform(splits.train.X)
+    t = _test_inputs(info, model, data_root, representative_count)
+    Xte, yte, keras_probs, twin, rep = t.X, t.y, t.keras_probs, t.twin, t.representative
     labels = info.label_names
-    keras_probs = predict_probabilities(model, Xte)
-    keras_m = classification_metrics(yte, keras_probs.argmax(1), labels)
-    twin = build_export_twin(model, info.config, window_samples=info.window_samples, n_channels=len(info.channel_names), n_classes=len(labels))
-    rep = representative_windows(Xtr, splits.train.y, count=representative_count, seed=info.config.train.seed)
+    keras_m = _metrics(yte, keras_probs, labels)
     report: dict[str, Any] = {
         "run_dir": str(info.run_dir),
         "n_test_windows": int(len(yte)),
-        "test_subjects": sorted(set(int(s) for s in splits.test.subject)),
+        "test_subjects": t.subjects,
         "keras": {"test_accuracy": keras_m["accuracy"], "test_macro_f1": keras_m["macro_f1"]},
         "modes": {},
         "machine": {"python": platform.python_version(), "processor": platform.machine()},
@@ -291,7 +330,7 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
         in_memory = Bundle(directory=mode_dir, model_path=mode_dir / MODEL_NAME, model_bytes=data,
                            manifest=dict(manifest, model_sha256=sha256_bytes(data)))
         step(f"{mode}: evaluating on {len(yte)} test windows")
-        ev = _evaluate(in_memory, Xte, yte, labels)
+        ev = _evaluate(in_memory, Xte, yte, labels, reset=t.reset)
         probs, m, latency = ev["probabilities"], ev["metrics"], ev["latency_ms"]
         entry = {
             "test_accuracy": m["accuracy"],
@@ -320,7 +359,7 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
 
             step("mcu: measuring the TFLite Micro arena and checking parity")
             report["mcu"] = write_mcu_export(bundle.model_bytes, bundle.manifest, stage / "mcu", arena_margin=arena_margin,
-                                             X_test_int8=ev["inputs"], y_test=yte, litert_outputs_int8=ev["raw"])
+                                             X_test_int8=ev["inputs"], y_test=yte, litert_outputs_int8=ev["raw"], reset=t.reset)
         log.info("%s: accuracy %.4f (keras %.4f), %d bytes, %.3f ms/window", mode, m["accuracy"], keras_m["accuracy"], len(data), latency)
     if single:
         report["tflite"] = report["modes"][modes[0]]

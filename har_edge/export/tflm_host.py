@@ -74,7 +74,8 @@ elif mode == "tensors":
     np.savez(sys.argv[5], **{f"t{t}": np.stack([w[k] for w in out]) for k, t in enumerate(tensors)})
 else:
     x = np.load(sys.argv[4])
-    np.save(sys.argv[5], runner.run_batch(x).reshape(len(x), -1))
+    reset = np.load(sys.argv[6]) if len(sys.argv) > 6 else None
+    np.save(sys.argv[5], runner.run_batch(x, reset=reset).reshape(len(x), -1))
 sys.stdout.write("ok\n")
 """
 
@@ -161,8 +162,10 @@ def measure_arena(tflite_bytes: bytes, *, granularity: int = _ARENA_ALIGN, max_b
     return hi
 
 
-def run_tflm(tflite_bytes: bytes, x_int8: NDArray[np.int8], *, arena_bytes: int) -> NDArray[np.int8]:
-    """Run every window of ``x_int8`` ``(n, T, C)`` through TFLM (host), resetting state before each.
+def run_tflm(tflite_bytes: bytes, x_int8: NDArray[np.int8], *, arena_bytes: int,
+             reset: NDArray[np.bool_] | None = None) -> NDArray[np.int8]:
+    """Run every window of ``x_int8`` ``(n, T, C)`` through TFLM (host), resetting state before each
+    (``reset`` ``(n,)``: only where it is ``True``, for a streaming model's consecutive windows).
 
     One subprocess for all windows. Returns the raw int8 outputs ``(n, n_classes)``.
     """
@@ -171,8 +174,11 @@ def run_tflm(tflite_bytes: bytes, x_int8: NDArray[np.int8], *, arena_bytes: int)
         model_path, x_path, y_path = Path(tmp) / "model.tflite", Path(tmp) / "x.npy", Path(tmp) / "y.npy"
         model_path.write_bytes(tflite_bytes)
         np.save(x_path, np.ascontiguousarray(x_int8, dtype=np.int8))
-        proc = _run_worker(["run", str(model_path), str(int(arena_bytes)), str(x_path), str(y_path)],
-                           _PROBE_TIMEOUT_S + 0.05 * len(x_int8))
+        args = ["run", str(model_path), str(int(arena_bytes)), str(x_path), str(y_path)]
+        if reset is not None:
+            np.save(Path(tmp) / "reset.npy", np.asarray(reset, dtype=bool))
+            args.append(str(Path(tmp) / "reset.npy"))
+        proc = _run_worker(args, _PROBE_TIMEOUT_S + 0.05 * len(x_int8))
         if proc.returncode != 0 or not y_path.exists():
             tail = (proc.stderr or "").strip().splitlines()[-3:]
             raise ExportError(f"TFLite Micro run failed (exit code {proc.returncode}): {' | '.join(tail)}")
@@ -227,7 +233,7 @@ def _kernel_diagnosis(tflite_bytes: bytes, x: NDArray[np.int8], arena_bytes: int
 
 def verify_tflm(tflite_bytes: bytes, x: NDArray[np.int8] | None, *, y: NDArray[Any] | None = None,
                 litert_default: NDArray[Any] | None = None, arena_bytes: int,
-                diagnose_windows: int = DIAGNOSE_WINDOWS) -> dict[str, Any]:
+                diagnose_windows: int = DIAGNOSE_WINDOWS, reset: NDArray[np.bool_] | None = None) -> dict[str, Any]:
     """Run windows ``x`` ``(n, T, C)`` int8 under TFLM (host) and compare with labels and LiteRT.
 
     Args:
@@ -236,6 +242,9 @@ def verify_tflm(tflite_bytes: bytes, x: NDArray[np.int8] | None, *, y: NDArray[A
             ``vs_litert_default`` and ``passed`` (max diff <= 1 step) refer to them.
         arena_bytes: tensor arena for TFLM.
         diagnose_windows: the first this many windows get the per-op / per-LSTM-step diagnosis (0: none).
+        reset: ``(n,)`` where the recurrent state starts from zero (a streaming model's windows, in stream
+            order; unlabelled windows have ``y < 0`` and are not scored); default: before every window.
+            The per-op diagnosis (window by window from zero state) is skipped then.
 
     Returns:
         ``n``, ``accuracy``, ``max_abs_diff_steps``, ``p99_abs_diff_steps``, ``frac_within_1_step``,
@@ -246,25 +255,29 @@ def verify_tflm(tflite_bytes: bytes, x: NDArray[np.int8] | None, *, y: NDArray[A
     """
     if x is None:
         return _empty_report()
-    out = run_tflm(tflite_bytes, x, arena_bytes=arena_bytes).astype(np.int32)
+    out = run_tflm(tflite_bytes, x, arena_bytes=arena_bytes, reset=reset).astype(np.int32)
     report = _empty_report(int(len(x)))
+    carried = reset is not None and not np.all(reset)
     if y is not None:
         labels = np.asarray(y)
         labels = labels.argmax(axis=1) if labels.ndim == 2 else labels.reshape(-1)
-        report["accuracy"] = float(np.mean(out.argmax(axis=1) == labels))
+        scored = labels >= 0
+        report["accuracy"] = float(np.mean(out.argmax(axis=1)[scored] == labels[scored]))
     if litert_default is not None:
         report["vs_litert_default"] = compare_outputs(out, litert_default)
         report.update(report["vs_litert_default"])
         report["passed"] = report["max_abs_diff_steps"] <= 1
     try:
-        reference = litert_int8_outputs(tflite_bytes, x, reference=True)
+        reference = litert_int8_outputs(tflite_bytes, x, reference=True, reset=reset)
     except (BackendNotAvailable, ExportError) as exc:
         report["reference_unavailable"] = report["diagnosis_unavailable"] = str(exc)
     else:
         report["vs_litert_reference"] = compare_outputs(out, reference)
         if litert_default is not None:
             report["litert_reference_vs_default"] = compare_outputs(reference, litert_default)
-        if diagnose_windows > 0:
+        if carried:
+            report["diagnosis_unavailable"] = "a streaming model (state carried between windows): no per-window diagnosis"
+        elif diagnose_windows > 0:
             try:
                 report["kernel_diagnosis"] = _kernel_diagnosis(tflite_bytes, x[:diagnose_windows], arena_bytes)
             except (BackendNotAvailable, ExportError) as exc:
@@ -284,7 +297,8 @@ def verify_tflm(tflite_bytes: bytes, x: NDArray[np.int8] | None, *, y: NDArray[A
 
 
 def _verify(tflite_bytes: bytes, x: NDArray[np.int8] | None, y: NDArray[Any] | None, ref: NDArray[Any] | None,
-            arena_bytes: int, manifest: dict[str, Any], *, diagnose_windows: int = DIAGNOSE_WINDOWS) -> dict[str, Any]:
+            arena_bytes: int, manifest: dict[str, Any], *, diagnose_windows: int = DIAGNOSE_WINDOWS,
+            reset: NDArray[np.bool_] | None = None) -> dict[str, Any]:
     """``verify_tflm`` for ``write_mcu_export`` (``manifest`` is unused); an all-``None`` report without ``x``."""
     return verify_tflm(tflite_bytes, x, y=y, litert_default=ref, arena_bytes=arena_bytes,
-                       diagnose_windows=diagnose_windows)
+                       diagnose_windows=diagnose_windows, reset=reset)

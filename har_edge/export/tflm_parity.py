@@ -59,13 +59,15 @@ def _litert(tflite_bytes: bytes, *, reference: bool, preserve: bool = False) -> 
         raise ExportError(f"LiteRT cannot load the model with its {kind} kernels: {exc}") from exc
 
 
-def litert_int8_outputs(tflite_bytes: bytes, x_int8: NDArray[np.int8], *, reference: bool) -> NDArray[np.int8]:
-    """Run windows ``(n, T, C)`` int8 through LiteRT, resetting state before each; outputs ``(n, K)``.
+def litert_int8_outputs(tflite_bytes: bytes, x_int8: NDArray[np.int8], *, reference: bool,
+                        reset: NDArray[np.bool_] | None = None) -> NDArray[np.int8]:
+    """Run windows ``(n, T, C)`` int8 through LiteRT, resetting state before each (``reset``: only where
+    ``True``, a streaming model's windows in order); outputs ``(n, K)``.
 
     ``reference=True``: reference kernels (``BUILTIN_REF``, no delegate); else LiteRT's default (``AUTO``).
     """
     with _litert(tflite_bytes, reference=reference) as runner:
-        return runner.run_batch(np.asarray(x_int8)).reshape(len(x_int8), -1)
+        return runner.run_batch(np.asarray(x_int8), reset=reset).reshape(len(x_int8), -1)
 
 
 def litert_op_tensors(tflite_bytes: bytes, x_int8: NDArray[np.int8]) -> tuple[list[dict[str, Any]], dict[int, NDArray[Any]]]:

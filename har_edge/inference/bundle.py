@@ -28,7 +28,18 @@ Manifest (``schema_version`` 3; task-neutral: ``task`` says what the model's out
      "preprocessing": {...} | null,
      "normalisation": {"mean": [...], "std": [...]},
      "input": {"shape": [1, T, C], "dtype": "float32|int8", "scale": s, "zero_point": z},
-     "output": {...}, "metrics": {...}, "har_edge_version": ...}
+     "output": {...}, "metrics": {...}, "har_edge_version": ...,
+     "recurrent_state": "reset" | "carried",             (optional, default "reset")
+     "uncertain_labels": [...],                          (optional, default [])
+     "smoothing": {...}}                                 (optional, default {})
+
+``recurrent_state``: ``reset`` (every window from zero LSTM state, as all bundles before it) or
+``carried`` (a streaming model: each window holds only the samples since the last one plus the
+convolution's context, and the LSTM state runs on from invoke to invoke; the runtime resets it only
+at the start of a stream). ``uncertain_labels``: output classes that are not an activity to show
+(e.g. a postural-transition class); the runtime shows ``uncertain`` when one of them wins.
+``smoothing``: the smoothing chosen for this model (keys of the runtime's ``SmoothingConfig``); the
+device uses it unless its own config sets smoothing, and the MCU export writes it for the firmware.
 
 Schema 1 (before ``task`` existed) is read as a classification bundle; schema 2 differs from 3 only in
 what ``weights_sha256`` covers. Readers before schema 3 refuse schema-3 bundles (their weights hash would
@@ -54,6 +65,8 @@ from har_edge.inference.flatbuffer import TfliteModel, read_tflite, weights_sha2
 
 __all__ = [
     "SCHEMA_VERSION",
+    "RESET_STATE",
+    "CARRIED_STATE",
     "READABLE_SCHEMA_VERSIONS",
     "CLASSIFICATION",
     "TASK_CHECKS",
@@ -80,6 +93,7 @@ _HASH_HEX = 64
 CLASSIFICATION = "classification"
 MANIFEST_NAME = "manifest.json"
 MODEL_NAME = "model.tflite"
+RESET_STATE, CARRIED_STATE = "reset", "carried"
 EMBEDDED_MANIFEST_KEY = "har_edge_manifest"
 _TFLITE_MAGIC = b"TFL3"
 _REQUIRED = ("schema_version", "task", "sample_rate_hz", "window_samples", "hop_samples", "channels",
@@ -147,6 +161,21 @@ class Bundle:
     @property
     def hop_samples(self) -> int:
         return int(self.manifest["hop_samples"])
+
+    @property
+    def carries_state(self) -> bool:
+        """True for a streaming model whose recurrent state runs on between invokes (``recurrent_state = "carried"``)."""
+        return self.manifest.get("recurrent_state", RESET_STATE) == CARRIED_STATE
+
+    @property
+    def uncertain_labels(self) -> tuple[str, ...]:
+        """Output classes shown as ``uncertain`` (not an activity), e.g. a postural-transition class."""
+        return tuple(self.manifest.get("uncertain_labels") or ())
+
+    @property
+    def smoothing(self) -> dict[str, Any]:
+        """The smoothing chosen for this model (``SmoothingConfig`` keys); ``{}``: the runtime's defaults."""
+        return dict(self.manifest.get("smoothing") or {})
 
     @property
     def model_sha256(self) -> str:
@@ -369,6 +398,9 @@ def _check_classification(manifest: dict[str, Any], where: Path) -> None:
         raise BundleError(f"{where}: labels={labels!r}; a classification bundle needs a list of class names")
     if list(manifest["output"].get("shape", [])) != [1, len(labels)]:
         raise BundleError(f"{where}: output shape {manifest['output'].get('shape')} disagrees with {len(labels)} labels")
+    uncertain = manifest.get("uncertain_labels") or []
+    if not isinstance(uncertain, list) or not set(uncertain) < set(labels):
+        raise BundleError(f"{where}: uncertain_labels={uncertain!r}; expected a list of some (not all) of the labels {labels}")
 
 
 TASK_CHECKS: dict[str, Callable[[dict[str, Any], Path], None]] = {CLASSIFICATION: _check_classification}
@@ -390,6 +422,14 @@ def _check_consistency(bundle: Bundle, where: Path) -> None:
         raise BundleError(f"{where}: {exc}") from exc
     if norm.mean.shape[0] != n_ch:
         raise BundleError(f"{where}: normalisation has {norm.mean.shape[0]} channels, the model {n_ch}")
+    if not isinstance(m.get("smoothing") or {}, dict):
+        raise BundleError(f"{where}: smoothing={m.get('smoothing')!r}; expected a table of smoothing settings")
+    state = m.get("recurrent_state", RESET_STATE)
+    if state not in (RESET_STATE, CARRIED_STATE):
+        raise BundleError(f"{where}: recurrent_state={state!r}; expected {RESET_STATE!r} or {CARRIED_STATE!r}")
+    if state == CARRIED_STATE and bundle.hop_samples > bundle.window_samples:
+        raise BundleError(f"{where}: a carried-state model needs hop_samples <= window_samples (got {bundle.hop_samples} > "
+                          f"{bundle.window_samples}): samples between windows would never reach the LSTM")
     if not 0 < bundle.hop_samples <= bundle.window_samples * 4:
         raise BundleError(f"{where}: hop_samples={bundle.hop_samples} is not a sensible hop for window {bundle.window_samples}")
 

@@ -48,6 +48,7 @@ class Classifier:
         self.normalisation = bundle.normalisation
         self.window_samples = bundle.window_samples
         self.n_channels = len(bundle.channel_names)
+        self.carries_state = bundle.carries_state
         self._runner: Runner | None = open_runner(bundle, backend=backend, num_threads=num_threads)
         self.backend = self._runner.backend
 
@@ -82,8 +83,17 @@ class Classifier:
         return self.runner.run(self.runner.quantise_input(x_norm[None, ...]))[0]
 
     def probabilities_normalised(self, x_norm: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Probabilities ``(k,)`` for one normalised window ``(T, C)``."""
-        return self.runner.predict(x_norm[None, ...])[0]
+        """Probabilities ``(k,)`` for one normalised window ``(T, C)``: from zero state, or for a streaming
+        model (:attr:`carries_state`) from the state the previous window left."""
+        if not self.carries_state:
+            return self.runner.predict(x_norm[None, ...])[0]
+        r = self.runner
+        return r.dequantise_output(r.run(r.quantise_input(x_norm[None, ...]), reset=False))[0]
+
+    def reset_state(self) -> None:
+        """A streaming model's stream starts afresh: zero the recurrent state (nothing to do for other models)."""
+        if self.carries_state:
+            self.runner.reset_state()
 
     def predict_normalised(self, X_norm: NDArray[np.float32]) -> NDArray[np.float32]:
         """Probabilities ``(n, k)`` for normalised windows ``(n, T, C)``, each from zero state."""

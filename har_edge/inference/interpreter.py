@@ -7,7 +7,8 @@ Micro Python interpreter (``tflite-micro``, used to verify MCU exports on the ho
 :class:`TfliteRunner` is the one reset → set → invoke → read loop. Every invoke starts from zero
 recurrent state: the fused LSTM op keeps its hidden and cell state between invokes in every
 interpreter, so :meth:`TfliteRunner.run` resets (``reset_all_variables()``, or TFLM's ``reset()``)
-before each one. It also knows its input/output quantisation, so :meth:`TfliteRunner.predict` takes
+before each one — except for a streaming model (a bundle with carried recurrent state), whose caller
+passes ``reset=False`` and resets with :meth:`TfliteRunner.reset_state` only when its stream starts. It also knows its input/output quantisation, so :meth:`TfliteRunner.predict` takes
 and returns float32 for any export mode.
 
 >>> with TfliteRunner(open("model.tflite", "rb").read()) as r:      # doctest: +SKIP
@@ -189,11 +190,14 @@ class TfliteRunner:
         return self._interp
 
     # -- one input, raw ----------------------------------------------------------------------------
-    def run(self, x: NDArray[Any]) -> NDArray[Any]:
-        """Reset the recurrent state, set ``x`` (``input_shape``, ``input_dtype``), invoke; the raw output copy."""
+    def run(self, x: NDArray[Any], *, reset: bool = True) -> NDArray[Any]:
+        """Reset the recurrent state, set ``x`` (``input_shape``, ``input_dtype``), invoke; the raw output copy.
+
+        ``reset=False`` (streaming models only) lets the state of the last invoke run on instead.
+        """
         if self._interp is None:
             raise BundleError("the runner is closed")
-        if self._reset is not None:
+        if reset and self._reset is not None:
             self._reset()
         x = np.ascontiguousarray(x, dtype=self.input_dtype)
         if self._tflm:
@@ -203,6 +207,14 @@ class TfliteRunner:
         self._interp.set_tensor(self._in_index, x)
         self._interp.invoke()
         return np.array(self._interp.get_tensor(self._out_index), copy=True)
+
+    def reset_state(self) -> None:
+        """Zero the recurrent state now (a streaming model's stream starts afresh)."""
+        if self._interp is None:
+            raise BundleError("the runner is closed")
+        if self._reset is None:
+            raise BundleError(f"the {self.backend} interpreter cannot reset the LSTM state (no reset_all_variables())")
+        self._reset()
 
     def tensor(self, index: int) -> NDArray[Any]:
         """A copy of tensor ``index`` (model/flatbuffer numbering) after the last :meth:`run`."""
@@ -218,11 +230,17 @@ class TfliteRunner:
                                     "dtype": np.dtype(d["dtype"]).name, "scale": float(d["quantization"][0])}
         return out
 
-    def run_batch(self, X: NDArray[Any]) -> NDArray[Any]:
-        """Raw outputs ``(n, *output_shape[1:])`` for inputs ``(n, *input_shape[1:])``, one invoke each."""
+    def run_batch(self, X: NDArray[Any], *, reset: NDArray[np.bool_] | None = None) -> NDArray[Any]:
+        """Raw outputs ``(n, *output_shape[1:])`` for inputs ``(n, *input_shape[1:])``, one invoke each.
+
+        ``reset`` ``(n,)``: whether each input starts from zero state (default: all do). A streaming model's
+        consecutive windows pass ``True`` where a stream starts and ``False`` elsewhere.
+        """
         if len(X) == 0:
             return np.zeros((0, *self.output_shape[1:]), dtype=self.output_dtype)
-        return np.stack([self.run(x[None])[0] for x in X])
+        if reset is None:
+            return np.stack([self.run(x[None])[0] for x in X])
+        return np.stack([self.run(x[None], reset=bool(r))[0] for x, r in zip(X, reset)])
 
     # -- float in, float out ------------------------------------------------------------------------
     def quantise_input(self, x: NDArray[np.floating]) -> NDArray[Any]:

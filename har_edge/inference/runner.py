@@ -34,8 +34,9 @@ class Runner(Protocol):
     input_dtype: np.dtype[Any]
     output_dtype: np.dtype[Any]
 
-    def run(self, x: NDArray[Any]) -> NDArray[Any]: ...
-    def run_batch(self, X: NDArray[Any]) -> NDArray[Any]: ...
+    def run(self, x: NDArray[Any], *, reset: bool = True) -> NDArray[Any]: ...
+    def reset_state(self) -> None: ...
+    def run_batch(self, X: NDArray[Any], *, reset: NDArray[np.bool_] | None = None) -> NDArray[Any]: ...
     def quantise_input(self, x: NDArray[np.floating]) -> NDArray[Any]: ...
     def dequantise_output(self, y: NDArray[Any]) -> NDArray[np.float32]: ...
     def predict(self, X: NDArray[np.floating]) -> NDArray[np.float32]: ...
@@ -56,10 +57,17 @@ class NumpyRunner:
         self.input_shape = input_shape
         self.output_shape: tuple[int, ...] = (1, model.n_outputs)
 
-    def run(self, x: NDArray[Any]) -> NDArray[np.float32]:
+    def run(self, x: NDArray[Any], *, reset: bool = True) -> NDArray[np.float32]:
+        if not reset:
+            raise BundleError("the numpy backend runs every window from zero state; a streaming model needs an interpreter")
         return self.predict(x)
 
-    def run_batch(self, X: NDArray[Any]) -> NDArray[np.float32]:
+    def reset_state(self) -> None:
+        pass  # no state between calls
+
+    def run_batch(self, X: NDArray[Any], *, reset: NDArray[np.bool_] | None = None) -> NDArray[np.float32]:
+        if reset is not None and not np.all(reset):
+            raise BundleError("the numpy backend runs every window from zero state; a streaming model needs an interpreter")
         return self.predict(X)
 
     def quantise_input(self, x: NDArray[np.floating]) -> NDArray[np.float32]:
@@ -112,6 +120,9 @@ def open_runner(bundle: Bundle, *, backend: str | None = None, num_threads: int 
     """
     runner: Runner
     if backend == "numpy":
+        if bundle.carries_state:
+            raise BundleError(f"{bundle.model_path}: a streaming model (recurrent state carried between windows); the numpy "
+                              "backend runs every window from zero state: use an interpreter backend (litert, tflite-runtime)")
         runner = _numpy_runner(bundle)
     else:
         runner = TfliteRunner(bundle.model_bytes, backend=None if backend == "auto" else backend,

@@ -20,10 +20,11 @@ from typing import Any, Callable
 import numpy as np
 
 from har_edge.config import RunConfig, TrainConfig
-from har_edge.data.datasets import SplitWindows, prepare_windows
+from har_edge.data.datasets import SplitWindows, pin_labels, prepare_windows
 from har_edge.data.augmentation import AugmentationSpec, augment_windows
 from har_edge.data.normalisation import Standardiser, fit_standardiser
 from har_edge.errors import ModelError
+from har_edge.models import fine_tuning
 from har_edge.models.builders import build_classifier
 from har_edge.evaluation.metrics import classification_metrics, plot_confusion_matrix
 from har_edge.models.keras_backend import import_keras, import_tensorflow
@@ -129,7 +130,7 @@ class _EpochLog:
         return EpochLog()
 
 
-def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, Any], train: TrainConfig, loss: Any,
+def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...], train: TrainConfig, loss: Any,
               metrics: list[Any] | None = None, verbose: int = 2, fit_kwargs: dict[str, Any] | None = None,
               say: Callable[[str], None] | None = None) -> tuple[Any, float]:
     """Compile and fit ``model`` with the project's training loop; returns ``(history, fit_seconds)``.
@@ -137,8 +138,8 @@ def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, Any], t
     Adam at ``train.learning_rate``; early stopping on ``val_loss`` (patience ``train.patience``, best
     weights restored); the learning rate halves after ``patience // 3`` flat epochs; training stops
     after the epoch that passes ``train.max_minutes``. ``x`` may be arrays or a ``keras.utils.Sequence``
-    (then ``y`` is None and ``fit_kwargs`` empty). With ``say`` and ``verbose`` > 0, one line per epoch
-    goes to ``say`` (instead of Keras's own progress output).
+    (then ``y`` is None and ``fit_kwargs`` empty); ``validation_data`` is ``(x, y)`` or ``(x, y, sample_weight)``.
+    With ``say`` and ``verbose`` > 0, one line per epoch goes to ``say`` (instead of Keras's own progress output).
     """
     keras = import_keras()
     model.compile(optimizer=keras.optimizers.Adam(train.learning_rate), loss=loss, metrics=metrics or [])
@@ -193,18 +194,35 @@ def train_run(
         The :class:`RunInfo` of the written run (``metrics`` filled).
     """
     say = on_progress or log.info
+    if cfg.streaming is not None:  # a streaming model trains on whole-recording sequences
+        from har_edge.models.stream_model import train_stream_run
+
+        return train_stream_run(cfg, data_root, out_dir, verbose=verbose, on_progress=on_progress)
     tf = import_tensorflow()
     keras = import_keras()
     seed_everything(cfg.train.seed)
     t0 = time.monotonic()
+    source = fine_tuning.load_source(cfg.train.init_from) if cfg.train.init_from else None
+    if source is not None:  # fine-tuning keeps the source's model, preprocessing, channels, rate, window
+        cfg = fine_tuning.resolve_config(cfg, source)
     splits = splits or prepare_windows(cfg, data_root)
+    if source is not None:
+        splits = fine_tuning.align_labels(splits, source.info.label_names)
+    cfg = pin_labels(cfg, splits.train.label_names)  # recordings: evaluate and export read the labels in this order
     train, val, test = splits.train, splits.validation, splits.test
+    if splits.summary:
+        say(splits.summary)
     say(f"data: train {len(train)} / validation {len(val)} / test {len(test)} windows, "
         f"{train.window_samples} samples × {len(train.channel_names)} channels ({time.monotonic() - t0:.1f} s)")
-    norm = fit_standardiser(train.X, channel_names=train.channel_names)
+    norm = source.info.normalisation if source is not None else fit_standardiser(train.X, channel_names=train.channel_names)
     Xtr, Xva, Xte = (norm.transform(w.X) for w in (train, val, test))
     n_classes = len(train.label_names)
-    model = build_classifier(cfg.model, window_samples=train.window_samples, n_channels=Xtr.shape[2], n_classes=n_classes, seed=cfg.train.seed)
+    provenance: dict[str, Any] = {}
+    if source is not None:
+        model, provenance = fine_tuning.initial_model(source, cfg, train.label_names, seed=cfg.train.seed)
+        say(f"fine-tuning {source.info.run_dir}: head {provenance['head']}, frozen {provenance['frozen_layers'] or 'nothing'}")
+    else:
+        model = build_classifier(cfg.model, window_samples=train.window_samples, n_channels=Xtr.shape[2], n_classes=n_classes, seed=cfg.train.seed)
     say(f"model: {model.count_params()} parameters ({cfg.model.cell}, units {list(cfg.model.units)}, conv {list(cfg.model.conv_filters)})")
     aug = AugmentationSpec(cfg.train.augment_rotation_deg, cfg.train.augment_scale, cfg.train.augment_noise)
     fit_x: Any = Xtr
@@ -217,6 +235,8 @@ def train_run(
         loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"], verbose=verbose, fit_kwargs=fit_kwargs,
         say=say,
     )
+    if source is not None:
+        fine_tuning.blend_with_source(model, source, train.label_names, cfg.train.keep_source)
     val_probs = predict_probabilities(model, Xva)
     test_probs = predict_probabilities(model, Xte)
     val_metrics = evaluate_windows(val_probs, val.y, train.label_names)
@@ -234,6 +254,8 @@ def train_run(
         "n_train": len(train), "n_validation": len(val), "n_test": len(test),
         "test": test_metrics,
         "versions": {"tensorflow": tf.__version__, "tf_keras": keras.__version__, "numpy": np.__version__},
+        **({"fine_tuned_from": provenance} if provenance else {}),
+        **({"split": splits.summary} if splits.summary else {}),
     }
     info = RunInfo(
         run_dir=Path(out_dir), config=cfg, label_names=train.label_names, channel_names=train.channel_names,

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from har_edge.inference.classifier import Classifier, Prediction
-from har_edge.runtime.clock import ClockConfig, SegmentEvent
+from har_edge.data.clock import ClockConfig, SegmentEvent
 from har_edge.runtime.plausibility import PlausibilityLimits
 from har_edge.runtime.samples import SampleChunk, SourceStats
 from har_edge.runtime.smoothing import ActivityEvent, SmoothingConfig

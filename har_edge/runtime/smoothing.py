@@ -19,21 +19,35 @@ UNCERTAIN = "uncertain"
 @dataclass(frozen=True)
 class SmoothingConfig:
     """``method``: ``none`` | ``mean`` (moving average of the last ``window`` probability vectors)
-    | ``vote`` (an activity needs ``votes`` of the last ``window`` raw predictions).
+    | ``vote`` (an activity needs ``votes`` of the last ``window`` raw predictions)
+    | ``hmm`` (:class:`~har_edge.runtime.decoding.HmmSmoother`: an online HMM filter that changes the
+    activity with ``switch_probability`` per classification, evidence raised to ``evidence_weight``;
+    ``structure = "postural"``: a posture changes only through the bundle's transition class, other
+    routes get ``forbidden_probability``).
     Below ``confidence_floor`` the activity is :data:`UNCERTAIN`.
 
     The defaults (mean of the last 2, no floor) were chosen on the validation subjects' raw
     recordings by ``benchmarks/smoothing_tuning.py`` (fewest activity changes per hour within 1 point
     of the best validation accuracy); a floor of 0.4 cost nothing there if ``uncertain`` is wanted."""
 
-    method: Literal["none", "mean", "vote"] = "mean"
+    method: Literal["none", "mean", "vote", "hmm"] = "mean"
     window: int = 2
     votes: int = 2
     confidence_floor: float = 0.0
+    switch_probability: float = 0.05
+    evidence_weight: float = 1.0
+    structure: Literal["free", "postural"] = "free"
+    forbidden_probability: float = 1e-6
 
     def __post_init__(self) -> None:
-        if self.method not in ("none", "mean", "vote"):
-            raise ConfigError(f"smoothing method {self.method!r}; expected 'none', 'mean' or 'vote'")
+        if self.method not in ("none", "mean", "vote", "hmm"):
+            raise ConfigError(f"smoothing method {self.method!r}; expected 'none', 'mean', 'vote' or 'hmm'")
+        if not 0 < self.switch_probability <= 1 or not 0 < self.evidence_weight <= 10:
+            raise ConfigError(f"smoothing switch_probability={self.switch_probability}, evidence_weight={self.evidence_weight}; "
+                              "expected 0 < switch_probability <= 1 and 0 < evidence_weight <= 10")
+        if self.structure not in ("free", "postural") or not 0 <= self.forbidden_probability <= self.switch_probability:
+            raise ConfigError(f"smoothing structure={self.structure!r}, forbidden_probability={self.forbidden_probability}; "
+                              "expected 'free' or 'postural' and 0 <= forbidden_probability <= switch_probability")
         if self.window < 1 or not 1 <= self.votes <= self.window:
             raise ConfigError(f"smoothing window={self.window}, votes={self.votes}; need 1 <= votes <= window")
         if not 0 <= self.confidence_floor < 1:

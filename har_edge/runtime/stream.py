@@ -2,14 +2,19 @@
 
 Per chunk: pick and convert the channels the bundle's raw inputs need → drop bad rows (NaN/inf, values
 outside the physical range of :mod:`~har_edge.runtime.plausibility`) → the **clock policy**
-(:mod:`~har_edge.runtime.clock`, the one timestamp check of the device path: duplicates and unconfirmed
+(:mod:`~har_edge.data.clock`, the one timestamp check of the device path: duplicates and unconfirmed
 jumps are dropped, a confirmed gap or clock step ends the segment) → resample to the model's rate if the
 source differs → the bundle's **causal preprocessing** (:class:`~har_edge.data.preprocessing.CausalPreprocessor`,
 the same code the model was trained with) → buffer → windows cut by :mod:`har_edge.data.windowing` (the
 functions training uses: a window of ``window_samples`` every ``hop_samples``), each classified from
-zero LSTM state → smoothing → activity events. Every segment starts afresh (buffer, resampler, filters,
-smoothing, the running activity), so no window spans a gap or a clock epoch; :meth:`StreamClassifier.take_events`
-hands out the segment events and the ``end`` of the activity a gap interrupted.
+zero LSTM state — or, for a streaming bundle (``recurrent_state = "carried"``), from the state the
+previous window left: its windows hold the hop's new samples plus the convolution's context, and the
+state is zeroed only when a segment starts, with the context then set to the normalisation mean
+(:func:`stream_start_buffer`) — → smoothing (:func:`~har_edge.runtime.decoding.make_smoother`;
+a bundle's ``uncertain_labels`` show as ``uncertain``) → activity events. Every segment starts afresh
+(buffer, LSTM state, resampler, filters, smoothing, the running activity), so no window spans a gap or a
+clock epoch; :meth:`StreamClassifier.take_events` hands out the segment events and the ``end`` of the
+activity a gap interrupted.
 
 Nothing here is fatal: every rejected sample is counted once in ``stats`` under a reason of
 :mod:`~har_edge.runtime.counters` (``malformed_chunk``, ``non_finite``, ``implausible_value``,
@@ -33,19 +38,34 @@ from har_edge.data.resampling import StreamResampler
 from har_edge.data.units import unit_scale
 from har_edge.data.windowing import count_windows, segment_windows, window_starts
 from har_edge.errors import ConfigError, DataError
+from har_edge.inference.bundle import Bundle
 from har_edge.inference.classifier import Classifier, Prediction
-from har_edge.runtime.clock import ClockConfig, ClockPolicy, SegmentEvent
+from har_edge.data.clock import ClockConfig, ClockPolicy, SegmentEvent
 from har_edge.runtime.counters import counter_for
 from har_edge.runtime.plausibility import PlausibilityLimits
 from har_edge.runtime.samples import SampleChunk
-from har_edge.runtime.smoothing import ActivityEvent, ActivityTracker, Smoother, SmoothingConfig
+from har_edge.runtime.decoding import make_smoother
+from har_edge.runtime.smoothing import ActivityEvent, ActivityTracker, SmoothingConfig
 
-__all__ = ["StreamResult", "StreamStats", "StreamClassifier", "StreamEvent"]
+__all__ = ["StreamResult", "StreamStats", "StreamClassifier", "StreamEvent", "stream_start_buffer"]
 
 log = logging.getLogger(__name__)
 
 StreamEvent = Union[ActivityEvent, SegmentEvent]
 """What :meth:`StreamClassifier.take_events` returns: an activity ``end`` cut by a segment end, or the segment event."""
+
+
+def stream_start_buffer(bundle: Bundle) -> tuple[NDArray[np.float32], NDArray[np.float64]]:
+    """What the window buffer holds when a stream starts: ``(features (n, C), timestamps (n,))``.
+
+    Empty for a window classifier. A streaming model's first window starts with its convolutions'
+    context (``window - hop`` samples) set to the normalisation mean — zero once normalised, which is
+    what the causal padding of the training network sees — so the device computes what the network
+    computed on the whole recording from its first sample on, and answers after one hop.
+    """
+    ctx = bundle.window_samples - bundle.hop_samples if bundle.carries_state else 0
+    mean = np.asarray(bundle.normalisation.mean, dtype=np.float32)
+    return np.tile(mean, (ctx, 1)).reshape(ctx, len(bundle.channel_names)), np.full(ctx, np.nan)
 
 
 @dataclass(frozen=True)
@@ -118,6 +138,7 @@ class StreamClassifier:
             ``rate_tolerance``.
         clock: the clock policy (``max_gap_s``, ``confirm_samples``).
         plausibility: physical ranges of the raw inputs; ``None`` disables the check.
+        hop_samples: how often a window is classified (default: the bundle's; a streaming bundle's is fixed).
     """
 
     def __init__(
@@ -129,12 +150,18 @@ class StreamClassifier:
         rate_tolerance: float = 0.02,
         clock: ClockConfig = ClockConfig(),
         plausibility: PlausibilityLimits | None = PlausibilityLimits(),
+        hop_samples: int | None = None,
     ) -> None:
         self.clf = classifier
         b = classifier.bundle
         self.labels = b.labels
         self.window = b.window_samples
-        self.hop = b.hop_samples
+        self.hop = b.hop_samples if hop_samples is None else int(hop_samples)
+        if self.hop < 1:
+            raise ConfigError(f"hop_samples={hop_samples}; expected a positive number of samples (the bundle's is {b.hop_samples})")
+        if b.carries_state and self.hop != b.hop_samples:
+            raise ConfigError(f"hop_samples={hop_samples}: this streaming model carries its LSTM state from window to window, "
+                              f"so its hop is fixed at {b.hop_samples} samples")
         self.rate_hz = b.sample_rate_hz
         self.raw_names = tuple(n for n, _ in b.raw_inputs)
         self.raw_units = tuple(u for _, u in b.raw_inputs)
@@ -152,7 +179,7 @@ class StreamClassifier:
             self._resampler = StreamResampler(self.rate_hz, source_rate_hz=source_rate_hz, max_gap_s=clock.max_gap_s)
         self.clock = ClockPolicy(clock)
         self._bounds = (plausibility or PlausibilityLimits(enabled=False)).bounds(self.raw_names, self.raw_units)
-        self.smoother = Smoother(self.labels, smoothing)
+        self.smoother = make_smoother(self.labels, smoothing, uncertain_labels=b.uncertain_labels)
         self.tracker = ActivityTracker()
         self.stats = StreamStats()
         self._layout: tuple[tuple[str, ...], tuple[str, ...]] | None = None
@@ -165,9 +192,10 @@ class StreamClassifier:
         self._clear_buffer()
 
     def _clear_buffer(self) -> None:
-        self._buf = np.zeros((0, len(self.clf.bundle.channel_names)), dtype=np.float32)
-        self._tbuf = np.zeros(0, dtype=np.float64)
+        """A segment starts: the buffer as a stream starts (:func:`stream_start_buffer`), a streaming model's state zeroed."""
+        self._buf, self._tbuf = stream_start_buffer(self.clf.bundle)
         self._skip = 0
+        self.clf.reset_state()
 
     def _bind(self, chunk: SampleChunk) -> None:
         """Map the source's channels/units onto the bundle's raw inputs (once per layout)."""

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_example_device_config_parses() -> None:
     cfg = load_device_config(str(REPO / "devices" / "raspberry-pi" / "config.example.toml"))
-    assert cfg["source"].startswith("i2c:mpu6050") and cfg["smoothing"] == {"method": "mean", "window": 2, "votes": 2, "confidence_floor": 0.0}
+    assert cfg["source"].startswith("i2c:mpu6050") and cfg["smoothing"] == {}  # the bundle's own smoothing
     assert cfg["mqtt"]["discovery"] is True and cfg["state_dir"] == "/var/lib/har-edge"
 
 
@@ -69,8 +69,34 @@ def test_run_with_declared_source_units(float32_bundle: Path, heldout_recording,
     assert [g["activity"] for g in got] == [r["activity"] for r in ref]
 
 
+def test_run_hop_and_bundle_smoothing_settings(float32_bundle: Path, heldout_csv: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """--hop-samples classifies more often; the device config's [smoothing] keys override the bundle's own smoothing."""
+    import json
+
+    from har_edge.cli.run import smoothing_config
+    from har_edge.inference.bundle import load_bundle
+    from har_edge.runtime.smoothing import SmoothingConfig
+
+    assert main(["run", "--bundle", str(float32_bundle), "--source", f"csv:{heldout_csv}", "--speed", "max"]) == 0
+    base = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    hop = load_bundle(float32_bundle).hop_samples
+    assert main(["run", "--bundle", str(float32_bundle), "--source", f"csv:{heldout_csv}", "--speed", "max",
+                 "--hop-samples", str(hop // 2)]) == 0
+    halved = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(halved) in (2 * len(base) - 1, 2 * len(base))
+    bundle = load_bundle(float32_bundle)
+    carrying = type(bundle)(bundle.directory, bundle.model_path, bundle.model_bytes,
+                            dict(bundle.manifest, smoothing={"method": "hmm", "switch_probability": 0.2}))
+    assert smoothing_config(bundle, {"smoothing": {}}) == SmoothingConfig()
+    assert smoothing_config(carrying, {"smoothing": {}}) == SmoothingConfig(method="hmm", switch_probability=0.2)
+    assert smoothing_config(carrying, {"smoothing": {"method": "none"}}).method == "none"
+    with pytest.raises(ConfigError, match="unknown key"):
+        smoothing_config(carrying, {"smoothing": {"windw": 3}})
+
+
 def test_example_config_clock_and_plausibility_tables() -> None:
-    from har_edge.runtime.clock import ClockConfig
+    from har_edge.data.clock import ClockConfig
     from har_edge.runtime.plausibility import PlausibilityLimits
 
     cfg = load_device_config(str(REPO / "devices" / "raspberry-pi" / "config.example.toml"))

@@ -545,3 +545,87 @@ def test_sketch_compiles_against_stubs(export9: dict[str, Any], tmp_path: Path) 
     sketch = REPO / "devices" / "arduino_nano33_ble_sense" / "har_edge_nano33" / "har_edge_nano33.ino"
     _compile(["-fsyntax-only", "-I", str(stub), "-I", str(export9["dir"]), "-include", "Arduino.h",
               "-x", "c++", str(sketch)], tmp_path)
+
+
+def _settings_with_smoothing(export: dict[str, Any], out: Path, **extra: Any) -> dict[str, Any]:
+    """A copy of ``export``'s headers whose har_model_settings.h is rendered for ``manifest | extra``."""
+    shutil.copytree(export["dir"], out)
+    manifest = {**export["manifest"], **extra}
+    rep = export["report"]
+    values = mcu._settings_values(manifest, sha256=rep["model_sha256"], arena_bytes=rep["arena_bytes"],
+                                  arena_measured=rep["arena_bytes_measured"], arena_margin=0.25,
+                                  model_bytes=rep["model_bytes"], preprocessing=mcu._preprocessing_block(manifest))
+    (out / "har_model_settings.h").write_text(mcu._render("har_model_settings.h.tmpl", values))
+    return {**export, "dir": out, "manifest": manifest}
+
+
+@pytest.mark.tf
+@pytest.mark.firmware
+@pytest.mark.parametrize("extra", [
+    {},  # no smoothing in the manifest: the runtime's defaults (mean of the last 2)
+    {"smoothing": {"method": "vote", "window": 3, "votes": 2, "confidence_floor": 0.3}},
+    {"smoothing": {"method": "hmm", "switch_probability": 0.2, "evidence_weight": 0.7, "confidence_floor": 0.4}},
+    {"uncertain_labels": ["laying"], "smoothing": {"method": "hmm", "switch_probability": 0.3, "structure": "postural",
+                                                   "forbidden_probability": 1e-4}},
+    {"labels": ["walking", "sitting", "standing", "STAND_TO_SIT"], "uncertain_labels": ["STAND_TO_SIT"],
+     "smoothing": {"method": "hmm", "switch_probability": 0.3, "evidence_weight": 0.5, "structure": "postural"}},
+], ids=["default", "vote", "hmm", "hmm-postural", "hmm-postural-directed"])
+def test_firmware_smoothing_matches_the_runtime(export9: dict[str, Any], tmp_path: Path, extra: dict[str, Any]) -> None:
+    """har::ActivitySmoother (the sketch's) shows what the runtime's smoother shows for the same probabilities."""
+    from har_edge.runtime.decoding import make_smoother
+    from har_edge.runtime.smoothing import SmoothingConfig
+
+    export = _settings_with_smoothing(export9, tmp_path / "mcu", **extra)
+    labels = tuple(export["manifest"]["labels"])
+    rng = np.random.default_rng(11)
+    # a sticky random walk over the classes, with noisy softmax outputs
+    state, rows = 0, []
+    for _ in range(600):
+        state = int(rng.integers(0, len(labels))) if rng.random() < 0.05 else state
+        logits = rng.normal(0, 1.2, len(labels)) + 2.0 * (np.arange(len(labels)) == state)
+        rows.append(np.exp(logits) / np.exp(logits).sum())
+    probs = np.asarray(rows, dtype=np.float32)
+    exe = tmp_path / "har_host_test"
+    _compile(["-O2", "-I", str(export["dir"]), str(REPO / "firmware_export" / "host_test" / "har_host_test.cc"), "-o", str(exe)],
+             tmp_path)
+    stdin = "\n".join(" ".join(f"{v:.9g}" for v in row) for row in probs) + "\n"
+    proc = subprocess.run([str(exe), "smooth"], input=stdin, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    got = [ln.split() for ln in proc.stdout.splitlines()]
+    sm = make_smoother(labels, SmoothingConfig(**export["manifest"].get("smoothing", {})),
+                       uncertain_labels=tuple(export["manifest"].get("uncertain_labels", ())))
+    want = [sm.update(p)[:2] for p in probs]
+    shown = [labels[int(g[1])] if int(g[1]) >= 0 else "uncertain" for g in got]
+    assert len(got) == len(probs)
+    assert shown == [w[0] for w in want]
+    np.testing.assert_allclose([float(g[2]) for g in got], [w[1] for w in want], atol=1e-5)
+    assert len(set(shown)) > 2  # the sequence really exercised the smoother
+
+
+@pytest.mark.tf
+@pytest.mark.firmware
+def test_firmware_streaming_model_windows_match_the_runtime(export9: dict[str, Any], tmp_path: Path) -> None:
+    """A streaming model (kHarCarryState): the stream starts with the context at the normalisation mean and the
+    firmware cuts the windows the Python runtime cuts (har_edge.runtime.stream.stream_start_buffer)."""
+
+    from har_edge.data.preprocessing import CausalPreprocessor, PreprocessingSpec
+    from har_edge.data.windowing import segment_windows
+    from har_edge.inference.bundle import Bundle
+    from har_edge.runtime.stream import stream_start_buffer
+
+    export = _settings_with_smoothing(export9, tmp_path / "mcu", recurrent_state="carried")
+    assert "kHarCarryState = true" in (export["dir"] / "har_model_settings.h").read_text()
+    raw = _raw_stream()
+    features = CausalPreprocessor(PreprocessingSpec.from_dict(export["manifest"]["preprocessing"])).process(raw)
+    _, wins = _host_pipeline(export, tmp_path, raw)
+    manifest = export["manifest"]
+    bundle = Bundle(tmp_path, tmp_path / "model.tflite", b"", manifest)
+    start, _ = stream_start_buffer(bundle)
+    assert start.shape == (WINDOW - HOP, 9)
+    stream = segment_windows(np.concatenate([start, features]).astype(np.float64), WINDOW, HOP)
+    mean, std = np.asarray(manifest["normalisation"]["mean"]), np.asarray(manifest["normalisation"]["std"])
+    scale, zp = manifest["input"]["scale"], manifest["input"]["zero_point"]
+    py = np.clip(np.round(((stream - mean) / std) / scale) + zp, -128, 127).reshape(len(stream), -1).astype(np.int64)
+    assert wins.shape == py.shape and len(wins) == len(raw) // HOP
+    assert np.abs(wins - py).max() <= 1 and np.mean(wins == py) > 0.99
+    assert (wins[0, : (WINDOW - HOP) * 9] == np.clip(zp, -128, 127)).all()  # the context: zeros once normalised

@@ -1,4 +1,4 @@
-"""The clock policy alone (har_edge.runtime.clock), and a seeded proof that no window ever spans a gap or a clock epoch."""
+"""The clock policy alone (har_edge.data.clock), and a seeded proof that no window ever spans a gap or a clock epoch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from har_edge.errors import ConfigError
 from har_edge.inference.classifier import Classifier
-from har_edge.runtime.clock import ClockConfig, ClockPolicy, SegmentEvent
+from har_edge.data.clock import ClockConfig, ClockPolicy, SegmentEvent
 from har_edge.runtime.samples import SampleChunk
 from har_edge.runtime.smoothing import ActivityEvent, SmoothingConfig
 from har_edge.runtime.stream import StreamClassifier, StreamResult

@@ -1,0 +1,134 @@
+"""Fine-tuning a trained run on one person's recordings: what is kept, freeze, a new head, export and the device path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from har_edge.errors import ConfigError
+from tests.fixtures.models import SAMPLE_ROOT
+
+pytestmark = pytest.mark.tf
+
+FINE_TUNE = """name = "tiny_personal"
+[data]
+dataset = "recordings"
+path = "set by --recordings"
+split_by = "time"
+split_block_s = 10.0
+train_hop_samples = 16
+[train]
+epochs = 3
+batch_size = 64
+learning_rate = 0.002
+patience = 3
+seed = 3
+keep_source = 0.5
+freeze = ["conv0"]
+"""
+
+
+@pytest.fixture(scope="module")
+def fine_tuned_run(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path, personal_recordings: Path) -> Path:
+    """``har-edge train --config ... --init-from TINY --recordings PERSONAL`` (a few seconds)."""
+    from har_edge.cli import main
+
+    folder = tmp_path_factory.mktemp("ft")
+    (folder / "fine_tune.toml").write_text(FINE_TUNE)
+    out = folder / "run"
+    assert main(["train", "--config", str(folder / "fine_tune.toml"), "--init-from", str(tiny_run), "--recordings",
+                 str(personal_recordings), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_fine_tuned_run_keeps_the_source_pipeline(fine_tuned_run: Path, tiny_run: Path) -> None:
+    ft, src = (json.loads((r / "config.json").read_text()) for r in (fine_tuned_run, tiny_run))
+    assert ft["model"] == src["model"] and ft["preprocessing"]["output_channels"] == src["preprocessing"]["output_channels"]
+    assert (ft["data"]["sample_rate_hz"], ft["data"]["window_samples"], ft["data"]["hop_samples"]) == (50.0, 64, 32)
+    assert ft["train"]["init_from"] == str(tiny_run) and ft["data"]["dataset"] == "recordings"
+    assert json.loads((fine_tuned_run / "normalisation.json").read_text()) == json.loads((tiny_run / "normalisation.json").read_text())
+    run_ft, run_src = (json.loads((r / "run.json").read_text()) for r in (fine_tuned_run, tiny_run))
+    assert run_ft["preprocessing"] == run_src["preprocessing"] and run_ft["channel_names"] == run_src["channel_names"]
+    assert run_ft["label_names"] == run_src["label_names"] and ft["data"]["labels"] == run_src["label_names"]
+    m = json.loads((fine_tuned_run / "metrics.json").read_text())
+    prov = m["fine_tuned_from"]
+    assert prov["head"] == "kept" and prov["frozen_layers"] == ["conv0"] and prov["keep_source"] == 0.5
+    assert "split by time" in m["split"] and "recordings marked test" in m["split"]
+    assert m["test_accuracy"] > 0.4 and m["n_test"] > 50
+
+
+def test_freeze_is_honoured(fine_tuned_run: Path, tiny_run: Path) -> None:
+    from har_edge.models.training import load_keras_model
+
+    ft, src = load_keras_model(fine_tuned_run), load_keras_model(tiny_run)
+    for a, b in zip(ft.get_layer("conv0").get_weights(), src.get_layer("conv0").get_weights()):
+        np.testing.assert_array_equal(a, b)  # frozen (and blended with itself: unchanged)
+    assert any(not np.array_equal(a, b) for a, b in zip(ft.get_layer("lstm0").get_weights(), src.get_layer("lstm0").get_weights()))
+
+
+def test_new_label_set_gets_a_new_head_from_the_old_rows(tiny_run: Path) -> None:
+    from har_edge.models import fine_tuning
+    from har_edge.models.run_dir import load_run_info
+
+    source = fine_tuning.load_source(str(tiny_run))
+    cfg = fine_tuning.resolve_config(load_run_info(tiny_run).config, source)
+    labels = ("SITTING", "WALKING", "JUMPING")
+    model, prov = fine_tuning.initial_model(source, cfg, labels, seed=0)
+    (w, b), (w_src, b_src) = model.layers[-1].get_weights(), source.model.layers[-1].get_weights()
+    assert b.shape == (3,)
+    assert w.shape[1] == 3 and prov["head"].startswith("new (2 of 3")
+    src_labels = source.info.label_names
+    for j, lab in enumerate(labels[:2]):
+        np.testing.assert_array_equal(w[:, j], w_src[:, src_labels.index(lab)])
+        assert b[j] == b_src[src_labels.index(lab)]
+    before = w[:, 2].copy()
+    fine_tuning.blend_with_source(model, source, labels, 0.5)
+    w2 = model.layers[-1].get_weights()[0]
+    np.testing.assert_array_equal(w2[:, 2], before)  # a label the source lacks keeps its fine-tuned weights
+    with pytest.raises(ConfigError, match=r"freeze names \['lstm9'\]; layers with weights are \['conv0', 'lstm0'"):
+        fine_tuning.freeze_layers(model, ("lstm9",))
+
+
+def test_labels_follow_the_source_order() -> None:
+    from har_edge.data.datasets import SplitWindows
+    from har_edge.data.recording import WindowSet
+    from har_edge.models.fine_tuning import align_labels
+
+    ws = WindowSet(np.zeros((3, 4, 1), np.float32), np.array([0, 1, 2]), np.zeros(3, np.int64), ("a",), ("g",),
+                   ("jump", "sit", "walk"), 50.0)
+    out = align_labels(SplitWindows(ws, ws, ws, None), ("walk", "run", "sit"))
+    assert out.train.label_names == ("walk", "sit", "jump") and out.train.y.tolist() == [2, 1, 0]
+
+
+def test_evaluate_the_generic_model_on_the_same_test_windows(tiny_run: Path, fine_tuned_run: Path, personal_recordings: Path,
+                                                           tmp_path: Path) -> None:
+    from har_edge.cli import main
+
+    out = tmp_path / "generic.json"
+    assert main(["evaluate", str(tiny_run), "--recordings", str(personal_recordings), "--split", "test", "--out", str(out)]) == 0
+    generic = json.loads(out.read_text())
+    assert generic["n_test"] == json.loads((fine_tuned_run / "metrics.json").read_text())["n_test"]
+    assert 0 < generic["test_accuracy"] <= 1 and generic["recordings"] == str(personal_recordings)
+    assert "fine_tuned_from" not in json.loads((tiny_run / "metrics.json").read_text())  # the run itself is untouched
+
+
+def test_export_and_device_runtime_work_on_a_fine_tuned_run(fine_tuned_run: Path, personal_recordings: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from har_edge.cli import main
+    from har_edge.export.pipeline import export_run
+
+    report = export_run(fine_tuned_run, "all", tmp_path / "bundles", data_root=SAMPLE_ROOT, representative_count=120,
+                        check_interpreters=False)
+    keras_acc = report["keras"]["test_accuracy"]
+    assert keras_acc == pytest.approx(json.loads((fine_tuned_run / "metrics.json").read_text())["test_accuracy"], abs=1e-9)
+    assert report["modes"]["float32"]["test_accuracy"] == pytest.approx(keras_acc, abs=0.01)
+    assert abs(report["modes"]["int8"]["test_accuracy"] - keras_acc) < 0.05
+    capsys.readouterr()
+    assert main(["run", "--bundle", str(tmp_path / "bundles" / "int8"), "--source", f"csv:{personal_recordings / 'rest.csv'}",
+                 "--speed", "max"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert len(lines) > 50 and {x["activity"] for x in lines} <= {*json.loads((fine_tuned_run / "run.json").read_text())["label_names"],
+                                                                  "uncertain"}
