@@ -13,7 +13,7 @@ from har_edge.data.units import KNOWN_UNITS, normalise_unit_name, unit_scale
 from har_edge.errors import ConfigError, DataError
 from har_edge.runtime.input_check import CHECK_MODES, TIMESTAMP_UNITS
 
-__all__ = ["add_input_options", "parse_units", "parse_columns", "apply_input_options"]
+__all__ = ["add_input_options", "parse_units", "parse_columns", "apply_input_options", "as_argument_type"]
 
 
 def _pairs(text: str, option: str, example: str) -> list[tuple[str | None, str]]:
@@ -66,10 +66,10 @@ def parse_columns(text: str) -> dict[str, str]:
 
 
 def add_input_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--units", type=_arg(parse_units), metavar="SPEC",
+    p.add_argument("--units", type=as_argument_type(parse_units), metavar="SPEC",
                    help=f"units of the input as it arrives: acc=UNIT,gyro=UNIT (or per channel, acc_x=UNIT); units: "
                         f"{', '.join(KNOWN_UNITS)} (default: g and rad/s, or the config's [source_options] units)")
-    p.add_argument("--columns", type=_arg(parse_columns), metavar="SPEC",
+    p.add_argument("--columns", type=as_argument_type(parse_columns), metavar="SPEC",
                    help="CSV/stdin column names when they differ from timestamp,acc_x,...: CANONICAL=NAME,... e.g. "
                         "timestamp=time,acc_x=ax (default: the canonical names)")
     p.add_argument("--timestamp-unit", choices=list(TIMESTAMP_UNITS),
@@ -80,7 +80,9 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
                         "convert, only warn, or off (default: refuse)")
 
 
-def _arg(parse: Any) -> Any:
+def as_argument_type(parse: Any) -> Any:
+    """``parse`` as an argparse ``type``: a :class:`ConfigError` becomes the parser's usage error."""
+
     def wrapped(text: str) -> Any:
         try:
             return parse(text)
