@@ -5,11 +5,27 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, TypeVar
 
 RESULTS = Path(__file__).resolve().parent / "results"
+_T = TypeVar("_T")
+
+
+def progress(items: Iterable[_T], desc: str, total: int | None = None) -> Iterator[_T]:
+    """A tqdm bar on stderr when it is a terminal (the tables go to stdout); the plain items otherwise.
+
+    Not for timed loops: the bar costs a little per item.
+    """
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        yield from items
+        return
+    yield from tqdm(items, desc=desc, total=total, file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
 
 
 def machine() -> dict[str, Any]:

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import print_table, write_json  # noqa: E402
+from benchmarks.common import print_table, progress, write_json  # noqa: E402
 from benchmarks.hapt_streams import VALIDATION_SUBJECTS, load_subjects, stream_recording  # noqa: E402
 from har_edge.data.loaders import UCI_TEST_SUBJECTS  # noqa: E402
 from har_edge.data.paths import resolve_data_root  # noqa: E402
@@ -46,7 +46,7 @@ def grid() -> dict[str, SmoothingConfig]:
 def raw_streams(clf: Classifier, recs: list[Any]) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """Per recording: ``(raw probabilities (n, k), truth (n,), duration_s)``."""
     out = []
-    for rec in recs:
+    for rec in progress(recs, "streaming recordings"):
         s = StreamClassifier(clf, smoothing=SmoothingConfig(method="none", confidence_floor=0.0))
         results, _ = stream_recording(s, rec)
         probs = np.stack([r.raw.probabilities for r in results])

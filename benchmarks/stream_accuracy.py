@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import print_table, write_json  # noqa: E402
+from benchmarks.common import print_table, progress, write_json  # noqa: E402
 from benchmarks import hapt_streams  # noqa: E402
 from har_edge.data.loaders import UCI_TEST_SUBJECTS  # noqa: E402
 from har_edge.data.paths import resolve_data_root  # noqa: E402
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         labels = clf.labels
         for name, sm in variants.items():
             acts, truth, changes = [], [], 0
-            for rec in recs:
+            for rec in progress(recs, f"{name}: recordings"):
                 times, a = stream_recording(clf, rec, sm)
                 acts += a
                 changes += sum(x != y for x, y in zip(a, a[1:]))

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import pin_to_one_core, print_table, write_json  # noqa: E402
+from benchmarks.common import pin_to_one_core, print_table, progress, write_json  # noqa: E402
 from har_edge.config import DataConfig  # noqa: E402
 from har_edge.data.datasets import load_recordings  # noqa: E402
 from har_edge.data.paths import resolve_data_root  # noqa: E402
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         with MqttPublisher(cfg, labels=clf.labels, state_dir=state) as pub:
             sink = PublisherSink(pub, model_hash=clf.bundle.model_sha256, device_id="bench")
-            for rec in recs:  # each experiment is its own stream (fresh filter state, as a device restart)
+            for rec in progress(recs, "recordings"):  # each experiment its own stream (fresh filter state, as a restart)
                 stream = StreamClassifier(clf)
                 n_class += run_service(ArraySource(rec.signals, args.chunk), stream, sink, stats_interval_s=0).classifications
             t_loop = time.perf_counter() - t0

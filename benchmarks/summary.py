@@ -111,7 +111,7 @@ def export(runs: Path) -> list[str]:
     rows = ["| mode | test accuracy | Δ vs Keras | size (manifest embedded) | max / p99 \\|Δp\\| vs Keras | argmax agreement "
             "| LiteRT ms/window | runs in |", "|---|---|---|---|---|---|---|---|", f"| Keras | {k:.4f} | – | – | – | – | – | – |"]
     for mode, e in r["modes"].items():
-        rows.append(f"| {mode} | {e['test_accuracy']:.4f} | {_pp(-e['accuracy_drop_pp'])} | {e['size_bytes']:,} B | "
+        rows.append(f"| {mode} | {e['test_accuracy']:.4f} | {_pp(e['accuracy_delta_pp'] if 'accuracy_delta_pp' in e else -e['accuracy_drop_pp'])} | {e['size_bytes']:,} B | "
                     f"{e['max_abs_diff_vs_keras']:.1e} / {e['p99_abs_diff_vs_keras']:.1e} | {e['argmax_agreement']:.3f} | "
                     f"{e['latency_ms_per_window']:.2f} | {_runs_in(e.get('interpreters', {}))} |")
     out = _block("export", rows)

@@ -4,6 +4,7 @@
 
     HarEdgeError
     ├── ConfigError (ValueError)        a config file or option is wrong
+    │   └── ImplausibleInputError       declared units / timestamp unit evidently do not fit the data
     ├── DataError (ValueError)          a recording, column or value is wrong
     │   └── RecordError                 one input record (CSV line, JSON sample, message) is malformed
     ├── ModelError                      a model or run directory is unusable
@@ -21,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "HarEdgeError",
     "ConfigError",
+    "ImplausibleInputError",
     "DataError",
     "RecordError",
     "ModelError",
@@ -38,6 +40,10 @@ class HarEdgeError(Exception):
 
 class ConfigError(HarEdgeError, ValueError):
     """A configuration file, option or argument is invalid."""
+
+
+class ImplausibleInputError(ConfigError):
+    """The input's declared units or timestamp unit evidently do not fit its values (the message names the fix)."""
 
 
 class DataError(HarEdgeError, ValueError):

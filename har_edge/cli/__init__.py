@@ -17,40 +17,81 @@ from har_edge.errors import HarEdgeError
 __all__ = ["main", "build_parser"]
 
 
-def _add_data_root(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-root", help="data sets directory (default: $HAR_EDGE_DATA, else ../shared/data beside the repo)")
+def _add_data_root(p: argparse.ArgumentParser, *, run_default: bool = False) -> None:
+    default = ("the data root recorded in the run's run.json when that folder exists, else $HAR_EDGE_DATA, "
+               "else ../shared/data beside the repo") if run_default else "$HAR_EDGE_DATA, else ../shared/data beside the repo"
+    p.add_argument("--data-root", metavar="DIR", help=f"data sets directory (default: {default}; "
+                   "`har-edge data prepare` makes one from the official downloads)")
+
+
+def _arena_margin(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (a fraction: 0.25 = 25 %)") from None
+    if not 0 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"{value:g} is outside 0..10 (a fraction of the measured arena: 0.25 = 25 %)")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="har-edge", description="Human activity recognition from raw sensor data to the edge.")
     parser.add_argument("--version", action="version", version=f"har-edge {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more logging: -v info, -vv debug (also TensorFlow's hidden start-up lines) (default: warnings only)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train a classifier from a TOML config and write a run directory")
-    p.add_argument("--config", required=True, help="training config, e.g. training/configs/uci_har_9ch.toml")
-    p.add_argument("--out", required=True, help="run directory to write")
-    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
-    p.add_argument("--seed", type=int, help="override [train] seed (weights, shuffling, augmentation)")
-    p.add_argument("--recordings", help="override [data] path: a folder of recordings (dataset = \"recordings\")")
-    p.add_argument("--init-from", help="override [train] init_from: fine-tune this run directory")
+    p = sub.add_parser("train", help="train a classifier from a TOML config and write a run directory",
+                       description="Train a classifier from a TOML config; prints one line per epoch and writes RUN_DIR.")
+    p.add_argument("--config", required=True, metavar="TOML", help="training config, e.g. training/configs/hapt_device.toml (required)")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write (required; replaced if it exists)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines (default: one line per epoch)")
+    p.add_argument("--seed", type=int, help="override the config's [train] seed (weights, shuffling, augmentation) (default: the config's)")
+    p.add_argument("--recordings", metavar="DIR", help="override [data] path: a folder of recordings (dataset = \"recordings\") "
+                   "(default: the config's data)")
+    p.add_argument("--init-from", metavar="RUN_DIR", help="override [train] init_from: fine-tune this run directory "
+                   "(default: the config's, else from scratch)")
     _add_data_root(p)
 
-    p = sub.add_parser("evaluate", help="recompute a run's test metrics (Keras or the NumPy reference engine)")
-    p.add_argument("run_dir")
-    p.add_argument("--backend", choices=["keras", "numpy"], default="keras")
-    p.add_argument("--out", help="write the metrics JSON here (default: RUN_DIR/metrics.json for keras)")
-    p.add_argument("--recordings", help="evaluate on this folder of recordings (har-edge record) instead of the run's test split")
-    p.add_argument("--split", choices=["train", "test"], help="with --recordings: only recordings whose sidecar has this split")
-    _add_data_root(p)
+    p = sub.add_parser("evaluate", help="recompute a run's test metrics (Keras or the NumPy reference engine)",
+                       description="Recompute a run's test metrics on its held-out subjects (or on recordings).")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `har-edge train`")
+    p.add_argument("--backend", choices=["keras", "numpy"], default="keras",
+                   help="keras: the trained model; numpy: the TF-free NumPy reference engine, compared with Keras (default: keras)")
+    p.add_argument("--out", metavar="JSON", help="write the metrics JSON here (default: RUN_DIR/metrics.json for keras, nothing for numpy)")
+    p.add_argument("--recordings", metavar="DIR", help="evaluate on this folder of recordings (har-edge record) instead of "
+                   "the run's test split (default: the test split)")
+    p.add_argument("--split", choices=["train", "test"], help="with --recordings: only recordings whose sidecar has this split "
+                   "(default: all)")
+    _add_data_root(p, run_default=True)
 
-    p = sub.add_parser("export", help="quantise a run to TFLite bundles with a parity report (and MCU sources)")
-    p.add_argument("run_dir")
-    p.add_argument("--quant", default="int8", help="float32 | float16 | dynamic | int8 | all (default int8)")
-    p.add_argument("--out", required=True, help="output directory (bundle + report.json)")
-    p.add_argument("--target", choices=["mcu"], help="also write microcontroller sources under OUT/mcu")
-    p.add_argument("--no-interpreter-check", action="store_true", help="skip loading each model in every interpreter")
-    _add_data_root(p)
+    p = sub.add_parser("export", help="quantise a run to TFLite bundles with a parity report (and MCU sources)",
+                       description="Convert a run to TFLite bundles (model + manifest), evaluate each in LiteRT against Keras, "
+                                   "and optionally write TFLite Micro sources.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `har-edge train`")
+    p.add_argument("--quant", default="int8", metavar="MODE",
+                   help="float32 | float16 | dynamic | int8 | all (default: int8; float32 for a Raspberry Pi, int8 for a microcontroller)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory: bundle + report.json (required; replaced if it exists)")
+    p.add_argument("--target", choices=["mcu"], help="also write microcontroller (TFLite Micro) sources under OUT/mcu; "
+                   'needs --quant int8 or all and the mcu extra, e.g. pip install ".[mcu]" (default: none)')
+    p.add_argument("--arena-margin", type=_arena_margin, default=0.25, metavar="FRACTION",
+                   help="MCU tensor arena = measured arena × (1 + FRACTION); a 32-bit board needs a different size than the "
+                        "64-bit host where it is measured (default: 0.25)")
+    p.add_argument("--no-interpreter-check", action="store_true",
+                   help="skip loading each model in every installed interpreter (default: check LiteRT, tflite-runtime, tf.lite, TFLM)")
+    _add_data_root(p, run_default=True)
+
+    p = sub.add_parser("data", help="prepare data sets: convert the official downloads into the files the loaders read",
+                       description="Data set tools.")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    from har_edge.data.official import DATASETS
+
+    q = data_sub.add_parser("prepare", help="convert an official download (zip or unpacked folder) into a data root",
+                            description="Convert the official download of a data set into DIR, usable as --data-root.")
+    q.add_argument("dataset", choices=sorted(DATASETS), help="; ".join(f"{k}: {v[0]}" for k, v in sorted(DATASETS.items())))
+    q.add_argument("--from", dest="source", required=True, metavar="ZIP_OR_DIR",
+                   help="the downloaded zip (a zip inside it is opened too) or the folder it unpacks to (required)")
+    q.add_argument("--out", required=True, metavar="DIR", help="data root to write into (required; other data sets in it are kept)")
 
     from har_edge.cli.run import add_run_parsers
     from har_edge.cli.record import add_record_parser
@@ -93,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from har_edge.cli import commands, forecast, record, run
 
     handlers.update(train=commands.cmd_train, evaluate=commands.cmd_evaluate, export=commands.cmd_export,
-                    run=run.cmd_run, doctor=run.cmd_doctor, forecast=forecast.cmd_forecast,
+                    data=commands.cmd_data, run=run.cmd_run, doctor=run.cmd_doctor, forecast=forecast.cmd_forecast,
                     record=record.cmd_record)
     from har_edge.redaction import redact
 

@@ -1,4 +1,4 @@
-"""``train``, ``evaluate`` and ``export`` (these need the ``train`` extra: TensorFlow)."""
+"""``train``, ``evaluate`` and ``export`` (these need the ``train`` extra: TensorFlow), and ``data prepare``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from har_edge.data.recording import WindowSet
 if TYPE_CHECKING:
     from har_edge.models.run_dir import RunInfo
 
-__all__ = ["cmd_train", "cmd_evaluate", "cmd_export", "recordings_for_run"]
+__all__ = ["cmd_train", "cmd_evaluate", "cmd_export", "cmd_data", "recordings_for_run", "run_data_root"]
 
 
 def _data_root(explicit: str | None, cfg: RunConfig) -> Path:
@@ -28,6 +28,26 @@ def _data_root(explicit: str | None, cfg: RunConfig) -> Path:
     if cfg.data.dataset == "recordings":
         return Path(explicit) if explicit else Path.cwd()
     return resolve_data_root(explicit)
+
+
+def run_data_root(explicit: str | None, run_dir: str | Path) -> Path:
+    """``--data-root`` if given, else the data root the run was trained on (recorded in its run.json) while
+    that folder exists, else the default (:func:`~har_edge.data.paths.resolve_data_root`); a ``recordings``
+    run reads its own folder."""
+    from har_edge.errors import ModelError
+    from har_edge.models.run_dir import load_run_info
+
+    try:
+        info = load_run_info(run_dir)
+    except ModelError:  # not a classifier run (e.g. a forecast run): the default order
+        return resolve_data_root(explicit)
+    if explicit or info.config.data.dataset == "recordings":
+        return _data_root(explicit, info.config)
+    recorded = info.data_root
+    if recorded is not None and Path(recorded).is_dir():
+        print(f"data root: {recorded} (recorded in {Path(run_dir) / 'run.json'})", file=sys.stderr)
+        return Path(recorded)
+    return resolve_data_root(None)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -73,7 +93,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.recordings:
         test = recordings_for_run(info, args.recordings, only_split=args.split)
     else:
-        test = prepare_windows(info.config, _data_root(args.data_root, info.config)).test
+        test = prepare_windows(info.config, run_data_root(args.data_root, args.run_dir)).test
     X, y = info.normalisation.transform(test.X), test.y
     model = load_keras_model(info.run_dir)
     keras_probs = predict_probabilities(model, X)
@@ -106,8 +126,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         result.update(recordings=str(args.recordings), split=args.split or "all", n_test=int(len(y)))
     if out is not None:
         write_json(out, result)
-    summary = {k: result[k] for k in ("backend", "test_accuracy", "test_macro_f1", "max_abs_diff_vs_keras", "n_test",
-                                      "recordings") if k in result}
+    # printed rounded (as train does); the JSON file keeps full precision
+    summary = {k: (round(v, 4) if k.startswith("test_") and isinstance(v, float) else v)
+               for k, v in result.items() if k in ("backend", "test_accuracy", "test_macro_f1", "max_abs_diff_vs_keras",
+                                                   "n_test", "recordings")}
     print(json.dumps(summary))
     return 0
 
@@ -125,11 +147,25 @@ def recordings_for_run(info: RunInfo, folder: str, *, only_split: str | None = N
 
 def cmd_export(args: argparse.Namespace) -> int:
     from har_edge.export.pipeline import export_run
+    from har_edge.cli.progress import StepProgress
     from har_edge.export.report import format_report
-    from har_edge.models.run_dir import load_run_info
 
-    root = _data_root(args.data_root, load_run_info(args.run_dir).config)
-    report = export_run(args.run_dir, args.quant, args.out, data_root=root, target=args.target,
-                        check_interpreters=not args.no_interpreter_check)
+    root = run_data_root(args.data_root, args.run_dir)
+    with StepProgress("export") as progress:
+        report = export_run(args.run_dir, args.quant, args.out, data_root=root, target=args.target,
+                            check_interpreters=not args.no_interpreter_check, arena_margin=args.arena_margin,
+                            on_step=progress)
     print(format_report(report))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from har_edge.data.official import prepare
+
+    t0 = time.monotonic()
+    print(f"data prepare {args.dataset}: reading {args.source} ...", file=sys.stderr)
+    done = prepare(args.dataset, args.source, args.out)
+    for line in done.summary:
+        print(line)
+    print(f"done in {time.monotonic() - t0:.0f} s; use it with --data-root {done.out_dir} (or HAR_EDGE_DATA={done.out_dir})")
     return 0

@@ -22,22 +22,23 @@ def add_forecast_parser(sub: argparse._SubParsersAction, add_data_root: Any) -> 
     p = sub.add_parser("forecast", help="train, backtest and run LSTM forecasters (weather, prices) against baselines and peers")
     fsub = p.add_subparsers(dest="forecast_command", required=True)
     t = fsub.add_parser("train", help="train a forecaster from a TOML config and write a run directory (with its backtest)")
-    t.add_argument("--config", required=True, help="forecast config, e.g. training/configs/beijing_temp_24h.toml")
-    t.add_argument("--out", required=True, help="run directory to write")
-    t.add_argument("--quiet", action="store_true", help="no per-epoch progress")
-    t.add_argument("--seed", type=int, help="override [train] seed")
+    t.add_argument("--config", required=True, help="forecast config, e.g. training/configs/beijing_temp_24h.toml (required)")
+    t.add_argument("--out", required=True, help="run directory to write (required)")
+    t.add_argument("--quiet", action="store_true", help="no per-epoch progress (default: one line per epoch)")
+    t.add_argument("--seed", type=int, help="override [train] seed (default: the config's)")
     add_data_root(t)
     b = fsub.add_parser("backtest", help="re-run the pinned rolling-origin backtest of a run (baselines, Keras, bundles, peers)")
-    b.add_argument("run_dir")
-    b.add_argument("--peers", action="store_true", help="also the statsforecast peers (AutoETS, AutoARIMA, AutoTheta, MSTL, ...)")
-    b.add_argument("--bundle", action="append", default=[], help="also score this exported bundle (repeatable)")
-    b.add_argument("--backend", help="interpreter for --bundle: auto | litert | tflite-runtime | tensorflow | numpy")
+    b.add_argument("run_dir", help="a forecast run directory written by `har-edge forecast train`")
+    b.add_argument("--peers", action="store_true", help="also the statsforecast peers (AutoETS, AutoARIMA, AutoTheta, MSTL, ...) "
+                   "(default: baselines and Keras only)")
+    b.add_argument("--bundle", action="append", default=[], help="also score this exported bundle (repeatable) (default: none)")
+    b.add_argument("--backend", help="interpreter for --bundle: auto | litert | tflite-runtime | tensorflow | numpy (default: auto)")
     b.add_argument("--out", help="where to write backtest.json, forecasts.npz, backtest.png (default RUN_DIR)")
     add_data_root(b)
     r = fsub.add_parser("predict", help="forecast the steps after the last row of a CSV with a run or a bundle")
     r.add_argument("model", help="a forecast run directory or bundle (directory or model.tflite)")
-    r.add_argument("--input", required=True, help="CSV with the run's time and value columns")
-    r.add_argument("--backend", help="bundle interpreter: auto | litert | tflite-runtime | tensorflow | numpy")
+    r.add_argument("--input", required=True, help="CSV with the run's time and value columns (required)")
+    r.add_argument("--backend", help="bundle interpreter: auto | litert | tflite-runtime | tensorflow | numpy (default: auto)")
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
@@ -92,7 +93,10 @@ def _backtest(args: argparse.Namespace) -> int:
         from har_edge.data.series import load_series
 
         series_values = load_series(info.config.series, base_dir=root).values
-    result, prep = backtest_run(info, root, peers=args.peers, extra_methods=extra, on_progress=_say)
+    from har_edge.cli.progress import StepProgress
+
+    with StepProgress("backtest peers") as progress:
+        result, prep = backtest_run(info, root, peers=args.peers, extra_methods=extra, on_progress=_say, on_step=progress)
     out = Path(args.out) if args.out else info.run_dir
     write_backtest(out, result, extra={"spans": prep.spans.describe(prep.series), "run_dir": str(info.run_dir)}, title=info.config.name)
     print(format_table(result, title=f"{info.config.name}: backtest"))

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from har_edge.cli.input_options import as_argument_type, parse_units
 from har_edge.errors import ConfigError, DataError
 from har_edge.redaction import redact
 
@@ -32,37 +33,29 @@ def add_record_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--source", help="csv:PATH | stdin | mqtt://host:port/topic (Sensor Logger too) | i2c:mpu6050[@bus:addr] | "
                                     "i2c:adxl345[@bus:addr] (default: source in --config)")
     p.add_argument("--out", required=True, help="recordings folder (created if absent)")
-    p.add_argument("--label", help="activity label of the session (or the first label with --labels-from)")
-    p.add_argument("--labels-from", help="keyboard | mqtt://[user:pass@]host[:port]/topic: switch labels while recording")
-    p.add_argument("--labels", help="comma-separated label names; with --labels-from keyboard, type 1, 2, ... to pick one")
+    p.add_argument("--label", help="activity label of the session (or the first label with --labels-from) (default: none)")
+    p.add_argument("--labels-from", help="keyboard | mqtt://[user:pass@]host[:port]/topic: switch labels while recording "
+                   "(default: one label for the session)")
+    p.add_argument("--labels", help="comma-separated label names; with --labels-from keyboard, type 1, 2, ... to pick one "
+                   "(default: none)")
     p.add_argument("--duration", type=float, help="seconds of source time to record (default: until Ctrl-C or the end)")
     p.add_argument("--person", default="me", help="who wears the sensor (the split by person uses it; default 'me')")
     p.add_argument("--session", help="session id = file name (default LABEL-PERSON-YYYYmmdd-HHMMSS)")
     p.add_argument("--device", help="device name (default: this host's name)")
-    p.add_argument("--placement", default="", help="where the sensor is worn, e.g. 'left wrist', 'belt, right hip'")
+    p.add_argument("--placement", default="", help="where the sensor is worn, e.g. 'left wrist', 'belt, right hip' "
+                   "(default: not recorded)")
     p.add_argument("--split", choices=["train", "test"], default="",
                    help="test: always held out for testing (Edge Impulse's test category); train: never chosen for test; "
                         "default: the training config decides")
     p.add_argument("--channels", choices=["acc", "acc+gyro"], help="channels to record (default: what the source gives)")
-    p.add_argument("--units", help="units as the source sends them: 'm/s^2' (acceleration) or 'acc=m/s^2,gyro=deg/s'")
-    p.add_argument("--rate", type=float, help="expected sample rate in Hz (warns when the timestamps disagree)")
+    p.add_argument("--units", type=as_argument_type(parse_units), metavar="SPEC",
+                   help="units as the source sends them: 'm/s^2' (acceleration) or 'acc=m/s^2,gyro=deg/s' "
+                        "(default: g and rad/s, or the config's [source_options] units)")
+    p.add_argument("--rate", type=float, help="expected sample rate in Hz (warns when the timestamps disagree) "
+                   "(default: not checked)")
     p.add_argument("--speed", default="max", help="csv: replay pace: max (default, import) or 1 (real time)")
-    p.add_argument("--config", help="device TOML of `har-edge run` (its source and [source_options] are used)")
-    p.add_argument("--quiet", action="store_true", help="no live status line")
-
-
-def _units(text: str | None) -> dict[str, str] | None:
-    if not text:
-        return None
-    if "=" not in text:
-        return {"acc": text.strip()}
-    out = {}
-    for part in text.split(","):
-        key, sep, value = part.partition("=")
-        if not sep or key.strip() not in ("acc", "gyro"):
-            raise ConfigError(f"--units {text!r}: expected 'm/s^2' or 'acc=UNIT,gyro=UNIT'")
-        out[key.strip()] = value.strip()
-    return out
+    p.add_argument("--config", help="device TOML of `har-edge run` (its source and [source_options] are used) (default: none)")
+    p.add_argument("--quiet", action="store_true", help="no live status line (default: one status line, updated)")
 
 
 def _open(args: argparse.Namespace) -> tuple[Any, str]:
@@ -78,7 +71,7 @@ def _open(args: argparse.Namespace) -> tuple[Any, str]:
     if args.channels:
         opts["channel_names"] = ACC_CHANNELS if args.channels == "acc" else DEFAULT_CHANNELS
     if args.units:
-        opts["units"] = _units(args.units)
+        opts["units"] = args.units  # parsed by har_edge.cli.input_options.parse_units, as `har-edge run --units`
     if spec.startswith("csv:"):
         opts["speed"] = args.speed
     return open_source(spec, **opts), spec

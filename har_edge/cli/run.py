@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 _DEFAULTS: dict[str, Any] = {
     "bundle": None, "source": None, "backend": "auto", "speed": "1", "broker": None, "device_id": "har-edge",
     "topic_prefix": "har", "qos": 1, "state_dir": None, "stats_interval_s": 60.0, "chunk_samples": None,
-    "hop_samples": None,
+    "hop_samples": None, "timestamp_unit": "s", "input_check": "refuse", "device_name": None,
     "smoothing": {},  # unset keys: the bundle's own smoothing, then SmoothingConfig's defaults
     "mqtt": {}, "source_options": {}, "clock": {}, "plausibility": {},
 }
@@ -57,36 +57,87 @@ def load_device_config(path: str | None) -> dict[str, Any]:
     return cfg
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{value:g} is negative; expected >= 0")
+    return value
+
+
+def _speed(text: str) -> str:
+    from har_edge.runtime.source_base import _parse_speed
+
+    try:
+        _parse_speed(text)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number (1 = real time, 10 = ten times faster) "
+                                         "or max (as fast as possible)") from None
+    return text
+
+
 def add_run_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("run", help="classify a sensor stream with a bundle; print JSON lines or publish over MQTT")
-    p.add_argument("--bundle", help="bundle directory, or a model.tflite exported by har-edge (it carries its manifest)")
-    p.add_argument("--source", help="csv:PATH | stdin | mqtt://host:port/topic | i2c:mpu6050[@bus:addr] | i2c:adxl345[@bus:addr]")
-    p.add_argument("--speed", help="csv replay pace: 1 = real time (default), N = N× faster, max = as fast as possible")
-    p.add_argument("--broker", help="mqtt://[user:pass@]host:port (mqtts:// for TLS); without it, JSON lines go to stdout")
-    p.add_argument("--device-id", help="device id in topics (default har-edge)")
-    p.add_argument("--topic-prefix", help="topic prefix (default har)")
-    p.add_argument("--backend", help="auto | litert | tflite-runtime | tensorflow | numpy")
-    p.add_argument("--config", help="device TOML config (flags override it)")
-    p.add_argument("--state-dir", help="directory for the MQTT outbox; messages and seq survive restarts (default ~/.local/state/har-edge)")
-    p.add_argument("--stats-interval", type=float, dest="stats_interval_s", help="seconds between stats messages")
-    p.add_argument("--confidence-floor", type=float, help="below this smoothed confidence the activity is 'uncertain'")
-    p.add_argument("--smoothing", choices=["none", "mean", "vote", "hmm"], help="prediction smoothing")
-    p.add_argument("--hop-samples", type=int, dest="hop_samples", help="classify every N samples (default: the bundle's hop)")
-    p.add_argument("--flush-timeout", type=float, default=60.0, help="seconds to wait at the end for the broker to take everything")
-    p = sub.add_parser("doctor", help="check the interpreter backend, a bundle and the broker connection")
-    p.add_argument("--bundle")
-    p.add_argument("--broker")
-    p.add_argument("--backend")
-    p.add_argument("--config")
+    from har_edge.cli.input_options import add_input_options
+
+    p = sub.add_parser("run", help="classify a sensor stream with a bundle; print JSON lines or publish over MQTT",
+                       description="Classify a sensor stream with a bundle: one result per hop, as JSON lines on stdout or "
+                                   "published over MQTT (with Home Assistant discovery). Settings: --config TOML, "
+                                   "overridden by these flags.")
+    p.add_argument("--bundle", metavar="PATH", help="bundle directory, or a model.tflite exported by har-edge (it carries "
+                   "its manifest) (no default: required here or as bundle in --config)")
+    p.add_argument("--source", metavar="SPEC", help="csv:PATH | stdin | mqtt://host:port/topic | i2c:mpu6050[@bus:addr] | "
+                   "i2c:adxl345[@bus:addr] (no default: required here or as source in --config)")
+    p.add_argument("--speed", type=_speed, help="csv replay pace: 1 = real time, N = N× faster, max = as fast as possible (default: 1)")
+    p.add_argument("--broker", metavar="URL", help="mqtt://[user:pass@]host:port (mqtts:// for TLS) (default: none: JSON lines to stdout)")
+    p.add_argument("--device-id", help="device id in topics and Home Assistant unique ids, [A-Za-z0-9_-] (default: har-edge)")
+    p.add_argument("--device-name", help="the device's name in Home Assistant, e.g. 'Kitchen wristband' (default: the device id)")
+    p.add_argument("--topic-prefix", help="topic prefix: topics are PREFIX/DEVICE_ID/{activity,event,status,stats} (default: har)")
+    p.add_argument("--backend", help="auto | litert | tflite-runtime | tensorflow | numpy (default: auto, the first installed of "
+                   "litert, tflite-runtime, tensorflow)")
+    p.add_argument("--config", metavar="TOML", help="device TOML config, e.g. devices/raspberry-pi/config.example.toml "
+                   "(default: none; flags override it)")
+    p.add_argument("--state-dir", metavar="DIR", help="directory for the MQTT outbox; messages and seq survive restarts "
+                   "(default: ~/.local/state/har-edge)")
+    p.add_argument("--stats-interval", type=_non_negative, dest="stats_interval_s", metavar="SECONDS",
+                   help="seconds between stats messages; 0 = only at the end (default: 60)")
+    p.add_argument("--confidence-floor", type=float, metavar="P",
+                   help="below this smoothed confidence (0..1) the activity is 'uncertain' (default: the config's "
+                        "[smoothing], else the bundle's, else 0.0 = never)")
+    p.add_argument("--smoothing", choices=["none", "mean", "vote", "hmm"], help="prediction smoothing over the last windows "
+                   "(default: the config's [smoothing], else the bundle's, else mean of the last 2)")
+    p.add_argument("--hop-samples", type=int, dest="hop_samples", metavar="N",
+                   help="classify every N samples (default: the bundle's hop)")
+    p.add_argument("--flush-timeout", type=_non_negative, default=60.0, metavar="SECONDS",
+                   help="seconds to wait at the end for the broker to take every message (default: 60)")
+    add_input_options(p)
+
+    p = sub.add_parser("doctor", help="check the interpreter backend, a bundle and the broker connection",
+                       description="Check the interpreter backend, a bundle (load, state reset, latency) and the broker "
+                                   "connection; exit code 1 if any check fails.")
+    p.add_argument("--bundle", metavar="PATH", help="bundle directory or model.tflite to load and time (default: the config's, else skipped)")
+    p.add_argument("--broker", metavar="URL", help="mqtt[s]://[user:pass@]host:port to connect to (default: the config's, else skipped)")
+    p.add_argument("--backend", help="auto | litert | tflite-runtime | tensorflow | numpy (default: auto)")
+    p.add_argument("--config", metavar="TOML", help="device TOML config; its [mqtt] TLS and credential settings are used (default: none)")
 
 
 def _resolve(args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_device_config(getattr(args, "config", None))
     for key in ("bundle", "source", "backend", "speed", "broker", "device_id", "topic_prefix", "state_dir", "stats_interval_s",
-                "hop_samples"):
+                "hop_samples", "device_name"):
         v = getattr(args, key, None)
         if v is not None:
             cfg[key] = v
+    from har_edge.cli.input_options import apply_input_options
+
+    apply_input_options(cfg, args)
+    try:
+        stats = float(cfg["stats_interval_s"])
+    except (TypeError, ValueError):
+        stats = float("nan")
+    if not stats >= 0:
+        raise ConfigError(f"stats_interval_s={cfg['stats_interval_s']!r}; expected seconds >= 0 (0 = only at the end)")
     if getattr(args, "confidence_floor", None) is not None:
         cfg["smoothing"]["confidence_floor"] = args.confidence_floor
     if getattr(args, "smoothing", None) is not None:
@@ -109,6 +160,8 @@ def _mqtt_config(cfg: dict[str, Any], broker: str) -> Any:
             extra[k] = Path(extra[k])
     if "tls" not in extra and str(broker).lower().startswith(("mqtts://", "ssl://")):
         extra["tls"] = True  # the URL's scheme turns TLS on: [mqtt] tls_* files need no separate tls = true
+    if cfg.get("device_name"):
+        extra["device_name"] = cfg["device_name"]
     base = MqttConfig(**{**extra, "device_id": cfg["device_id"], "topic_prefix": cfg["topic_prefix"], "qos": int(cfg["qos"])})
     return parse_broker_url(broker, base=base)
 
@@ -139,7 +192,9 @@ def smoothing_config(bundle: Any, cfg: dict[str, Any]) -> SmoothingConfig:
 def cmd_run(args: argparse.Namespace) -> int:
     from har_edge.inference.classifier import Classifier
     from har_edge.data.clock import ClockConfig
+    from har_edge.runtime.input_check import CheckedSource
     from har_edge.runtime.plausibility import PlausibilityLimits
+    from har_edge.runtime.source_base import _parse_speed
     from har_edge.runtime.sources import open_source
     from har_edge.cli.service import PublisherSink, StdoutSink, run_service
     from har_edge.transport.config import MqttConfig
@@ -152,6 +207,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     mcfg = _mqtt_config(cfg, cfg["broker"]) if cfg["broker"] else None
     ClockConfig.from_dict(cfg["clock"]), PlausibilityLimits.from_dict(cfg["plausibility"])  # checked before anything opens
     backend = None if cfg["backend"] in (None, "auto") else cfg["backend"]
+    pace = _parse_speed(cfg["speed"])  # ConfigError naming the value, never a traceback
     from har_edge.inference.bundle import load_bundle
 
     bundle = load_bundle(cfg["bundle"])
@@ -160,8 +216,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         mcfg = _mqtt_config(cfg, cfg["broker"]) if cfg["broker"] else None
         return serve_forecaster(cfg, bundle, backend=backend, flush_timeout_s=args.flush_timeout, mqtt_config=mcfg)
-    speed: Any = cfg["speed"]
-    speed = "max" if str(speed) == "max" else float(speed)
+    speed: Any = "max" if pace == float("inf") else pace
     opts = dict(cfg["source_options"])
     spec = str(cfg["source"])
     if cfg["chunk_samples"] is not None:
@@ -171,7 +226,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         opts.setdefault("chunk_samples", 512 if speed == "max" else 16)
     stop = threading.Event()
     with Classifier(bundle, backend=backend) as clf:
-        source = open_source(spec, **opts)
+        # units / timestamp scale that evidently do not fit the data are refused (or converted), not run silently
+        raw_source = open_source(spec, **opts)
+        try:
+            source = CheckedSource(raw_source, expected_rate_hz=clf.bundle.sample_rate_hz,
+                                   timestamp_unit=cfg["timestamp_unit"], mode=cfg["input_check"])
+        except BaseException:
+            raw_source.close()
+            raise
         stream = build_stream(clf, cfg, source_rate_hz=source.nominal_rate_hz)
 
         def _stop(signum: int, frame: Any) -> None:

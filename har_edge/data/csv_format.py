@@ -97,7 +97,8 @@ class CsvLayout:
             missing.insert(0, col(time_column))
         if missing:
             raise DataError(f"{where}: missing column(s) {missing}; header is {','.join(header)} (expected "
-                            f"{time_column},{','.join(wanted)}[,{LABEL_COLUMN}]; map other names with columns={{...}})")
+                            f"{time_column},{','.join(wanted)}[,{LABEL_COLUMN}]; map other names with columns={{...}}, "
+                            "on the command line --columns timestamp=NAME,acc_x=NAME,...)")
         label = found.get(col(label_column)) if label_column is not None else None
         return cls(tuple(header), tuple(wanted), found[col(time_column)], tuple(found[col(c)] for c in wanted), label)
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from har_edge.data.archive import Archive
 from har_edge.data.recording import UNLABELLED, Recording, WindowSet, check_finite
 from har_edge.errors import DataError
 
@@ -20,6 +22,7 @@ __all__ = [
     "UCI_CHANNELS",
     "UCI_TEST_SUBJECTS",
     "load_uci_har_npz",
+    "uci_har_npz_path",
     "load_uci_har_official",
     "load_hapt_raw",
     "load_wisdm_watch",
@@ -45,11 +48,19 @@ def _load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
 
 
+def uci_har_npz_path(data_root: Path, split: str) -> Path:
+    """``<root>/uci_har/uci_har_<split>.npz`` (the official windows, from ``har-edge data prepare uci-har``)
+    when present, else ``uci_har_reconstructed_<split>.npz`` (re-derived from the raw HAPT streams)."""
+    folder = Path(data_root) / "uci_har"
+    official = folder / f"uci_har_{split}.npz"
+    return official if official.is_file() else folder / f"uci_har_reconstructed_{split}.npz"
+
+
 def load_uci_har_npz(data_root: Path, split: str) -> WindowSet:
-    """UCI-HAR windows from ``<root>/uci_har/uci_har_reconstructed_<split>.npz``: X ``(n, 128, 9)``."""
+    """UCI-HAR windows from :func:`uci_har_npz_path`: X ``(n, 128, 9)``."""
     if split not in ("train", "test"):
         raise DataError(f"split {split!r}; expected 'train' or 'test'")
-    path = Path(data_root) / "uci_har" / f"uci_har_reconstructed_{split}.npz"
+    path = uci_har_npz_path(data_root, split)
     d = _load_npz(path, ("X", "y", "subject", "channels"))
     X = d["X"].astype(np.float32)
     if X.ndim != 3 or X.shape[2] != 9:
@@ -81,37 +92,23 @@ def _read_matrix(name: str, data: bytes, *, ncols: int | None) -> np.ndarray:
 
 
 def load_uci_har_official(path: str | Path, split: str) -> WindowSet:
-    """The official UCI HAR layout: a ``UCI HAR Dataset`` folder or the ``.zip`` that holds it.
+    """The official UCI HAR layout: a ``UCI HAR Dataset`` folder, its ``.zip``, or UCI's zip around that zip.
 
     Reads ``<split>/Inertial Signals/<channel>_<split>.txt`` (9 files of ``(n, 128)``),
     ``<split>/y_<split>.txt`` (1..6) and ``<split>/subject_<split>.txt``.
     """
     if split not in ("train", "test"):
         raise DataError(f"split {split!r}; expected 'train' or 'test'")
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such folder or zip file (expected the 'UCI HAR Dataset' folder or its .zip)")
-    if path.is_file():
-        try:
-            zf = zipfile.ZipFile(path)
-        except zipfile.BadZipFile as exc:
-            raise DataError(f"{path}: not a zip file") from exc
-        names = zf.namelist()
+    with Archive(path) as archive:
 
         def read(rel: str) -> tuple[str, bytes]:
-            hits = [n for n in names if n.endswith(rel) and "__MACOSX" not in n]
-            if not hits:
-                raise DataError(f"{path}: member '*{rel}' not found in the zip")
-            return f"{path}:{hits[0]}", zf.read(min(hits, key=len))
-    else:
-        root = path / "UCI HAR Dataset" if (path / "UCI HAR Dataset").is_dir() else path
+            name = archive.find(rel, what="the official UCI HAR layout: UCI HAR Dataset/<split>/...")
+            return archive.where(name), archive.read(name)
 
-        def read(rel: str) -> tuple[str, bytes]:
-            f = root / rel
-            if not f.is_file():
-                raise DataError(f"{f}: file not found (expected the official UCI HAR layout)")
-            return str(f), f.read_bytes()
+        return _uci_official_split(read, split)
 
+
+def _uci_official_split(read: Callable[[str], tuple[str, bytes]], split: str) -> WindowSet:
     chans = []
     for ch in UCI_CHANNELS:
         name, data = read(f"{split}/Inertial Signals/{ch}_{split}.txt")

@@ -10,7 +10,7 @@ from har_edge.data.recording import UNLABELLED, Recording
 from har_edge.data.windowing import label_windows
 from har_edge.evaluation.metrics import classification_metrics
 
-__all__ = ["window_truth", "score_stream", "activity_segments"]
+__all__ = ["window_truth", "score_stream", "activity_segments", "fold_short_segments"]
 
 
 def window_truth(recording: Recording, window_end_s: Sequence[float], window_samples: int, *, t0_s: float = 0.0) -> np.ndarray:
@@ -54,3 +54,27 @@ def activity_segments(times_s: Sequence[float], activities: Sequence[str]) -> li
         else:
             out.append((t if not out else out[-1][1], t, a))
     return out
+
+
+def fold_short_segments(segments: Sequence[tuple[float, float, str]], min_s: float
+                        ) -> list[tuple[float, float, str, list[tuple[float, float, str]]]]:
+    """Fold runs shorter than ``min_s`` into the row before them (leading ones into the first row), for display.
+
+    Returns ``(start_s, end_s, activity, folded)`` rows; ``folded`` lists the short runs a row absorbed,
+    so a timeline can say what it merged. Two rows of one activity with only short runs between them
+    become one row. Without any run of ``min_s`` or more, the runs are returned unchanged.
+    """
+    rows: list[tuple[float, float, str, list[tuple[float, float, str]]]] = []
+    lead: list[tuple[float, float, str]] = []
+    for s, e, a in segments:
+        if e - s < min_s:
+            if rows:
+                rows[-1] = (rows[-1][0], e, rows[-1][2], [*rows[-1][3], (s, e, a)])
+            else:
+                lead.append((s, e, a))
+        elif rows and rows[-1][2] == a:
+            rows[-1] = (rows[-1][0], e, a, rows[-1][3])
+        else:
+            rows.append((lead[0][0] if lead else s, e, a, lead))
+            lead = []
+    return rows if rows else [(s, e, a, []) for s, e, a in lead]

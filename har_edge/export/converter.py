@@ -18,6 +18,7 @@ from har_edge.data.sampling import stratified_indices
 from har_edge.errors import ExportError
 from har_edge.models.builders import build_network
 from har_edge.models.keras_backend import import_tensorflow
+from har_edge.native_output import captured_native_stderr
 
 __all__ = ["QUANT_MODES", "build_export_twin", "convert_to_tflite", "check_deployable_ops", "representative_windows"]
 
@@ -77,10 +78,18 @@ def convert_to_tflite(twin: Any, mode: str, *, representative: np.ndarray | None
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
-    try:
-        return bytes(conv.convert())
-    except Exception as exc:  # noqa: BLE001 - the converter raises many types
-        raise ExportError(f"TFLite conversion ({mode}) failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
+    # the converter prints its calibration summary and Python warnings to stderr: keep them for -vv / the error
+    with captured_native_stderr() as captured:
+        try:
+            data = bytes(conv.convert())
+        except Exception as exc:  # noqa: BLE001 - the converter raises many types
+            tail = " | ".join(captured().strip().splitlines()[-3:])
+            raise ExportError(f"TFLite conversion ({mode}) failed: {type(exc).__name__}: {str(exc)[:500]}"
+                              + (f" (converter output: {tail})" if tail else "")) from exc
+        noise = captured().strip()
+    if noise:
+        log.debug("TFLite converter output (%s):\n%s", mode, noise)
+    return data
 
 
 def check_deployable_ops(ops: list[str], *, cell: str) -> None:

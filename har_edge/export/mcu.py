@@ -474,6 +474,7 @@ def write_mcu_export(tflite_bytes: bytes, manifest: dict[str, Any], out_dir: Pat
         "model_sha256": sha256,
         "tflm": tflm,
         "note": ("arena measured with the TFLite Micro Python interpreter on a 64-bit host (pointers and "
-                 "struct sizes differ on a 32-bit MCU build, and the board's TFLM version may differ): "
-                 "check AllocateTensors() on the device and arena_used_bytes() before trimming the margin"),
+                 "struct sizes differ on a 32-bit MCU build, and the board's TFLM version may differ); to trim "
+                 "the margin, find the smallest arena with which AllocateTensors() and Invoke() succeed on the "
+                 "board: arena_used_bytes() can be below what works"),
     }

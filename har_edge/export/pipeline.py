@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -198,11 +198,18 @@ def export_run(
     target: str | None = None,
     representative_count: int = 300,
     check_interpreters: bool = True,
+    arena_margin: float = 0.25,
+    on_step: Callable[[int, int, str], None] | None = None,
 ) -> dict[str, Any]:
     """Export ``run_dir`` in one mode (or ``all``) to ``out_dir``; returns the report (also ``report.json``).
 
     Layout: one mode → ``OUT_DIR/model.tflite`` + ``manifest.json``; ``all`` → ``OUT_DIR/<mode>/...``.
-    ``target="mcu"`` adds ``OUT_DIR/mcu/`` (C array, settings, op resolver, measured arena) for int8.
+    ``target="mcu"`` adds ``OUT_DIR/mcu/`` (C array, settings, op resolver, measured arena) for int8;
+    its tensor arena is the measured one × (1 + ``arena_margin``).
+    ``on_step(done, total, what)`` is called before each step (and once at the end with ``done == total``).
+
+    Accuracy differences in the report are signed: ``accuracy_delta_pp`` = TFLite − Keras in
+    percentage points (a drop is negative).
     """
     modes = list(QUANT_MODES) if quant == "all" else [quant]
     if quant != "all" and quant not in QUANT_MODES:
@@ -211,11 +218,17 @@ def export_run(
         raise ExportError(f"unknown --target {target!r}; expected 'mcu'")
     if target == "mcu" and "int8" not in modes:
         raise ExportError("--target mcu needs the int8 model: use --quant int8 (or all)")
+    if not 0 <= arena_margin <= 10:
+        raise ExportError(f"arena margin {arena_margin}; expected a fraction between 0 and 10 (0.25 = 25 %)")
     from har_edge.forecasting.run import is_forecast_run
 
     forecast = is_forecast_run(run_dir)
     if forecast and target is not None:
         raise ExportError(f"--target {target} is for classifiers; a forecast run exports bundles only")
+    if target == "mcu":
+        from har_edge.export.tflm_host import require_tflm
+
+        require_tflm()  # before minutes of conversion, not after
     info: Any = load_forecast_run(run_dir) if forecast else load_run_info(run_dir)
     model = load_keras_model(info.run_dir)
     out = Path(out_dir)
@@ -231,7 +244,7 @@ def export_run(
         else:
             report = _export_into(info, model, modes, stage, data_root=data_root, target=target,
                                   representative_count=representative_count, check_interpreters=check_interpreters,
-                                  single=quant != "all")
+                                  single=quant != "all", arena_margin=arena_margin, on_step=on_step)
         write_json(stage / "report.json", report)
         if out.exists():
             shutil.rmtree(out)
@@ -281,7 +294,19 @@ def _metrics(y: np.ndarray, probs: np.ndarray, labels: tuple[str, ...]) -> dict[
 
 
 def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, data_root: Path, target: str | None,
-                 representative_count: int, check_interpreters: bool, single: bool) -> dict[str, Any]:
+                 representative_count: int, check_interpreters: bool, single: bool, arena_margin: float,
+                 on_step: Callable[[int, int, str], None] | None) -> dict[str, Any]:
+    per_mode = 2 + int(check_interpreters)
+    total = 1 + per_mode * len(modes) + int(target == "mcu")
+    done = 0
+
+    def step(what: str) -> None:
+        nonlocal done
+        if on_step is not None:
+            on_step(done, total, what)
+        done += 1
+
+    step("test windows and Keras predictions")
     t = _test_inputs(info, model, data_root, representative_count)
     Xte, yte, keras_probs, twin, rep = t.X, t.y, t.keras_probs, t.twin, t.representative
     labels = info.label_names
@@ -296,6 +321,7 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
     }
     for mode in modes:
         t0 = time.monotonic()
+        step(f"{mode}: converting")
         data, ops, cell_clip = convert_mode(twin, mode, rep, cell=info.config.model.cell)
         mode_dir = stage if single else stage / mode
         with TfliteRunner(data, where=f"{mode} model") as probe:
@@ -303,12 +329,13 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
         # evaluate through the device's own Classifier on the in-memory bundle, then write it once
         in_memory = Bundle(directory=mode_dir, model_path=mode_dir / MODEL_NAME, model_bytes=data,
                            manifest=dict(manifest, model_sha256=sha256_bytes(data)))
+        step(f"{mode}: evaluating on {len(yte)} test windows")
         ev = _evaluate(in_memory, Xte, yte, labels, reset=t.reset)
         probs, m, latency = ev["probabilities"], ev["metrics"], ev["latency_ms"]
         entry = {
             "test_accuracy": m["accuracy"],
             "test_macro_f1": m["macro_f1"],
-            "accuracy_drop_pp": round((keras_m["accuracy"] - m["accuracy"]) * 100, 3),
+            "accuracy_delta_pp": round((m["accuracy"] - keras_m["accuracy"]) * 100, 3),
             "size_bytes": len(data),
             "ops": ops,
             "lstm_cell_clip": cell_clip,
@@ -323,15 +350,20 @@ def _export_into(info: RunInfo, model: Any, modes: list[str], stage: Path, *, da
             "seconds": round(time.monotonic() - t0, 1),
         }
         manifest["metrics"] = {"keras": report["keras"], "tflite": {k: entry[k] for k in ("test_accuracy", "test_macro_f1", "max_abs_diff_vs_keras", "argmax_agreement")}}
+        if check_interpreters:
+            step(f"{mode}: writing the bundle and loading it in every interpreter")
         bundle = finish_bundle(mode_dir, data, manifest, entry, mode=mode, check_interpreters=check_interpreters)
         report["modes"][mode] = entry
         if mode == "int8" and target == "mcu":
             from har_edge.export.mcu import write_mcu_export
 
-            report["mcu"] = write_mcu_export(bundle.model_bytes, bundle.manifest, stage / "mcu",
+            step("mcu: measuring the TFLite Micro arena and checking parity")
+            report["mcu"] = write_mcu_export(bundle.model_bytes, bundle.manifest, stage / "mcu", arena_margin=arena_margin,
                                              X_test_int8=ev["inputs"], y_test=yte, litert_outputs_int8=ev["raw"], reset=t.reset)
         log.info("%s: accuracy %.4f (keras %.4f), %d bytes, %.3f ms/window", mode, m["accuracy"], keras_m["accuracy"], len(data), latency)
     if single:
         report["tflite"] = report["modes"][modes[0]]
         report["quantization"] = modes[0]
+    if on_step is not None:
+        on_step(total, total, "done")
     return report

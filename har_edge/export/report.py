@@ -1,4 +1,7 @@
-"""Human-readable table of an export parity report."""
+"""Human-readable table of an export parity report.
+
+Differences are signed as everywhere in har-edge: TFLite − Keras, so a drop in accuracy is negative.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ def format_report(report: dict[str, Any]) -> str:
     for mode, e in report["modes"].items():
         interp = e.get("interpreters", {})
         ok = ",".join(n for n, v in interp.items() if v == "ok") or "-"
-        rows.append((mode, f"{e['test_accuracy']:.4f}", f"{e['test_macro_f1']:.4f}", f"{e['accuracy_drop_pp']:+.2f}",
+        rows.append((mode, f"{e['test_accuracy']:.4f}", f"{e['test_macro_f1']:.4f}", f"{e['accuracy_delta_pp']:+.2f}",
                      str(e["size_bytes"]), f"{e['max_abs_diff_vs_keras']:.2e}", f"{e['argmax_agreement']:.4f}",
                      f"{e['latency_ms_per_window']:.3f}", ok))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -25,14 +28,45 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(f"test windows: {report['n_test_windows']} from held-out subjects {report['test_subjects']}")
     for mode, e in report["modes"].items():
         bad = {n: v for n, v in e.get("interpreters", {}).items() if v != "ok"}
-        if bad:
-            lines.append(f"{mode}: " + "; ".join(f"{n} {v}" for n, v in bad.items()))
+        for name, verdict in bad.items():
+            lines.append(f"{mode} in {name}: {_interpreter_note(mode, name, verdict)}")
         lines.append(f"{mode} ops: {', '.join(e['ops'])}")
     if "mcu" in report:
-        m = report["mcu"]
-        lines.append(f"mcu: arena {m.get('arena_bytes')} B (measured {m.get('arena_bytes_measured')} B + margin), "
-                     f"TFLM accuracy {m.get('tflm', {}).get('accuracy')}, max diff {m.get('tflm', {}).get('max_abs_diff_steps')} steps")
+        lines.append(_mcu_line(report["mcu"]))
     return "\n".join(lines)
+
+
+# what the stack is known not to run (../shared/notes/stack.md): reported as such, not as a surprise
+_EXPECTED = {
+    ("float16", "tflm"): "TFLite Micro runs float32 and full-int8 models only",
+    ("dynamic", "tflm"): "TFLite Micro runs float32 and full-int8 models only",
+    ("dynamic", "tflite-runtime"): "tflite-runtime 2.14 lacks the newer FULLY_CONNECTED kernel version",
+}
+
+
+def _interpreter_note(mode: str, interpreter: str, verdict: str) -> str:
+    if verdict == "not installed":
+        return "not installed here (not checked)"
+    reason = verdict.removeprefix("fails: ").split(": ", 1)[-1] if verdict.startswith("fails") else verdict
+    expected = _EXPECTED.get((mode, interpreter))
+    return f"does not run, as expected ({expected}): {reason}" if expected else f"FAILS: {reason}"
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _mcu_line(m: dict[str, Any]) -> str:
+    tflm = m.get("tflm") or {}
+    margin = m.get("arena_margin")
+    text = (f"mcu: arena {m.get('arena_bytes')} B (measured {m.get('arena_bytes_measured')} B"
+            f" + {_fmt(None if margin is None else 100 * margin, '.0f')} % margin), "
+            f"TFLM accuracy {_fmt(tflm.get('accuracy'), '.3f')}")
+    if tflm.get("max_abs_diff_steps") is not None:
+        text += (f", vs LiteRT int8 max {tflm['max_abs_diff_steps']} steps "
+                 f"({_fmt(100 * tflm['frac_within_1_step'], '.2f')} % within 1, argmax agreement "
+                 f"{_fmt(tflm.get('argmax_agreement'), '.3f')})")
+    return text
 
 
 def format_forecast_report(report: dict[str, Any]) -> str:

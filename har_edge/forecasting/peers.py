@@ -79,13 +79,16 @@ class PeerRun:
 
 
 def _one_peer(name: str, y: NDArray[np.float64], origins: NDArray[np.int64], horizon: int, b: BacktestConfig,
-              on_progress: Callable[[str], None] | None) -> tuple[NDArray[np.float64], PeerRun]:
+              on_progress: Callable[[str], None] | None,
+              on_origin: Callable[[int, str], None] | None = None) -> tuple[NDArray[np.float64], PeerRun]:
     out = np.empty((len(origins), horizon))
     run = PeerRun()
     t_start = time.perf_counter()
     model: Any = None
     start = 0
     for i, t in enumerate(origins):
+        if on_origin is not None:
+            on_origin(i, f"{PEER_NAMES[name]}: origin {i + 1}/{len(origins)}")
         refit = model is None or (i % b.peer_refit_every == 0 and run.fit_seconds < b.peer_max_seconds)
         if refit:
             start = max(0, int(t) + 1 - b.peer_fit_steps)
@@ -120,12 +123,21 @@ def _one_peer(name: str, y: NDArray[np.float64], origins: NDArray[np.int64], hor
 
 def peer_forecasts(y: NDArray[np.float64], origins: NDArray[np.int64], horizon: int, b: BacktestConfig, *,
                    peers: tuple[str, ...] | None = None,
-                   on_progress: Callable[[str], None] | None = None) -> tuple[dict[str, NDArray[np.float64]], dict[str, Any]]:
-    """Level forecasts ``{PEER_NAMES[name]: (k, H)}`` and the cost of each peer."""
+                   on_progress: Callable[[str], None] | None = None,
+                   on_step: Callable[[int, int, str], None] | None = None) -> tuple[dict[str, NDArray[np.float64]], dict[str, Any]]:
+    """Level forecasts ``{PEER_NAMES[name]: (k, H)}`` and the cost of each peer.
+
+    ``on_step(done, total, what)`` is called before every origin of every peer (and once at the end).
+    """
     _models()
     forecasts, costs = {}, {}
-    for name in peers if peers is not None else b.peers:
-        f, run = _one_peer(name, np.asarray(y, np.float64), origins, horizon, b, on_progress)
+    names = list(peers if peers is not None else b.peers)
+    total = len(names) * len(origins)
+    for p, name in enumerate(names):
+        step = None if on_step is None else (lambda i, what, p=p: on_step(p * len(origins) + i, total, what))
+        f, run = _one_peer(name, np.asarray(y, np.float64), origins, horizon, b, on_progress, step)
         forecasts[PEER_NAMES[name]] = f
         costs[PEER_NAMES[name]] = run.to_dict()
+    if on_step is not None:
+        on_step(total, total, "done")
     return forecasts, costs

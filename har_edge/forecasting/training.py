@@ -64,7 +64,7 @@ def train_forecaster(cfg: ForecastConfig, data_root: Path | None, out_dir: Path,
     say(f"model: {model.count_params()} parameters ({cfg.model.cell}, units {list(cfg.model.units)})")
     history, train_seconds = fit_model(
         model, Xtr, Ytr, validation_data=(Xva, Yva), train=cfg.train, loss=keras.losses.Huber(delta=1.0),
-        verbose=verbose, fit_kwargs={"batch_size": cfg.train.batch_size, "shuffle": True},
+        verbose=verbose, fit_kwargs={"batch_size": cfg.train.batch_size, "shuffle": True}, say=say,
     )
     result = run_backtest(prep.bset, {KERAS_METHOD: lambda b: keras_forecasts(model, prep)})
     epochs_run = len(history.history["loss"])
@@ -100,8 +100,11 @@ def train_forecaster(cfg: ForecastConfig, data_root: Path | None, out_dir: Path,
 
 
 def backtest_run(info: ForecastRunInfo, data_root: Path | None, *, peers: bool = False, extra_methods: dict[str, Any] | None = None,
-                 on_progress: Callable[[str], None] | None = None) -> tuple[BacktestResult, Prepared]:
-    """Re-run the pinned backtest of a run: Keras, the baselines, and (``peers``) the statsforecast peers."""
+                 on_progress: Callable[[str], None] | None = None,
+                 on_step: Callable[[int, int, str], None] | None = None) -> tuple[BacktestResult, Prepared]:
+    """Re-run the pinned backtest of a run: Keras, the baselines, and (``peers``) the statsforecast peers.
+
+    ``on_step(done, total, what)``: progress through the peers' origins (the slow part)."""
     prep = info.prepare(data_root)
     model = load_keras_model(info.run_dir)
     methods: dict[str, Any] = {KERAS_METHOD: lambda b: keras_forecasts(model, prep)}
@@ -112,7 +115,8 @@ def backtest_run(info: ForecastRunInfo, data_root: Path | None, *, peers: bool =
         from har_edge.forecasting.peers import peer_forecasts
 
         t0 = time.perf_counter()
-        f, costs = peer_forecasts(prep.bset.y, prep.bset.origins, prep.bset.horizon, info.config.backtest, on_progress=on_progress)
+        f, costs = peer_forecasts(prep.bset.y, prep.bset.origins, prep.bset.horizon, info.config.backtest, on_progress=on_progress,
+                                  on_step=on_step)
         result.forecasts.update(f)
         result.seconds.update({k: v["seconds"] for k, v in costs.items()})
         result.notes["peers"] = {"costs": costs, "budget": {

@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from har_edge.errors import BackendNotAvailable, BundleError
+from har_edge.native_output import captured_native_stderr
 
 __all__ = ["BACKENDS", "INTERPRETER_BACKENDS", "Backend", "load_backend", "TfliteRunner"]
 
@@ -38,7 +39,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "litert": ("ai_edge_litert.interpreter", 'pip install "har-edge[device]" (ai-edge-litert)'),
     "tflite-runtime": ("tflite_runtime.interpreter", "pip install tflite-runtime (Python <= 3.11, numpy < 2)"),
     "tensorflow": ("tensorflow.lite", 'pip install "har-edge[train]" (tensorflow)'),
-    "tflm": ("tflite_micro.python.tflite_micro.runtime", 'pip install "har-edge[train]" (tflite-micro)'),
+    "tflm": ("tflite_micro.python.tflite_micro.runtime", 'the mcu extra: pip install ".[mcu]" (tflite-micro; wheels for Linux x86-64 only)'),
 }
 INTERPRETER_BACKENDS = ("litert", "tflite-runtime", "tensorflow")
 """The order ``backend=None`` tries (TFLM is only used when asked for by name)."""
@@ -57,7 +58,12 @@ def _import(name: str) -> Backend:
     module, _ = BACKENDS[name]
     if name == "tensorflow":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf  # tensorflow.lite is a lazy alias, not an importable module
+        with captured_native_stderr() as captured:  # TensorFlow's start-up lines: once, at DEBUG
+            import tensorflow as tf  # tensorflow.lite is a lazy alias, not an importable module
+
+            noise = captured().strip()
+        if noise:
+            log.debug("TensorFlow start-up output: %s", noise)
 
         return Backend(name, tf.lite.Interpreter, tf.lite.experimental.OpResolverType)
     mod = importlib.import_module(module)
@@ -82,7 +88,8 @@ def load_backend(backend: str | None = None, *, order: tuple[str, ...] = INTERPR
             if backend not in (None, "auto"):
                 raise BackendNotAvailable(f"backend {name!r} is not installed: {BACKENDS[name][1]}") from exc
     raise BackendNotAvailable(
-        'no TFLite interpreter installed; install one: pip install "har-edge[device]" (LiteRT). Tried: ' + "; ".join(errors)
+        'no TFLite interpreter installed; install one: pip install "har-edge[device]" (LiteRT), or use the NumPy '
+        "engine, which needs none (--backend numpy; e.g. on 32-bit Raspberry Pi OS). Tried: " + "; ".join(errors)
     )
 
 
@@ -146,12 +153,24 @@ class TfliteRunner:
             if impl.op_resolver_type is None:
                 raise BackendNotAvailable(f"the {impl.name} interpreter has no reference kernels; use litert or tensorflow")
             kwargs["experimental_op_resolver_type"] = impl.op_resolver_type.BUILTIN_REF
-        try:
-            interp = impl.interpreter_class(**kwargs)
-        except TypeError:  # an interpreter without num_threads
-            kwargs.pop("num_threads")
-            interp = impl.interpreter_class(**kwargs)
-        interp.allocate_tensors()
+        # LiteRT / tf.lite print "Created TensorFlow Lite XNNPACK delegate" (and tf.lite a deprecation
+        # warning) to stderr from C++: kept for -vv, or for the error message
+        with captured_native_stderr() as captured:
+            try:
+                try:
+                    interp = impl.interpreter_class(**kwargs)
+                except TypeError:  # an interpreter without num_threads
+                    kwargs.pop("num_threads")
+                    interp = impl.interpreter_class(**kwargs)
+                interp.allocate_tensors()
+            except Exception as exc:
+                tail = " | ".join(captured().strip().splitlines()[-2:])
+                if tail:
+                    exc.args = (f"{exc} ({impl.name} said: {tail})",)
+                raise
+            noise = captured().strip()
+        if noise:
+            log.debug("%s interpreter output: %s", impl.name, noise)
         return interp
 
     def _details(self, which: str) -> dict[str, Any]:

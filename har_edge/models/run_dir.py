@@ -5,7 +5,8 @@ Layout::
     RUN_DIR/
       model.keras            the trained tf_keras model (dynamic batch)
       config.json            the resolved training config
-      run.json               labels, channels, units, rate, window, hop, preprocessing, data root
+      run.json               labels, channels, units, rate, window, hop, preprocessing, and the data root
+                             it was trained on (absolute; evaluate and export default to it)
       normalisation.json     per-channel mean/std fitted on the training subjects only
       metrics.json           test metrics (accuracy, macro-F1, per class, confusion, train_seconds)
       confusion_matrix.png
@@ -60,6 +61,7 @@ class RunInfo:
     preprocessing: PreprocessingSpec | None
     normalisation: Standardiser
     metrics: dict[str, Any]
+    data_root: Path | None = None  # the data root the run was trained on (None: runs written before it was recorded)
 
     @property
     def model_path(self) -> Path:
@@ -74,6 +76,7 @@ class RunInfo:
             "window_samples": self.window_samples,
             "hop_samples": self.hop_samples,
             "preprocessing": None if self.preprocessing is None else self.preprocessing.to_dict(),
+            "data_root": None if self.data_root is None else str(Path(self.data_root).resolve()),
         }
 
 
@@ -103,6 +106,7 @@ def load_run_info(run_dir: str | Path) -> RunInfo:
             preprocessing=None if pre is None else PreprocessingSpec.from_dict(pre),
             normalisation=norm,
             metrics=read_json(metrics_path) if metrics_path.exists() else {},
+            data_root=Path(run["data_root"]) if run.get("data_root") else None,
         )
     except (KeyError, TypeError, ValueError, ConfigError, DataError) as exc:
         raise ModelError(f"{run_dir}: run metadata is malformed ({exc})") from exc

@@ -253,7 +253,7 @@ def train_stream_run(cfg: RunConfig, data_root: Path, out_dir: Path, *, verbose:
     # the crops carry per-step weights (unlabelled steps and the warm-up count for nothing): the loss is weighted
     history, train_seconds = fit_model(model, batches, None, validation_data=_padded(data.validation, norm, pool),
                                        train=cfg.train, loss=keras.losses.SparseCategoricalCrossentropy(),
-                                       metrics=["accuracy"], verbose=verbose)
+                                       metrics=["accuracy"], verbose=verbose, say=say)
     test_m = _evaluate(model, data.test, norm, pool, labels)
     val_m = _evaluate(model, data.validation, norm, pool, labels)
     metrics = {
@@ -267,7 +267,8 @@ def train_stream_run(cfg: RunConfig, data_root: Path, out_dir: Path, *, verbose:
     }
     info = RunInfo(run_dir=Path(out_dir), config=cfg, label_names=labels, channel_names=data.channel_names, units=data.units,
                    sample_rate_hz=cfg.data.sample_rate_hz, window_samples=s.hop_samples + context_samples(cfg.model),
-                   hop_samples=s.hop_samples, preprocessing=data.preprocessing, normalisation=norm, metrics=metrics)
+                   hop_samples=s.hop_samples, preprocessing=data.preprocessing, normalisation=norm, metrics=metrics,
+                   data_root=None if data_root is None else Path(data_root))
     _write_run(info, model, history.history)
     say(f"test (whole recordings of the held-out subjects, per LSTM step): accuracy {test_m['accuracy']:.4f}, "
         f"six activities {test_m['activity_step_accuracy']:.4f}; trained {metrics['epochs_run']} epochs in {train_seconds:.0f} s")

@@ -103,14 +103,43 @@ class _TimeLimit:
         return TimeLimit()
 
 
+class _EpochLog:
+    """One line per epoch through ``say``: the fit's metrics (loss, accuracy, ...; validation too), seconds,
+    ``*`` when the validation loss is the best so far (what early stopping keeps)."""
+
+    def __new__(cls, say: Callable[[str], None], epochs: int) -> Any:  # build a real keras Callback lazily
+        keras = import_keras()
+
+        class EpochLog(keras.callbacks.Callback):  # type: ignore[name-defined]
+            def on_train_begin(self, logs: Any = None) -> None:
+                self.best = float("inf")
+
+            def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+                self.t_epoch = time.monotonic()
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                logs = dict(logs or {})
+                val = float(logs.get("val_loss", float("nan")))
+                mark = " *" if val < self.best else ""
+                self.best = min(self.best, val)
+                names = [k for k in logs if not k.startswith("val_") and k not in ("lr", "learning_rate")]
+                shown = [*names, *(f"val_{k}" for k in names if f"val_{k}" in logs)]
+                parts = "  ".join(f"{k.replace('accuracy', 'acc')} {float(logs[k]):.3f}" for k in shown)
+                say(f"epoch {epoch + 1:>3}/{epochs}  {parts}  {time.monotonic() - self.t_epoch:.1f} s{mark}")
+
+        return EpochLog()
+
+
 def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...], train: TrainConfig, loss: Any,
-              metrics: list[Any] | None = None, verbose: int = 2, fit_kwargs: dict[str, Any] | None = None) -> tuple[Any, float]:
+              metrics: list[Any] | None = None, verbose: int = 2, fit_kwargs: dict[str, Any] | None = None,
+              say: Callable[[str], None] | None = None) -> tuple[Any, float]:
     """Compile and fit ``model`` with the project's training loop; returns ``(history, fit_seconds)``.
 
     Adam at ``train.learning_rate``; early stopping on ``val_loss`` (patience ``train.patience``, best
     weights restored); the learning rate halves after ``patience // 3`` flat epochs; training stops
     after the epoch that passes ``train.max_minutes``. ``x`` may be arrays or a ``keras.utils.Sequence``
     (then ``y`` is None and ``fit_kwargs`` empty); ``validation_data`` is ``(x, y)`` or ``(x, y, sample_weight)``.
+    With ``say`` and ``verbose`` > 0, one line per epoch goes to ``say`` (instead of Keras's own progress output).
     """
     keras = import_keras()
     model.compile(optimizer=keras.optimizers.Adam(train.learning_rate), loss=loss, metrics=metrics or [])
@@ -119,6 +148,11 @@ def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...], t
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, train.patience // 3), min_lr=1e-5),
         _TimeLimit(train.max_minutes),
     ]
+    if say is not None and verbose > 0:
+        callbacks.append(_EpochLog(say, train.epochs))
+        say(f"training up to {train.epochs} epochs (early stopping after {train.patience} without a better "
+            f"validation loss, at most {train.max_minutes:g} min)")
+        verbose = 0
     t_fit = time.monotonic()
     history = model.fit(x, y, validation_data=validation_data, epochs=train.epochs, callbacks=callbacks, verbose=verbose,
                         **(fit_kwargs or {}))
@@ -152,6 +186,9 @@ def train_run(
     on_progress: Callable[[str], None] | None = None,
 ) -> RunInfo:
     """Train, evaluate on the held-out subjects and write ``out_dir``.
+
+    ``verbose`` > 0: one line per epoch through ``on_progress`` (``*`` marks a new best validation
+    loss, which early stopping keeps); 0: none.
 
     Returns:
         The :class:`RunInfo` of the written run (``metrics`` filled).
@@ -196,6 +233,7 @@ def train_run(
     history, train_seconds = fit_model(
         model, fit_x, None if aug.enabled else train.y, validation_data=(Xva, val.y), train=cfg.train,
         loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"], verbose=verbose, fit_kwargs=fit_kwargs,
+        say=say,
     )
     if source is not None:
         fine_tuning.blend_with_source(model, source, train.label_names, cfg.train.keep_source)
@@ -223,6 +261,7 @@ def train_run(
         run_dir=Path(out_dir), config=cfg, label_names=train.label_names, channel_names=train.channel_names,
         units=train.units, sample_rate_hz=train.sample_rate_hz, window_samples=train.window_samples,
         hop_samples=cfg.data.hop_samples, preprocessing=splits.preprocessing, normalisation=norm, metrics=metrics,
+        data_root=Path(data_root),
     )
     _write_run(info, model, history.history)
     say(f"test ({len(test)} windows, held-out subjects): accuracy {metrics['test_accuracy']:.4f}, "

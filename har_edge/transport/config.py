@@ -89,6 +89,14 @@ class MqttConfig:
         reconnect_max_delay_s: Back-off cap.
         discovery: Publish Home Assistant MQTT discovery configs.
         discovery_prefix: Home Assistant discovery prefix.
+        device_name: The device's name in Home Assistant (entities show as "<device_name> Activity");
+            ``None`` means ``device_id``.
+        expire_after_s: Home Assistant marks the activity and confidence unavailable when no
+            classification arrives for this many seconds (discovery ``expire_after``); 0 = never.
+        clear_activity_on_start: At start, queue a zero-length retained message on the activity topic
+            (the MQTT way to delete a retained message) ahead of the new states, so Home Assistant and
+            late subscribers show "unknown" rather than the previous run's activity until the first new
+            classification; ``None`` means "when ``discovery`` is on".
         stats_interval_s: Period of the automatic stats message; ``0`` disables it.
         max_inflight: Messages sent but not yet acknowledged by the broker, at most.
     """
@@ -113,6 +121,9 @@ class MqttConfig:
     reconnect_max_delay_s: float = 60.0
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
+    device_name: str | None = None
+    expire_after_s: int = 120
+    clear_activity_on_start: bool | None = None
     stats_interval_s: float = 60.0
     max_inflight: int = 20
 
@@ -165,6 +176,10 @@ class MqttConfig:
                 f"reconnect_min_delay_s={self.reconnect_min_delay_s!r}, reconnect_max_delay_s="
                 f"{self.reconnect_max_delay_s!r} but expected 0 < min <= max"
             )
+        if self.device_name is not None and (not isinstance(self.device_name, str) or not self.device_name.strip()):
+            raise ConfigError(f"device_name={self.device_name!r} but expected a non-empty name or None (= device_id)")
+        if isinstance(self.expire_after_s, bool) or not isinstance(self.expire_after_s, int) or self.expire_after_s < 0:
+            raise ConfigError(f"expire_after_s={self.expire_after_s!r} but expected whole seconds >= 0 (0 = never)")
         if not self.stats_interval_s >= 0:
             raise ConfigError(
                 f"stats_interval_s={self.stats_interval_s!r} but expected >= 0 (0 disables stats)"
@@ -201,6 +216,16 @@ class MqttConfig:
     def discovery_status_topic(self) -> str:
         """Topic on which Home Assistant announces ``online`` (its birth message)."""
         return f"{self.discovery_prefix}/status"
+
+    @property
+    def clears_activity_on_start(self) -> bool:
+        """Whether the publisher clears the retained activity at start (see ``clear_activity_on_start``)."""
+        return self.discovery if self.clear_activity_on_start is None else bool(self.clear_activity_on_start)
+
+    @property
+    def effective_device_name(self) -> str:
+        """The device name shown in Home Assistant."""
+        return self.device_name.strip() if self.device_name else self.device_id
 
     @property
     def effective_client_id(self) -> str:

@@ -1,13 +1,22 @@
 """Home Assistant MQTT discovery configs for a har-edge device.
 
-Two sensors under one device, each a retained JSON config at
-``<discovery_prefix>/sensor/<device_id>/<object_id>/config``:
+Two sensors under one device (named ``device_name``, default the device id), each a retained JSON
+config at ``<discovery_prefix>/sensor/<device_id>/<object_id>/config``:
 
-* ``activity``   -- an ``enum`` sensor whose state is ``value_json.activity`` and whose
-  attributes are the whole activity payload;
+* ``activity``   -- an ``enum`` sensor whose state is ``value_json.activity``. Its only attribute is
+  the model hash (``json_attributes_template``): ``seq``, timestamps and probabilities change with
+  every message, and every attribute change is a new state in Home Assistant's recorder and fires
+  "any change" automations, so an unchanged activity must leave the entity unchanged;
 * ``confidence`` -- the winning score in percent (``state_class: measurement``).
 
-Both use the device's status topic for availability (``online`` / ``offline``).
+Both use the device's status topic for availability (``online`` / ``offline``) and ``expire_after``
+(``MqttConfig.expire_after_s``): no classification for that long and they show "unavailable". Their
+templates render ``None`` (Home Assistant: "unknown") for a zero-length payload, which the publisher
+sends retained at start to clear the previous run's activity.
+
+The ``options`` of the enum sensor need Home Assistant 2024.9 or newer (its MQTT sensor accepts
+``options`` since then, home-assistant/core PR 123248); older releases drop them silently and show
+the activity as a plain text sensor.
 
 >>> from har_edge.transport.config import MqttConfig
 >>> [topic for topic, _ in discovery_messages(MqttConfig(device_id="kitchen"), ["sit", "walk"])]
@@ -65,9 +74,16 @@ def _options(labels: Sequence[str]) -> list[str]:
     return options
 
 
+def _field(name: str, expression: str | None = None) -> str:
+    """A Jinja expression: ``expression`` (default ``value_json.<name>``) when the payload is JSON with ``name``,
+    else ``'None'`` (Home Assistant shows "unknown"), e.g. for the zero-length clear at start."""
+    return (f"{expression or 'value_json.' + name} if value_json is defined and value_json.{name} is defined "
+            "else 'None'")
+
+
 def _common(config: MqttConfig, object_id: str, name: str, sw_version: str) -> dict[str, Any]:
     device_key = f"har_edge_{config.device_id}"
-    return {
+    cfg: dict[str, Any] = {
         "name": name,
         "unique_id": f"{device_key}_{object_id}",
         "state_topic": config.topic("activity"),
@@ -77,13 +93,16 @@ def _common(config: MqttConfig, object_id: str, name: str, sw_version: str) -> d
         "qos": config.qos,
         "device": {
             "identifiers": [device_key],
-            "name": config.device_id,
+            "name": config.effective_device_name,
             "model": MODEL,
             "manufacturer": MODEL,
             "sw_version": sw_version,
         },
         "origin": {"name": MODEL, "sw_version": sw_version},
     }
+    if config.expire_after_s > 0:
+        cfg["expire_after"] = config.expire_after_s
+    return cfg
 
 
 def activity_sensor_config(
@@ -98,8 +117,11 @@ def activity_sensor_config(
     """
     cfg = _common(config, "activity", "Activity", sw_version or package_version())
     cfg.update(
-        value_template="{{ value_json.activity }}",
+        value_template="{{ " + _field("activity") + " }}",
         json_attributes_topic=config.topic("activity"),
+        # only what changes rarely: anything per-message would make every message a recorder state change
+        json_attributes_template="{{ ({'model_hash': value_json.model_hash} if value_json is defined and "
+                                 "value_json.model_hash is defined else {}) | tojson }}",
         icon="mdi:run",
     )
     if len(labels) > 0:
@@ -111,7 +133,7 @@ def confidence_sensor_config(config: MqttConfig, *, sw_version: str | None = Non
     """Config of the confidence sensor (percent, ``state_class: measurement``)."""
     cfg = _common(config, "confidence", "Activity confidence", sw_version or package_version())
     cfg.update(
-        value_template="{{ (value_json.confidence * 100) | round(1) }}",
+        value_template="{{ " + _field("confidence", "(value_json.confidence * 100) | round(1)") + " }}",
         unit_of_measurement="%",
         state_class="measurement",
         icon="mdi:percent",

@@ -20,6 +20,9 @@ Data flow::
   ``on_publish`` holding its message lock: locking there around ``Client.publish`` deadlocks).
 * Status: retained ``online`` on connect; ``offline`` from the last will or :meth:`close`.
   Home Assistant discovery is published on connect and when HA announces ``online``.
+* With discovery on (``MqttConfig.clear_activity_on_start``), the outbox starts with a zero-length
+  retained message on the activity topic: it deletes the previous run's retained state, so Home
+  Assistant shows "unknown" until this run's first classification. Subscribers skip empty payloads.
 """
 
 from __future__ import annotations
@@ -135,6 +138,7 @@ class MqttPublisher(SequencedPublisher):
         for warning in config_warnings(config):
             logger.warning("MQTT: %s", warning)
         self._mqtt = mqtt
+        activity_publisher = discovery_configs is None  # a classifier's (a forecaster brings its own configs)
         if discovery_configs is None:
             discovery_configs = discovery_messages(config, labels, sw_version=sw_version)
         configs = list(discovery_configs) if config.discovery else []
@@ -166,6 +170,11 @@ class MqttPublisher(SequencedPublisher):
         if path is None:
             logger.warning("no outbox_path or state_dir: in-memory outbox, lost at exit; seq restarts at 1")
         self._outbox = Outbox(path if path is not None else ":memory:", max_messages=config.outbox_max_messages)
+        if config.clears_activity_on_start and activity_publisher:
+            # a zero-length retained message deletes the previous run's retained activity, after any of its
+            # messages still in the outbox and before the new ones: nobody sees a stale activity as current
+            self._outbox.put(config.topic("activity"), b"", config.qos, True)
+            self._published += 1
         self._client = client
         try:
             client.connect_async(config.host, config.port, keepalive=config.keepalive_s)
@@ -468,7 +477,6 @@ class MqttPublisher(SequencedPublisher):
             self._connected = True
         self._connect_failures = 0
         self._connect_error = self._paho_error = None
-        self._connected_event.set()
         logger.info(
             "connected to MQTT broker %s:%d as %r (connect #%d, %d queued, %d paho copies dropped)",
             *(cfg.host, cfg.port, cfg.effective_client_id, self._connects, len(self._outbox), stale),
@@ -477,6 +485,9 @@ class MqttPublisher(SequencedPublisher):
         if self._discovery:
             client.subscribe(cfg.discovery_status_topic, qos=1)
             self._publish_discovery(client)
+        # after 'online' and discovery are queued (paho sends them when this callback returns, before anything
+        # a waiting thread publishes next); wait_connected() does not mean the broker has them yet
+        self._connected_event.set()
         self._wake.set()
 
     def _connect_problem(self, what: str) -> None:

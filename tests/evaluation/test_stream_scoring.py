@@ -53,3 +53,15 @@ def test_activity_segments_collapse_runs() -> None:
     assert segs == [(1, 2, "a"), (2, 4, "b"), (4, 5, "a")]
     assert activity_segments([], []) == []
     assert activity_segments([7.5], ["b"]) == [(7.5, 7.5, "b")]
+
+
+def test_fold_short_segments_says_what_it_folded() -> None:
+    from har_edge.evaluation.stream_scoring import fold_short_segments
+
+    segs = [(0.0, 1.0, "uncertain"), (1.0, 6.0, "walk"), (6.0, 7.0, "sit"), (7.0, 20.0, "walk"), (20.0, 21.5, "stand"),
+            (21.5, 30.0, "sit")]
+    rows = fold_short_segments(segs, 2.0)
+    assert rows == [(0.0, 21.5, "walk", [(0.0, 1.0, "uncertain"), (6.0, 7.0, "sit"), (20.0, 21.5, "stand")]),
+                    (21.5, 30.0, "sit", [])]
+    assert sum(len(f) for *_, f in rows) + len(rows) == len(segs) - 1  # walk twice became one row: nothing hidden
+    assert fold_short_segments([(0.0, 1.0, "a"), (1.0, 1.5, "b")], 2.0) == [(0.0, 1.0, "a", []), (1.0, 1.5, "b", [])]

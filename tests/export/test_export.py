@@ -33,7 +33,7 @@ def test_all_modes_report(tiny_exports: Path) -> None:
     assert report["modes"]["int8"]["lstm_cell_clip"] == 10.0
     i8 = report["modes"]["int8"]
     assert i8["input"]["dtype"] == "int8" and i8["input"]["scale"] > 0 and i8["size_bytes"] < f32["size_bytes"]
-    assert abs(i8["accuracy_drop_pp"]) < 5  # tiny model; the real target is measured in benchmarks
+    assert abs(i8["accuracy_delta_pp"]) < 5  # tiny model; the real target is measured in benchmarks
     # TFLite Micro runs float32 and int8 only (stack notes)
     assert i8["interpreters"]["tflm"] == "ok" and f32["interpreters"]["tflm"] == "ok"
     assert report["modes"]["float16"]["interpreters"]["tflm"].startswith("fails")
@@ -162,6 +162,8 @@ def test_export_errors_leave_no_bundle(tiny_run: Path, tmp_path: Path) -> None:
         export_run(tiny_run, "int4", out, data_root=SAMPLE_ROOT)
     with pytest.raises(ExportError, match="--target mcu needs the int8 model"):
         export_run(tiny_run, "float32", out, data_root=SAMPLE_ROOT, target="mcu")
+    with pytest.raises(ExportError, match="arena margin -1"):
+        export_run(tiny_run, "int8", out, data_root=SAMPLE_ROOT, target="mcu", arena_margin=-1)
     broken = tmp_path / "broken"
     shutil.copytree(tiny_run, broken)
     (broken / "model.keras").write_bytes(b"junk")
@@ -170,14 +172,33 @@ def test_export_errors_leave_no_bundle(tiny_run: Path, tmp_path: Path) -> None:
     assert not out.exists() and not list(tmp_path.glob("out.*"))
 
 
-def test_cli_export_single_mode_contract(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_mcu_export_without_tflite_micro_names_the_extra_before_converting(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from har_edge.errors import BackendNotAvailable
+    from har_edge.export.pipeline import export_run
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tflite_micro" else real(name, *a))
+    with pytest.raises(BackendNotAvailable, match=r'install the mcu extra, e.g. pip install ".\[mcu\]" in a clone \(tflite-micro has wheels for Linux x86-64 only\)'):
+        export_run(tmp_path / "not-even-a-run", "int8", tmp_path / "out", data_root=SAMPLE_ROOT, target="mcu")
+
+
+def test_cli_export_single_mode_contract(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from har_edge.cli import main
 
     out = tmp_path / "f32"
-    rc = main(["export", str(tiny_run), "--quant", "float32", "--out", str(out), "--data-root", str(SAMPLE_ROOT), "--no-interpreter-check"])
+    # no --data-root and a $HAR_EDGE_DATA that does not exist: the run's recorded data root is used
+    monkeypatch.setenv("HAR_EDGE_DATA", str(tmp_path / "elsewhere"))
+    rc = main(["export", str(tiny_run), "--quant", "float32", "--out", str(out), "--no-interpreter-check"])
     assert rc == 0
+    err = capsys.readouterr().err
+    assert f"data root: {SAMPLE_ROOT.resolve()} (recorded in" in err
+    assert "export [1/3] test windows and Keras predictions" in err and "export done in" in err  # progress, not silence
     r = json.loads((out / "report.json").read_text())
     assert 0 <= r["keras"]["test_accuracy"] <= 1 and 0 <= r["tflite"]["test_accuracy"] <= 1 and r["tflite"]["size_bytes"] > 0
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.tflite", "report.json"]
-    assert "float32" in capsys.readouterr().out
     assert main(["export", str(tmp_path / "nope"), "--quant", "int8", "--out", str(tmp_path / "x"), "--data-root", str(SAMPLE_ROOT)]) == 1

@@ -112,8 +112,13 @@ def test_peers_on_a_short_series() -> None:
 
     y = 10 + np.sin(2 * np.pi * np.arange(300) / 24)
     b = BacktestConfig(peer_season_length=24, peer_fit_steps=120, peer_refit_every=2)
-    f, costs = peer_forecasts(y, np.array([200, 210, 220]), 6, b, peers=("ets_ana", "auto_theta"))
+    steps: list[tuple[int, int, str]] = []
+    f, costs = peer_forecasts(y, np.array([200, 210, 220]), 6, b, peers=("ets_ana", "auto_theta"),
+                              on_step=lambda done, total, what: steps.append((done, total, what)))
     assert set(f) == {"ETS(ANA)", "AutoTheta"} and f["ETS(ANA)"].shape == (3, 6)
+    # progress for the bar of `har-edge forecast backtest --peers`: every origin of every peer, then done
+    assert [d for d, _, _ in steps] == list(range(7)) and {t for _, t, _ in steps} == {6}
+    assert steps[0][2] == "ETS(ANA): origin 1/3" and steps[-1][2] == "done"
     assert costs["ETS(ANA)"]["fits"] == 2 and costs["ETS(ANA)"]["forwards"] == 1
     truth = y[np.array([200, 210, 220])[:, None] + np.arange(1, 7)]
     assert np.abs(f["ETS(ANA)"] - truth).mean() < 0.1  # a clean sine: the seasonal model nails it

@@ -31,9 +31,12 @@ def test_cli_run_replay_publishes_every_hop(mosquitto_broker, float32_bundle: Pa
         rc = main(["run", "--bundle", str(float32_bundle / "model.tflite"), "--source", f"csv:{heldout_csv}", "--speed", "max",
                    "--broker", mosquitto_broker.url, "--device-id", "e2e", "--state-dir", str(tmp_path)])
         assert rc == 0
-        assert col.wait_for(lambda ms: sum(m.topic == "har/e2e/activity" for m in ms) >= n, timeout_s=20)
-        assert col.wait_for(lambda ms: any(m.topic == "har/e2e/status" and m.payload == b"offline" for m in ms), timeout_s=10)
-    acts = [json.loads(m.payload) for m in col.on_topic("har/e2e/activity")]
+        assert col.wait_for(lambda ms: sum(m.topic == "har/e2e/activity" for m in ms) >= n + 1, timeout_s=60)
+        assert col.wait_for(lambda ms: any(m.topic == "har/e2e/status" and m.payload == b"offline" for m in ms), timeout_s=60)
+    on_activity = col.on_topic("har/e2e/activity")
+    # with Home Assistant discovery on, a zero-length retained message first clears any earlier run's state
+    assert on_activity[0].payload == b""
+    acts = [json.loads(m.payload) for m in on_activity[1:]]
     assert len(acts) == n  # one message per hop, no more, no less
     assert [a["seq"] for a in acts] == list(range(1, n + 1))
     for a in acts:
@@ -157,7 +160,7 @@ def test_mqtt_input_to_mqtt_output(mosquitto_broker, float32_bundle: Path, heldo
                 publish_once(mosquitto_broker, "phone/samples", b"\xff not json")
                 publish_once(mosquitto_broker, "phone/samples", json.dumps({"t": "soon", "acc": [1, 2]}))
         expected = _hops(n, clf.window_samples, clf.bundle.hop_samples)
-        got = col.wait_for(lambda ms: len(ms) >= expected, timeout_s=20)
+        got = col.wait_for(lambda ms: len(ms) >= expected, timeout_s=30)
         stop.set()
         src.close()
         worker.join(10)

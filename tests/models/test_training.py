@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,54 @@ def test_tiny_training_on_real_sample_beats_chance(tiny_run: Path) -> None:
     info = load_run_info(tiny_run)
     assert info.preprocessing is not None and info.window_samples == 64 and len(info.normalisation.mean) == 9
     assert set(m["test"]["per_class"]) == set(info.label_names)
+
+
+def test_train_prints_one_line_per_epoch(tiny_run: Path) -> None:
+    log = tiny_run.with_name("tiny.train.log").read_text().splitlines()
+    epochs = [line for line in log if line.startswith("epoch ")]
+    m = json.loads((tiny_run / "metrics.json").read_text())
+    assert len(epochs) == m["epochs_run"] and epochs[0].startswith("epoch   1/8  loss ")
+    assert "val_acc" in epochs[0] and epochs[0].endswith(" *")  # the first epoch is always the best so far
+    assert any(line.startswith("training up to 8 epochs") for line in log)
+
+
+def test_evaluate_defaults_to_the_runs_own_data_root(tiny_run: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`har-edge evaluate RUN` right after `make demo`: the run records where its data came from."""
+    from har_edge.cli import main
+
+    sample = Path(__file__).resolve().parents[2] / "training" / "sample_data"
+    assert json.loads((tiny_run / "run.json").read_text())["data_root"] == str(sample.resolve())
+    monkeypatch.setenv("HAR_EDGE_DATA", str(tiny_run / "no-such-dir"))
+    assert main(["evaluate", str(tiny_run), "--out", str(tiny_run.with_name("eval-default.json"))]) == 0
+    out, err = capsys.readouterr()
+    assert "(recorded in" in err
+    printed = json.loads(out)["test_accuracy"]
+    assert printed == round(printed, 4)  # rounded on screen, full precision in the file
+
+
+def test_tensorflow_start_up_noise_is_hidden(tmp_path: Path) -> None:
+    """TensorFlow's C++ start-up lines (oneDNN, CUDA probing, cuInit) stay off the terminal; -vv logs them once."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import logging, sys; logging.basicConfig(level=int(sys.argv[1]))\n"
+            "from har_edge.models.keras_backend import import_keras\n"
+            "k = import_keras(); m = k.Sequential([k.layers.Dense(2)]); m.build((None, 3)); print('ok')\n")
+    repo = Path(__file__).resolve().parents[2]
+
+    def run(level: int, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", code, str(level)], capture_output=True, text=True, timeout=300,
+                              cwd=repo, env={**os.environ, "PYTHONPATH": str(repo), **env})
+
+    quiet = run(logging.WARNING)
+    assert quiet.returncode == 0 and quiet.stdout.strip() == "ok", quiet.stderr
+    assert quiet.stderr.strip() == "", quiet.stderr
+    shown = run(logging.WARNING, HAR_EDGE_NATIVE_LOGS="1")
+    assert "oneDNN" in shown.stderr or "cuda" in shown.stderr.lower(), "TensorFlow printed nothing to hide here"
+    debug = run(logging.DEBUG)
+    assert debug.stderr.count("TensorFlow start-up messages") == 1
 
 
 def test_evaluate_recomputes_metrics(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

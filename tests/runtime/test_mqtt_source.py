@@ -32,14 +32,14 @@ def publish(mosquitto_broker: Any) -> Iterator[Any]:
     def send(topic: str, payload: object) -> None:
         data = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
         info = client.publish(topic, data, qos=1)
-        info.wait_for_publish(5)
+        info.wait_for_publish(30)
 
     yield send
     client.disconnect()
     client.loop_stop()
 
 
-def _gather(source: MqttSource, it: Iterator[SampleChunk], n_samples: int, timeout_s: float = 10.0) -> list[SampleChunk]:
+def _gather(source: MqttSource, it: Iterator[SampleChunk], n_samples: int, timeout_s: float = 30.0) -> list[SampleChunk]:
     """Take chunks until ``n_samples`` arrived; closes the source if they do not in time."""
     timer = threading.Timer(timeout_s, source.close)
     timer.start()

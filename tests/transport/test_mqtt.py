@@ -54,10 +54,10 @@ def test_activity_messages_arrive_once_in_seq_order(
     topic = cfg.topic("activity")
     with collect_messages(mosquitto_broker, ["har/#", "homeassistant/#"]) as sub:
         pub = publishers(cfg)
-        assert pub.wait_connected(5)
+        assert pub.wait_connected(30)
         for n in range(25):
             assert pub.publish_activity(state(cfg.device_id, n)) == n + 1
-        assert pub.flush(5)
+        assert pub.flush(30)
         assert sub.wait_for(lambda ms: len([m for m in ms if m.topic == topic]) >= 25)
         time.sleep(0.1)  # would expose duplicates
         received = sub.messages
@@ -76,11 +76,11 @@ def test_activity_state_is_retained_and_events_are_not(
     """A subscriber that arrives later (Home Assistant after a restart) gets the newest state, no old events."""
     cfg = make_config(mosquitto_broker, "retained")
     pub = publishers(cfg)
-    assert pub.wait_connected(5)
+    assert pub.wait_connected(30)
     for n in range(3):
         pub.publish_activity(state(cfg.device_id, n))
     pub.publish_event({"type": "start", "activity": "walking", "timestamp": 1.0})
-    assert pub.flush(5)
+    assert pub.flush(30)
     with collect_messages(mosquitto_broker, cfg.topic("activity")) as late:
         assert late.wait_for(lambda ms: len(ms) >= 1)
     assert len(late.messages) == 1 and late.messages[0].retain
@@ -95,19 +95,52 @@ def test_status_online_is_retained_and_close_publishes_offline(
 ) -> None:
     cfg = make_config(mosquitto_broker, "status")
     status = cfg.topic("status")
-    pub = publishers(cfg)
-    assert pub.wait_connected(5)
-    with collect_messages(mosquitto_broker, status) as late:  # subscribes after the fact
-        assert late.wait_for(lambda ms: any(m.payload == b"online" for m in ms))
+    with collect_messages(mosquitto_broker, status) as early:
+        pub = publishers(cfg)
+        # wait_connected() only means 'online' is queued: wait until the broker has delivered it
+        assert early.wait_for(lambda ms: any(m.payload == b"online" for m in ms), timeout_s=30)
+    with collect_messages(mosquitto_broker, status) as late:  # subscribes after the fact: the retained copy
+        assert late.wait_for(lambda ms: any(m.payload == b"online" for m in ms), timeout_s=30)
         assert late.messages[0].retain, "online must be retained"
         pub.close()
-        assert late.wait_for(lambda ms: ms[-1].payload == b"offline")
+        assert late.wait_for(lambda ms: ms[-1].payload == b"offline", timeout_s=30)
     assert not pub.connected
     with pytest.raises(TransportError, match="after close"):
         pub.publish_activity(state(cfg.device_id, 0))
     with collect_messages(mosquitto_broker, status) as after:
-        assert after.wait_for(lambda ms: len(ms) >= 1)
+        assert after.wait_for(lambda ms: len(ms) >= 1, timeout_s=30)
         assert (after.messages[0].payload, after.messages[0].retain) == (b"offline", True)
+
+
+def test_restart_clears_the_previous_runs_retained_activity(
+    mosquitto_broker: MosquittoBroker, publishers: Callable[..., MqttPublisher], tmp_path: Path
+) -> None:
+    """With discovery on, nobody sees the last run's activity as current after a restart."""
+    cfg = make_config(mosquitto_broker, "restart", discovery=True)
+    activity, marker = cfg.topic("activity"), "har/restart/marker"
+    first = publishers(cfg, labels=LABELS, state_dir=tmp_path)
+    for n in range(3):
+        first.publish_activity(state(cfg.device_id, n))
+    assert first.flush(20)
+    first.close()
+    with collect_messages(mosquitto_broker, activity) as live:
+        assert live.wait_for(lambda ms: len(ms) >= 1, timeout_s=30)  # the retained state of the first run
+        assert payloads.decode(live.messages[0].payload)["seq"] == 3
+        second = publishers(cfg, labels=LABELS, state_dir=tmp_path)
+        assert second.flush(20)
+        assert live.wait_for(lambda ms: len(ms) >= 2, timeout_s=30)
+        assert live.messages[1].payload == b"", "the restart clears the retained activity first"
+        with collect_messages(mosquitto_broker, "har/restart/#") as late:
+            assert late.wait_for(lambda ms: any(m.payload == b"online" for m in ms), timeout_s=30)
+            publish_once(mosquitto_broker, marker, b"m")  # delivered after anything retained
+            assert late.wait_for(lambda ms: any(m.topic == marker for m in ms), timeout_s=30)
+            assert not late.on_topic(activity), "no retained activity between the restart and the first classification"
+            assert second.publish_activity(state(cfg.device_id, 4)) == 4  # seq survives the restart (outbox file)
+            assert late.wait_for(lambda ms: bool([m for m in ms if m.topic == activity]), timeout_s=30)
+    assert payloads.decode(late.on_topic(activity)[0].payload)["activity"] == LABELS[4 % len(LABELS)]
+    assert second.stats.published == 2 and first.stats.published == 4  # each counts its clear
+    # a forecaster brings its own discovery configs and has no activity topic to clear
+    assert publishers(cfg, discovery_configs=[], state_dir=tmp_path / "fc").stats.published == 0
 
 
 def test_last_will_offline_when_process_is_killed(mosquitto_broker: MosquittoBroker) -> None:
@@ -119,7 +152,7 @@ def test_last_will_offline_when_process_is_killed(mosquitto_broker: MosquittoBro
         "cfg = parse_broker_url(sys.argv[1], base=MqttConfig(device_id=sys.argv[2], discovery=False,"
         " stats_interval_s=0))\n"
         "pub = MqttPublisher(cfg)\n"
-        "if not pub.wait_connected(10):\n"
+        "if not pub.wait_connected(30):\n"
         "    sys.exit(3)\n"
         "time.sleep(60)\n"
     )
@@ -133,7 +166,7 @@ def test_last_will_offline_when_process_is_killed(mosquitto_broker: MosquittoBro
             stderr=subprocess.PIPE,
         )
         try:
-            online = sub.wait_for(lambda ms: any(m.payload == b"online" for m in ms), timeout_s=15)
+            online = sub.wait_for(lambda ms: any(m.payload == b"online" for m in ms), timeout_s=30)
             if not online:
                 proc.kill()
                 _, err = proc.communicate(timeout=5)
@@ -146,7 +179,7 @@ def test_last_will_offline_when_process_is_killed(mosquitto_broker: MosquittoBro
                 proc.wait(timeout=5)
             proc.stdout.close()  # type: ignore[union-attr]
             proc.stderr.close()  # type: ignore[union-attr]
-        assert sub.wait_for(lambda ms: ms[-1].payload == b"offline", timeout_s=5)
+        assert sub.wait_for(lambda ms: ms[-1].payload == b"offline", timeout_s=30)
     with collect_messages(mosquitto_broker, status) as after:
         assert after.wait_for(lambda ms: len(ms) >= 1)
         assert (after.messages[0].payload, after.messages[0].retain) == (b"offline", True)
@@ -158,15 +191,15 @@ def test_events_stats_and_qos0(
     cfg = make_config(mosquitto_broker, "misc", stats_interval_s=0.2)
     with collect_messages(mosquitto_broker, "har/misc/#") as sub:
         pub = publishers(cfg)
-        assert pub.wait_connected(5)
+        assert pub.wait_connected(30)
         start = payloads.event_payload(device_id="misc", event_type="start", activity="walking", timestamp=1.0)
         end = payloads.event_payload(
             device_id="misc", event_type="end", activity="walking", timestamp=9.0, duration_s=8.0
         )
         assert (pub.publish_event(start), pub.publish_event(end)) == (1, 2)
         pub.publish("har/misc/raw", b"qos0", qos=0)
-        assert pub.flush(5)
-        assert sub.wait_for(lambda ms: any(m.topic == "har/misc/stats" for m in ms), timeout_s=3)
+        assert pub.flush(30)
+        assert sub.wait_for(lambda ms: any(m.topic == "har/misc/stats" for m in ms), timeout_s=30)
         assert sub.wait_for(lambda ms: any(m.topic == "har/misc/raw" for m in ms))
         received = sub.messages
     events = [payloads.decode(m.payload) for m in received if m.topic == "har/misc/event"]
@@ -186,7 +219,7 @@ def test_discovery_is_retained_and_republished_on_ha_birth(
     cfg = make_config(mosquitto_broker, "ha", discovery=True)
     config_topic = "homeassistant/sensor/ha/activity/config"
     pub = publishers(cfg, labels=LABELS, sw_version="9.9")
-    assert pub.wait_connected(5)
+    assert pub.wait_connected(30)
     with collect_messages(mosquitto_broker, "homeassistant/sensor/ha/+/config") as sub:
         # Once the config is on the broker, the publisher's subscription to
         # homeassistant/status (sent before it on the same connection) is in place too.
@@ -219,7 +252,7 @@ def test_callback_errors_are_logged_not_raised(
 ) -> None:
     cfg = make_config(mosquitto_broker, "faulty", discovery=True)
     pub = publishers(cfg, labels=LABELS)
-    assert pub.wait_connected(5)
+    assert pub.wait_connected(30)
     with collect_messages(mosquitto_broker, "homeassistant/sensor/faulty/+/config") as sub:
         assert sub.wait_for(lambda ms: len(ms) >= 2)
 
@@ -233,7 +266,7 @@ def test_callback_errors_are_logged_not_raised(
     assert any(r.exc_info and "boom in callback" in str(r.exc_info[1]) for r in caplog.records)
     # the network thread survived: publishing still works
     pub.publish_activity(state(cfg.device_id, 0))
-    assert pub.flush(5)
+    assert pub.flush(30)
     assert pub.connected
 
 
@@ -253,10 +286,10 @@ def test_broker_outage_loses_nothing_and_keeps_order(
     # makes delivery independent of whether subscriber or publisher reconnects first.
     with collect_messages(broker, topic, client_id="outage-sub", clean_session=False) as sub:
         pub = publishers(cfg, state_dir=tmp_path / "state")
-        assert pub.wait_connected(5)
+        assert pub.wait_connected(30)
         for n in range(20):
             pub.publish_activity(state(cfg.device_id, n))
-        assert pub.flush(5)
+        assert pub.flush(30)
         for n in range(20, 30):  # some of these are in flight when the broker dies
             pub.publish_activity(state(cfg.device_id, n))
         broker.stop()
@@ -266,9 +299,9 @@ def test_broker_outage_loses_nothing_and_keeps_order(
         assert pub.stats.queued >= total - 30
         assert not pub.flush(0.2)
         broker.start()
-        assert pub.flush(10), f"outbox not drained after restart: {pub.stats}"
+        assert pub.flush(30), f"outbox not drained after restart: {pub.stats}"
         assert pub.stats.reconnects >= 1
-        assert sub.wait_for(lambda ms: total in seqs(ms, topic), timeout_s=10)
+        assert sub.wait_for(lambda ms: total in seqs(ms, topic), timeout_s=30)
         received = seqs(sub.messages, topic)
     assert dedupe_by_seq(received) == list(range(1, total + 1)), received
     assert pub.stats.queued == 0 and pub.stats.dropped == 0
@@ -290,8 +323,8 @@ def test_publisher_started_while_broker_down_delivers_later(
         assert not pub.connected
         assert pub.stats.queued == 5 and pub.stats.acked == 0
         broker.start()
-        assert pub.flush(10), f"not delivered after the broker came up: {pub.stats}"
-        assert sub.wait_for(lambda ms: 5 in seqs(ms, topic), timeout_s=10)
+        assert pub.flush(30), f"not delivered after the broker came up: {pub.stats}"
+        assert sub.wait_for(lambda ms: 5 in seqs(ms, topic), timeout_s=30)
         received = seqs(sub.messages, topic)
     assert dedupe_by_seq(received) == [1, 2, 3, 4, 5]
     assert pub.stats.reconnects == 0  # the first successful connect is not a reconnect
@@ -315,8 +348,8 @@ def test_unsent_messages_survive_a_publisher_restart(
         broker.start()
         second = publishers(cfg)
         assert second.publish_activity(state(cfg.device_id, 4)) == 5, "seq continues across restarts"
-        assert second.flush(10)
-        assert sub.wait_for(lambda ms: 5 in seqs(ms, topic), timeout_s=10)
+        assert second.flush(30)
+        assert sub.wait_for(lambda ms: 5 in seqs(ms, topic), timeout_s=30)
         received = seqs(sub.messages, topic)
     assert dedupe_by_seq(received) == [1, 2, 3, 4, 5]
 
@@ -335,8 +368,8 @@ def test_full_outbox_drops_oldest_during_outage(
             pub.publish_activity(state("full", n))
         assert (pub.stats.queued, pub.stats.dropped, pub.stats.published) == (5, 7, 12)
         broker.start()
-        assert pub.flush(10)
-        assert sub.wait_for(lambda ms: 12 in seqs(ms, topic), timeout_s=10)
+        assert pub.flush(30)
+        assert sub.wait_for(lambda ms: 12 in seqs(ms, topic), timeout_s=30)
         received = seqs(sub.messages, topic)
     assert dedupe_by_seq(received) == [8, 9, 10, 11, 12], "the newest messages are kept"
     assert pub.stats.acked == 5
@@ -365,11 +398,12 @@ def test_bad_labels_and_topics_raise_config_error(
     with pytest.raises(ConfigError, match="appears twice"):
         MqttPublisher(cfg, labels=["a", "a"])
     pub = publishers(cfg, labels=["a"])
+    before = pub.stats.published  # the retained-activity clear of a discovery publisher
     with pytest.raises(ConfigError, match="'har/\\+/x'"):
         pub.publish("har/+/x", b"x")
     with pytest.raises(ConfigError, match="qos=7"):
         pub.publish("har/x", b"x", qos=7)
-    assert pub.stats.queued == 0
+    assert pub.stats.published == before == 1
 
 
 @pytest.mark.parametrize("public_api", [True, False], ids=["paho>=2.2", "paho<2.2"])

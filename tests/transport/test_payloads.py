@@ -138,7 +138,8 @@ def test_activity_sensor_discovery_config() -> None:
     assert act["options"] == ["walking", "sitting", "uncertain"]
     assert act["state_topic"] == "har/kitchen/activity"
     assert act["json_attributes_topic"] == "har/kitchen/activity"
-    assert act["value_template"] == "{{ value_json.activity }}"
+    assert "value_json.activity" in act["value_template"] and "model_hash" in act["json_attributes_template"]
+    assert act["expire_after"] == 120
     assert act["availability_topic"] == "har/kitchen/status"
     assert (act["payload_available"], act["payload_not_available"]) == ("online", "offline")
     assert act["unique_id"] == "har_edge_kitchen_activity"
@@ -152,7 +153,7 @@ def test_activity_sensor_discovery_config() -> None:
     conf = msgs["homeassistant/sensor/kitchen/confidence/config"]
     assert conf["unit_of_measurement"] == "%"
     assert conf["state_class"] == "measurement"
-    assert conf["value_template"] == "{{ (value_json.confidence * 100) | round(1) }}"
+    assert "(value_json.confidence * 100) | round(1)" in conf["value_template"] and conf["expire_after"] == 120
     assert conf["unique_id"] != act["unique_id"]
     assert conf["device"]["identifiers"] == act["device"]["identifiers"]
     assert payloads.decode(payloads.encode(act)) == act
@@ -170,6 +171,80 @@ def test_discovery_labels() -> None:
     with pytest.raises(ConfigError, match="sequence of label strings"):
         activity_sensor_config(cfg, "walking")
     assert confidence_sensor_config(cfg, sw_version=None)["device"]["sw_version"]
+
+
+class _HomeAssistantSensor:
+    """What Home Assistant's MQTT sensor does with a message, as far as the recorder sees it.
+
+    Renders the discovery templates with Jinja2 the way HA does (``value`` always, ``value_json`` when
+    the payload is JSON); "None" means unknown. Counts state writes: HA writes a state (a recorder
+    row; "any change" automations fire) only when the state or the attributes differ.
+    """
+
+    def __init__(self, config: dict[str, object]) -> None:
+        from tests.fixtures.requirements import import_or_skip
+
+        jinja2 = import_or_skip("jinja2")
+        env = jinja2.Environment()
+        self.value = env.from_string(str(config["value_template"]))
+        template = config.get("json_attributes_template")
+        self.attributes = None if template is None else env.from_string(str(template))
+        self.options = config.get("options")
+        self.state: tuple[object, object] | None = None
+        self.writes = 0
+
+    def receive(self, payload: bytes) -> str | None:
+        import json
+
+        variables: dict[str, object] = {"value": payload.decode()}
+        try:
+            variables["value_json"] = json.loads(payload)
+        except ValueError:
+            pass
+        rendered = self.value.render(**variables)
+        native = None if rendered == "None" else rendered
+        assert native is None or self.options is None or native in self.options  # type: ignore[operator]
+        attributes = None if self.attributes is None else json.loads(self.attributes.render(**variables))
+        state = (native, attributes)
+        if state != self.state:
+            self.state, self.writes = state, self.writes + 1
+        return native
+
+
+def test_an_unchanged_activity_is_not_a_state_change_in_home_assistant() -> None:
+    cfg = MqttConfig(device_id="kitchen")
+    msgs = dict(discovery_messages(cfg, ["walking", "sitting"]))
+    activity = _HomeAssistantSensor(msgs["homeassistant/sensor/kitchen/activity/config"])
+    pub = InMemoryPublisher(cfg)
+    for n, (label, p) in enumerate([("walking", 0.91), ("walking", 0.87), ("walking", 0.95), ("sitting", 0.8)]):
+        pub.publish_activity(payloads.activity_payload(
+            device_id="kitchen", activity=label, confidence=p, probabilities={"walking": p, "sitting": 1 - p},
+            timestamp=1_700_000_000.0 + n, model_hash="cafe", window_end_s=n * 1.28))
+    states = [activity.receive(m.payload) for m in pub.on_topic("har/kitchen/activity")]
+    assert states == ["walking", "walking", "walking", "sitting"]
+    assert activity.writes == 2, "seq, timestamps and probabilities must not reach the attributes"
+    assert activity.state == ("sitting", {"model_hash": "cafe"})
+    # the zero-length retained message the publisher sends at start: unknown, not an error or a stale state
+    assert activity.receive(b"") is None and activity.state == (None, {})
+    confidence = _HomeAssistantSensor(msgs["homeassistant/sensor/kitchen/confidence/config"])
+    assert confidence.receive(pub.on_topic("har/kitchen/activity")[0].payload) == "91.0"
+    assert confidence.receive(b"") is None
+
+
+def test_device_name_and_expiry_are_configurable() -> None:
+    cfg = MqttConfig(device_id="kitchen", device_name="Kitchen wristband", expire_after_s=0)
+    act, conf = (c for _, c in discovery_messages(cfg, ["walking"]))
+    assert act["device"]["name"] == conf["device"]["name"] == "Kitchen wristband"
+    assert act["device"]["identifiers"] == ["har_edge_kitchen"] and act["unique_id"] == "har_edge_kitchen_activity"
+    assert "expire_after" not in act and "expire_after" not in conf
+    assert dict(discovery_messages(MqttConfig(device_id="k", expire_after_s=30), []))[
+        "homeassistant/sensor/k/activity/config"]["expire_after"] == 30
+    for bad in ({"device_name": " "}, {"expire_after_s": -1}, {"expire_after_s": 1.5}):
+        with pytest.raises(ConfigError):
+            MqttConfig(**bad)  # type: ignore[arg-type]
+    assert MqttConfig(discovery=False).clears_activity_on_start is False
+    assert MqttConfig().clears_activity_on_start is True
+    assert MqttConfig(discovery=False, clear_activity_on_start=True).clears_activity_on_start is True
 
 
 # -- in-memory publisher -----------------------------------------------------------------------

@@ -110,31 +110,35 @@ class TlsBroker(MosquittoBroker):
     """Mosquitto with a TLS + password listener (``port``) and a TLS + client-cert one (``mtls_port``)."""
 
     def __init__(self, binary: str, workdir: Path, pki: Pki, password_file: Path) -> None:
-        super().__init__(binary, workdir)  # writes a plain config; replaced below
+        super().__init__(binary, workdir)
         self.pki = pki
+        self.password_file = password_file
         self.mtls_port = free_port()
+
+    def config_lines(self) -> list[str]:
+        pki = self.pki
         tls = [f"cafile {pki.ca_cert}", f"certfile {pki.server_cert}", f"keyfile {pki.server_key}"]
-        lines = [
+        return [
             "per_listener_settings true",
             "persistence false",
-            "log_dest stderr",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-            "log_type information",
             f"listener {self.port} {self.host}",
             *tls,
             "allow_anonymous false",
-            f"password_file {password_file}",
+            f"password_file {self.password_file}",
             f"listener {self.mtls_port} {self.host}",
             *tls,
             "require_certificate true",
             "use_identity_as_username true",
             "allow_anonymous false",
+            *self._log_lines(),
         ]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            lines.append("user root")
-        self.config_path.write_text("\n".join(lines) + "\n")
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port, self.mtls_port]  # both listeners: the mutual-TLS tests use the second
+
+    def _new_ports(self) -> None:
+        self.port, self.mtls_port = free_port(), free_port()
 
     @property
     def url(self) -> str:
@@ -196,9 +200,9 @@ def test_tls_with_password_delivers_state_and_retained_online(
     activity, status = cfg.topic("activity"), cfg.topic("status")
     with tls_collect(tls_broker, "har/#") as sub:
         pub = publishers(cfg, labels=LABELS)
-        assert pub.wait_connected(5), tls_broker.log()
+        assert pub.wait_connected(30), tls_broker.log()
         assert [pub.publish_activity(state(cfg.device_id, n)) for n in range(3)] == [1, 2, 3]
-        assert pub.flush(5)
+        assert pub.flush(30)
         assert sub.wait_for(lambda ms: len([m for m in ms if m.topic == activity]) >= 3), sub.messages
         assert sub.wait_for(lambda ms: any(m.topic == status and m.payload == b"online" for m in ms))
     got = [payloads.decode(m.payload) for m in sub.on_topic(activity)]
@@ -228,12 +232,19 @@ def test_refused_credentials_are_reported_and_messages_kept(
                      reconnect_min_delay_s=0.1, reconnect_max_delay_s=0.4)
     pub = publishers(cfg)
     assert pub.publish_activity(state(cfg.device_id, 0)) == 1  # never raises: it goes to the outbox
-    assert wait_until(lambda: pub.last_connect_error is not None), tls_broker.log()
+    t0 = time.monotonic()
+    assert wait_until(lambda: pub.last_connect_error is not None, timeout_s=30), tls_broker.log()
     assert pub.last_connect_error == "refused the connection: Not authorized"
-    time.sleep(0.8)  # keeps retrying with back-off, quietly
+
+    def refused() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "refused the connection: Not authorized" in r.getMessage()]
+
+    assert wait_until(lambda: len(refused()) >= 3, timeout_s=30), "keeps retrying with back-off"
+    elapsed = time.monotonic() - t0
     assert not pub.connected and not pub.wait_connected(0)
-    refusals = [r for r in caplog.records if "refused the connection: Not authorized" in r.getMessage()]
-    assert 2 <= len(refusals) <= 8, "back-off 0.1 s doubling to 0.4 s, not a tight loop"
+    refusals = refused()
+    # back-off 0.1 s doubling to 0.4 s: at most one attempt per 0.1 s however slow the machine, not a tight loop
+    assert len(refusals) <= 2 + (time.monotonic() - t0) / 0.1, (len(refusals), elapsed)
     warnings = [r for r in refusals if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "retrying, messages stay in the outbox" in warnings[0].getMessage()
     assert pub.stats.queued == 1 and pub.stats.acked == 0
@@ -243,7 +254,7 @@ def test_refused_credentials_are_reported_and_messages_kept(
     good = dataclasses.replace(cfg, username=USER, password=PASSWORD)
     with tls_collect(tls_broker, good.topic("activity")) as sub:
         retry = publishers(good)
-        assert retry.flush(5), retry.last_connect_error
+        assert retry.flush(30), retry.last_connect_error
         assert sub.wait_for(lambda ms: bool(ms))
     assert payloads.decode(sub.messages[0].payload)["seq"] == 1
 
@@ -276,9 +287,9 @@ def test_mutual_tls_with_client_certificate(
     )
     with tls_collect(tls_broker, "har/#", mtls=True) as sub:
         pub = publishers(cfg)
-        assert pub.wait_connected(5), f"{pub.last_connect_error}\n{tls_broker.log()}"
+        assert pub.wait_connected(30), f"{pub.last_connect_error}\n{tls_broker.log()}"
         pub.publish_activity(state(cfg.device_id, 1))
-        assert pub.flush(5)
+        assert pub.flush(30)
         assert sub.wait_for(lambda ms: {m.topic for m in ms} >= {cfg.topic("activity"), cfg.topic("status")})
     assert payloads.decode(sub.on_topic(cfg.topic("activity"))[0].payload)["activity"] == "sitting"
     assert f"u'{CLIENT_CN}'" in tls_broker.log(), "the broker took the certificate's CN as the user name"
@@ -290,10 +301,10 @@ def test_mutual_tls_without_client_certificate_is_reported(
     cfg = dataclasses.replace(tls_config(tls_broker, "mtls-nocert"), port=tls_broker.mtls_port)
     pub = publishers(cfg)
     pub.publish_activity(state(cfg.device_id, 0))
-    assert wait_until(lambda: pub.last_connect_error is not None)
-    error = (pub.last_connect_error or "").lower()
-    # TLS 1.3: the broker's alert arrives after the handshake; TLS 1.2: the handshake fails.
-    assert "certificate required" in error or "handshake" in error, error
+    # TLS 1.3: the broker's alert arrives after the handshake; TLS 1.2: the handshake fails. (An attempt on a
+    # busy machine may also see the socket reset first: the publisher keeps retrying and reports the latest.)
+    assert wait_until(lambda: any(k in (pub.last_connect_error or "").lower() for k in ("certificate required", "handshake")),
+                      timeout_s=30), pub.last_connect_error
     assert not pub.connected and pub.stats.queued == 1
 
 

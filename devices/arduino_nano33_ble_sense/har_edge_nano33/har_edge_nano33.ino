@@ -166,7 +166,7 @@ void setup() {
   static tflite::MicroInterpreter interpreter(model, resolver, g_tensor_arena, kHarTensorArenaBytes);
   g_interpreter = &interpreter;
   if (g_interpreter->AllocateTensors() != kTfLiteOk) {
-    Halt("AllocateTensors() failed: raise kHarTensorArenaBytes (measured on a 64-bit host)");
+    Halt("AllocateTensors() failed: raise kHarTensorArenaBytes (re-export with a larger --arena-margin)");
   }
   g_input = g_interpreter->input(0);
   g_output = g_interpreter->output(0);
@@ -175,7 +175,8 @@ void setup() {
   Serial.print("arena used ");
   Serial.print(static_cast<unsigned long>(g_interpreter->arena_used_bytes()));
   Serial.print(" of ");
-  Serial.println(kHarTensorArenaBytes);
+  Serial.print(kHarTensorArenaBytes);
+  Serial.println(" (not a size to trim to: TFLM can need more than it reports)");
 
 #if HAR_HAS_PREPROCESSING
   const har::PreprocessConfig cfg = {kHarNumRawInputs, kHarNoiseSos,   kHarNoiseZi,       kHarNoiseSections,
