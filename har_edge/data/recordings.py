@@ -14,7 +14,8 @@ device does), otherwise the parts are resampled like every other data set.
 
 Checks (each a :class:`DataError` naming the files): recordings without a sidecar, a missing channel,
 mixed rates or units across the folder, a rate below the model's (no upsampling), acceleration that does
-not read ~1 g (wrong units, see :mod:`~har_edge.data.input_hints`), labels outside the model's set.
+not read ~1 g or timestamps that are not seconds (:mod:`~har_edge.data.input_plausibility`, the checks of
+``har-edge run``), labels outside the model's set.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ from numpy.typing import NDArray
 
 from har_edge.data.clock import ClockConfig, ClockPolicy
 from har_edge.data.csv_recording import default_unit, label_indices, read_csv_samples
-from har_edge.data.input_hints import gravity_hint, timestamp_hint
+from har_edge.data.input_plausibility import check_gravity, check_sample_interval
 from har_edge.data.recording import Recording
 from har_edge.data.resampling import resample_recording
 from har_edge.data.sidecar import RecordingInfo, read_sidecar, segments_path, sidecar_path
-from har_edge.data.units import convert_units
+from har_edge.data.units import convert_units, unit_scale
 from har_edge.errors import DataError
 
 __all__ = ["RecordedFile", "find_recordings", "read_recorded_file", "load_recorded_files", "recorded_parts",
@@ -144,9 +145,8 @@ def read_recorded_file(csv_path: Path, channels: Sequence[str]) -> RecordedFile:
     if len(t) < 2:
         raise DataError(f"{csv_path}: {len(t)} usable sample(s); a recording needs at least 2")
     step = float(np.median(np.diff(t)))
-    hint = timestamp_hint(step)
-    if hint:
-        raise DataError(f"{csv_path}: {hint}")
+    if not step > 0:
+        raise DataError(f"{csv_path}: timestamps do not increase")
     bounds = np.asarray([*starts, len(t)])
     if segments_path(csv_path).is_file():
         labels = _read_segments(segments_path(csv_path), t - t[0])
@@ -169,11 +169,16 @@ def load_recorded_files(folder: str | Path, channels: Sequence[str], *, target_r
     for f in files:
         if f.dropped_samples:
             log.warning("%s: %d sample(s) with a repeated or backward timestamp left out", f.csv_path, f.dropped_samples)
+        scale = check_sample_interval(f.timestamps_s, "s", target_rate_hz)
+        if scale:
+            raise DataError(f"{f.csv_path}: {scale.message}; timestamps must be seconds")
         acc = [i for i, c in enumerate(channels) if c.startswith("acc_")]
-        hint = gravity_hint(f.values[:, acc], declared=",".join(sorted({f.info.units[f.info.channels.index(channels[i])]
-                                                                         for i in acc}))) if len(acc) == 3 else None
-        if hint:
-            raise DataError(f"{f.csv_path}: {hint}; fix \"units\" in {sidecar_path(f.csv_path).name}")
+        units = {f.info.units[f.info.channels.index(channels[i])] for i in acc}
+        if len(acc) == 3 and len(units) == 1:
+            (unit,) = units  # the values are in g now: check them as the sidecar declared them
+            finding = check_gravity(f.values[:, acc] / unit_scale(unit, "g"), unit)
+            if finding:
+                raise DataError(f"{f.csv_path}: {finding.message}; fix \"units\" in {sidecar_path(f.csv_path).name}")
     _check_consistent(files, channels, target_rate_hz)
     return files
 

@@ -1,7 +1,8 @@
 """Input plausibility: catch evidently wrong units or timestamp scales in the first seconds of a stream.
 
 A CSV in m/s² declared as g, or timestamps in milliseconds read as seconds, run without any error
-and give wrong activities (or, replayed in real time, nothing). Two physical facts expose them:
+and give wrong activities (or, replayed in real time, nothing). Two physical facts expose them (the checks themselves are :mod:`har_edge.data.input_plausibility`,
+shared with ``har-edge record`` and training on recordings):
 
 * **gravity**: the median magnitude of the total acceleration over a few seconds is about 1 g
   (0.5–2 g whether the wearer rests, walks or runs). ~9.8 means m/s², ~1000 mg, ~0.1 g read as m/s²;
@@ -26,16 +27,14 @@ an otherwise right stream are the stream's business (:mod:`har_edge.runtime.plau
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from har_edge.data.units import normalise_unit_name, unit_scale
+from har_edge.data.input_plausibility import (ACC_CHANNELS, TIMESTAMP_UNITS, UNIT_NAMES, Finding, check_gravity,
+                                              check_rate, check_sample_interval)
 from har_edge.errors import ConfigError, ImplausibleInputError
 from har_edge.runtime.samples import SampleChunk
 
@@ -44,100 +43,8 @@ __all__ = ["TIMESTAMP_UNITS", "CHECK_MODES", "Finding", "check_gravity", "check_
 
 log = logging.getLogger(__name__)
 
-TIMESTAMP_UNITS: dict[str, float] = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
-"""Seconds per timestamp unit."""
 CHECK_MODES = ("refuse", "convert", "warn", "off")
-GRAVITY_BAND_G = (0.5, 2.0)
-RATE_BAND = (0.1, 40.0)  # plausible source rate / model rate
-_ACC = ("acc_x", "acc_y", "acc_z")
-_ACC_UNITS = ("g", "m/s^2", "mg")
 
-
-@dataclass(frozen=True)
-class Finding:
-    """One implausibility: ``what`` is ``"acc_unit"``, ``"gravity"`` or ``"timestamp_unit"``.
-
-    ``likely`` is the unit the data look like (``None`` when no unit explains them); ``message``
-    names the observation, the likely cause and the fix.
-    """
-
-    what: str
-    observed: float
-    likely: str | None
-    message: str
-
-
-def check_gravity(acc: NDArray[np.floating], unit: str) -> Finding | None:
-    """Check ``acc`` ``(n, 3)`` (x, y, z in ``unit``): median magnitude about 1 g? ``None`` when plausible."""
-    a = np.asarray(acc, dtype=np.float64)
-    a = a[np.isfinite(a).all(axis=1)]
-    if len(a) < 5:
-        return None
-    declared = normalise_unit_name(unit)
-    magnitude_g = float(np.median(np.linalg.norm(a, axis=1))) * unit_scale(declared, "g")
-    lo, hi = GRAVITY_BAND_G
-    if lo <= magnitude_g <= hi:
-        return None
-    raw = magnitude_g / unit_scale(declared, "g")  # the magnitude in the numbers as written
-    fits = [(abs(math.log(raw * unit_scale(u, "g"))), u) for u in _ACC_UNITS
-            if u != declared and lo <= raw * unit_scale(u, "g") <= hi]
-    in_g = "" if declared == "g" else f" ({magnitude_g:.3g} g)"
-    seen = f"the median acceleration magnitude over the first {len(a)} samples is {raw:.3g} {declared}{in_g}"
-    if fits:
-        likely = min(fits)[1]
-        return Finding("acc_unit", magnitude_g, likely,
-                       f"{seen}, but gravity alone is 1 g: the values look like {likely}, not {declared}. Declare them: "
-                       f"--units acc={likely} (or [source_options] units = {{acc = \"{likely}\"}}), or pass "
-                       "--input-check convert to convert them")
-    if magnitude_g < lo:
-        return Finding("gravity", magnitude_g, None,
-                       f"{seen}, but gravity alone is 1 g: gravity seems to be removed (a 'linear acceleration' or "
-                       "'user acceleration' stream?). The model needs the total acceleration, gravity included "
-                       "(e.g. Android's TYPE_ACCELEROMETER); no unit conversion fixes this")
-    return Finding("gravity", magnitude_g, None,
-                   f"{seen}: no acceleration unit ({', '.join(_ACC_UNITS)}) brings that to about 1 g. Check the columns "
-                   "(--columns) and the sensor's scale")
-
-
-def check_sample_interval(timestamps: NDArray[np.floating], unit: str, expected_rate_hz: float) -> Finding | None:
-    """Check that timestamps ``(n,)`` in ``unit`` give a rate near ``expected_rate_hz``; ``None`` when plausible."""
-    if unit not in TIMESTAMP_UNITS:
-        raise ConfigError(f"timestamp unit {unit!r}; expected one of {', '.join(TIMESTAMP_UNITS)}")
-    t = np.asarray(timestamps, dtype=np.float64)
-    dt = np.diff(t[np.isfinite(t)])
-    dt = dt[dt > 0]
-    if dt.size < 4:
-        return None
-    rate = 1.0 / (float(np.median(dt)) * TIMESTAMP_UNITS[unit])
-    return check_rate(rate, unit, expected_rate_hz,
-                      f"the median interval between the first {dt.size + 1} timestamps is {float(np.median(dt)):.4g} {unit} "
-                      f"({rate:.4g} Hz)")
-
-
-def check_rate(rate_hz: float, unit: str, expected_rate_hz: float, seen: str | None = None) -> Finding | None:
-    """Is ``rate_hz`` (timestamps read in ``unit``) plausible for a model at ``expected_rate_hz``?"""
-    lo, hi = RATE_BAND
-    ratio = rate_hz / expected_rate_hz
-    if lo <= ratio <= hi or not math.isfinite(ratio) or ratio <= 0:
-        return None
-    seen = seen or f"the timestamps, read as {_UNIT_NAMES[unit]}, give {rate_hz:.4g} Hz"
-    fits = []
-    for other, seconds in TIMESTAMP_UNITS.items():
-        r = rate_hz * TIMESTAMP_UNITS[unit] / seconds
-        if other != unit and lo <= r / expected_rate_hz <= hi:
-            fits.append((abs(math.log(r / expected_rate_hz)), other, r))
-    if fits:
-        _, likely, r = min(fits)
-        return Finding("timestamp_unit", rate_hz, likely,
-                       f"{seen}, but the model expects about {expected_rate_hz:g} Hz: "
-                       f"the timestamps look like {_UNIT_NAMES[likely]} ({r:.4g} Hz). Declare them: --timestamp-unit {likely} "
-                       "(or timestamp_unit in the device config), or pass --input-check convert")
-    return Finding("timestamp_unit", rate_hz, None,
-                   f"{seen}, but the model expects about {expected_rate_hz:g} Hz and no timestamp unit "
-                   f"({', '.join(TIMESTAMP_UNITS)}) explains it; check the timestamp column (--columns timestamp=NAME)")
-
-
-_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 
 
 class CheckedSource:
@@ -179,7 +86,7 @@ class CheckedSource:
         if nominal and mode != "off":  # the source computed it as if its timestamps were seconds
             rate = float(nominal) / TIMESTAMP_UNITS[timestamp_unit]
             finding = check_rate(rate, timestamp_unit, self.expected_rate_hz,
-                                 f"the source's timestamps, read as {_UNIT_NAMES[timestamp_unit]}, give {rate:.4g} Hz")
+                                 f"the source's timestamps, read as {UNIT_NAMES[timestamp_unit]}, give {rate:.4g} Hz")
             if finding is not None:
                 self._handle(finding)
 
@@ -232,7 +139,7 @@ class CheckedSource:
     def _relabel(self, chunk: SampleChunk) -> SampleChunk:
         if self._acc_unit is None:
             return chunk
-        units = tuple(self._acc_unit if n in _ACC else u for n, u in zip(chunk.channel_names, chunk.units))
+        units = tuple(self._acc_unit if n in ACC_CHANNELS else u for n, u in zip(chunk.channel_names, chunk.units))
         return SampleChunk(chunk.timestamps_s, chunk.values, chunk.channel_names, units)
 
     def _check(self, chunks: list[SampleChunk]) -> list[SampleChunk]:
@@ -253,8 +160,8 @@ class CheckedSource:
                 chunks = [SampleChunk(np.asarray(c.timestamps_s, dtype=np.float64) * factor, c.values, c.channel_names,
                                       c.units) for c in chunks]
         names = chunks[0].channel_names
-        if all(a in names for a in _ACC):
-            idx = [names.index(a) for a in _ACC]
+        if all(a in names for a in ACC_CHANNELS):
+            idx = [names.index(a) for a in ACC_CHANNELS]
             units = {chunks[0].units[i] for i in idx}
             if len(units) == 1:
                 acc = np.concatenate([np.asarray(c.values, dtype=np.float64)[:, idx] for c in chunks])
@@ -267,17 +174,18 @@ class CheckedSource:
         self.findings.append(finding)
         fixable = finding.likely is not None
         if self.mode == "refuse" or (self.mode == "convert" and not fixable):
-            raise ImplausibleInputError(f"implausible input: {finding.message}")
+            fix = f". Declare them: {finding.declare}, or pass --input-check convert" if fixable else ""
+            raise ImplausibleInputError(f"implausible input: {finding.message}{fix}")
         if self.mode == "warn":
             log.warning("implausible input (--input-check warn: going on unchanged): %s", finding.message)
             return
         if finding.what == "acc_unit" and finding.likely is not None:
             acc_unit = self._acc_unit = finding.likely
-            self.units = tuple(acc_unit if n in _ACC else u for n, u in zip(self.channel_names, self.units))
+            self.units = tuple(acc_unit if n in ACC_CHANNELS else u for n, u in zip(self.channel_names, self.units))
             log.warning("implausible input, converted (--input-check convert): acceleration read as %s", finding.likely)
         elif finding.what == "timestamp_unit" and finding.likely is not None:
             self.timestamp_unit = finding.likely
             self._update_rate()
             log.warning("implausible input, converted (--input-check convert): timestamps read as %s",
-                        _UNIT_NAMES[finding.likely])
+                        UNIT_NAMES[finding.likely])
 

@@ -13,7 +13,7 @@ the sidecar's ``timestamps``) and warned about, never dropped or rewritten; trai
 samples the device's stream would drop and never windows across a gap (:mod:`~har_edge.data.recordings`).
 ``duration_s`` counts source time from the first sample: samples at or after it are not part of the
 recording. While recording, :class:`RecordingMonitor` checks the rate, the timestamp scale and the units
-(``|acc|`` ≈ 1 g, :mod:`~har_edge.data.input_hints`) and reports each problem once.
+(``|acc|`` ≈ 1 g, :mod:`~har_edge.data.input_plausibility`, the checks of ``har-edge run``) and reports each problem once.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from har_edge import __version__
 from har_edge.data.csv_format import LABEL_COLUMN, TIME_COLUMN
-from har_edge.data.input_hints import gravity_hint, rate_hint, timestamp_hint
+from har_edge.data.input_plausibility import check_gravity, check_rate, rate_mismatch
 from har_edge.data.clock import ClockConfig
 from har_edge.data.sidecar import RecordingInfo, check_label, sidecar_path, write_sidecar
 from har_edge.data.units import unit_scale
@@ -177,7 +177,9 @@ class RecordingMonitor:
             self.rate_hz = 1.0 / step
             gaps = int((good > ClockConfig().max_gap_s).sum())  # what the device's clock policy calls a gap
             self.faults["gaps"] += gaps
-            for hint in (timestamp_hint(step), rate_hint(self.rate_hz, self.expected_rate_hz)):
+            # without an expected rate, judge the timestamp scale against a typical 50 Hz sensor (5 Hz .. 2 kHz pass)
+            scale = check_rate(self.rate_hz, "s", self.expected_rate_hz or 50.0)
+            for hint in ((scale.message if scale else None), rate_mismatch(self.rate_hz, self.expected_rate_hz)):
                 if hint:
                     self.warn(hint)
             if gaps:
@@ -190,9 +192,9 @@ class RecordingMonitor:
             self.acc_magnitude_g = float(np.median(np.linalg.norm(self._recent[-200:], axis=1)))
             if not self._checked_units and len(self._recent) >= 100:
                 self._checked_units = True
-                hint = gravity_hint(self._recent, declared=self._acc_units)
-                if hint:
-                    self.warn(hint)
+                finding = check_gravity(self._recent / self._acc_scale, self._acc_units)  # as declared
+                if finding:
+                    self.warn(finding.message + (f" (declare them: {finding.declare})" if finding.declare else ""))
 
 
 class Recorder:

@@ -29,7 +29,7 @@ def _rest(n: int = 200, g: float = 1.0) -> np.ndarray:
 def test_gravity_names_the_unit_the_values_are_in(values: np.ndarray, declared: str, likely: str) -> None:
     finding = check_gravity(values, declared)
     assert finding is not None and finding.what == "acc_unit" and finding.likely == likely
-    assert f"--units acc={likely}" in finding.message and "gravity alone is 1 g" in finding.message
+    assert f"--units acc={likely}" in finding.declare and "gravity alone is 1 g" in finding.message
 
 
 def test_plausible_gravity_and_moving_wearer_pass() -> None:
@@ -49,7 +49,7 @@ def test_gravity_removed_is_not_a_unit_problem() -> None:
 def test_sample_interval_names_the_timestamp_unit(scale: float, declared: str, likely: str) -> None:
     t = np.arange(300) / 50.0 * scale
     finding = check_sample_interval(t, declared, 50.0)
-    assert finding is not None and finding.likely == likely and f"--timestamp-unit {likely}" in finding.message
+    assert finding is not None and finding.likely == likely and f"--timestamp-unit {likely}" in finding.declare
 
 
 def test_sample_interval_accepts_other_plausible_rates() -> None:
