@@ -74,7 +74,7 @@ def test_record_warns_when_units_and_timestamps_look_wrong(tmp_path: Path, monke
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\n"))
     assert record("--source", "stdin", "--channels", "acc", "--out", str(tmp_path), "--session", "bad") == 0
     warnings = read_sidecar(tmp_path / "bad.json").warnings
-    assert any("look like milliseconds" in w for w in warnings) and any("m/s^2 declared as g" in w for w in warnings)
+    assert any("look like milliseconds" in w for w in warnings) and any("look like m/s^2, not g" in w and "--units acc=m/s^2" in w for w in warnings)
     assert "warning: " in capsys.readouterr().err
 
 
