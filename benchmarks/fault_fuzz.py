@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import print_table, write_json  # noqa: E402
-from tests.fixtures.hostile import expected, generate, model_mutations, run_mqtt_cases, run_stdin_cases  # noqa: E402
+from tests.fixtures.hostile import expected, generate, hostile_chunks, model_mutations, run_mqtt_cases, run_stdin_cases  # noqa: E402
 
 RAW = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 UNITS = ("g", "g", "g", "rad/s", "rad/s", "rad/s")
@@ -94,26 +94,9 @@ def _stream_chunks(n_chunks: int, bundle: str, seed: int) -> list[str]:
     from har_edge.runtime.samples import SampleChunk
     from har_edge.runtime.stream import StreamClassifier
 
-    rng = np.random.default_rng(seed)
-    t_now = 0.0
     with Classifier.from_bundle(bundle) as clf:
         s = StreamClassifier(clf)
-        for _ in range(n_chunks):
-            n = int(rng.integers(0, 80))
-            t = t_now + np.arange(n) / 50.0
-            t_now += n / 50.0
-            x = rng.normal(0, 1, (n, 6))
-            kind = rng.integers(0, 8)
-            if kind == 0:
-                x = rng.normal(0, 1, (n, int(rng.integers(1, 9))))
-            elif kind == 1 and n:
-                x[rng.integers(0, n, 3)] = rng.choice([np.nan, np.inf, -np.inf, 1e30, 1e308, -1e300])
-            elif kind == 2 and n:
-                t = t + rng.normal(0, 2.0, n) * (rng.random(n) < 0.1)
-            elif kind == 3 and n:
-                t_now += float(rng.choice([-1e6, -3.0, 0.7, 5.0, 1e9]))
-            elif kind == 4:
-                t = t[: max(0, n - 1)]
+        for t, x in hostile_chunks(n_chunks, seed):
             s.feed(SampleChunk(t, x, RAW, UNITS))
         s.finish()
     st = s.stats

@@ -16,9 +16,9 @@ import logging
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any, TextIO
 
+from har_edge.cli.service import state_directory, stop_on_sigterm, undelivered_error
 from har_edge.errors import ConfigError, HarEdgeError
 from har_edge.inference.forecaster import Forecaster
 from har_edge.runtime.forecast_stream import ForecastResult, ForecastStream, SeriesReplaySource, series_spec_for
@@ -128,8 +128,6 @@ def _counters(source: Any, stream: ForecastStream, errors: int) -> dict[str, Any
 def serve_forecaster(cfg: dict[str, Any], bundle: Any, *, backend: str | None, flush_timeout_s: float,
                      mqtt_config: Any) -> int:
     """``har-edge run`` for a forecast bundle (``cfg``: the resolved device config)."""
-    import signal
-
     speed: Any = cfg["speed"]
     opts = dict(cfg["source_options"])
     if str(cfg["source"]).startswith("csv:"):
@@ -144,13 +142,7 @@ def serve_forecaster(cfg: dict[str, Any], bundle: Any, *, backend: str | None, f
         source = open_forecast_source(str(cfg["source"]), fc, opts)
         stream = ForecastStream(fc)
 
-        def _stop(signum: int, frame: Any) -> None:
-            log.warning("signal %d: stopping after the current chunk", signum)
-            stop.set()
-            source.close()
-
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _stop)
+        stop_on_sigterm(stop, source)
         publisher = None
         delivered = True
         try:
@@ -158,8 +150,7 @@ def serve_forecaster(cfg: dict[str, Any], bundle: Any, *, backend: str | None, f
                 from har_edge.transport.discovery import forecast_discovery_messages
                 from har_edge.transport.mqtt import MqttPublisher
 
-                state_dir = Path(cfg["state_dir"] or Path.home() / ".local" / "state" / "har-edge")
-                state_dir.mkdir(parents=True, exist_ok=True)
+                state_dir = state_directory(cfg["state_dir"])
                 disc = forecast_discovery_messages(mqtt_config, target=fc.target, unit=fc.unit, horizon=fc.horizon, step_s=fc.step_s)
                 publisher = MqttPublisher(mqtt_config, state_dir=state_dir, discovery_configs=disc)
                 sink: Any = ForecastPublisherSink(publisher, fc)
@@ -177,7 +168,6 @@ def serve_forecaster(cfg: dict[str, Any], bundle: Any, *, backend: str | None, f
           f"{counters['gaps']} gaps, {counters['out_of_order']} out-of-order, {counters['off_grid']} off-grid, "
           f"{counters['bad_values'] + counters['bad_samples']} bad rows in {counters['seconds']:.1f} s", file=sys.stderr)
     if not delivered:
-        print(f"har-edge run: error: the broker did not take every message within {flush_timeout_s:.0f} s; "
-              "they stay in the outbox and are sent on the next run", file=sys.stderr)
+        print(undelivered_error(flush_timeout_s), file=sys.stderr)
         return 1
     return 0

@@ -10,7 +10,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import signal
 import sys
 import threading
 import time
@@ -196,7 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from har_edge.runtime.plausibility import PlausibilityLimits
     from har_edge.runtime.source_base import _parse_speed
     from har_edge.runtime.sources import open_source
-    from har_edge.cli.service import PublisherSink, StdoutSink, run_service
+    from har_edge.cli.service import PublisherSink, StdoutSink, run_service, state_directory, stop_on_sigterm, undelivered_error
     from har_edge.transport.config import MqttConfig
 
     cfg = _resolve(args)
@@ -236,20 +235,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise
         stream = build_stream(clf, cfg, source_rate_hz=source.nominal_rate_hz)
 
-        def _stop(signum: int, frame: Any) -> None:
-            log.warning("signal %d: stopping after the current chunk", signum)
-            stop.set()
-            source.close()
-
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _stop)
+        stop_on_sigterm(stop, source)
         publisher = None
         try:
             if mcfg is not None:
                 from har_edge.transport.mqtt import MqttPublisher
 
-                state_dir = Path(cfg["state_dir"] or Path.home() / ".local" / "state" / "har-edge")
-                state_dir.mkdir(parents=True, exist_ok=True)
+                state_dir = state_directory(cfg["state_dir"])
                 shown = tuple(label for label in clf.labels if label not in clf.bundle.uncertain_labels)  # + "uncertain"
                 publisher = MqttPublisher(mcfg, labels=shown, state_dir=state_dir)
                 sink: Any = PublisherSink(publisher, model_hash=clf.bundle.model_sha256, device_id=mcfg.device_id)
@@ -269,8 +261,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{counters['bad_samples']} bad samples, {counters['out_of_order']} out-of-order, "
           f"{counters['bad_messages']} bad messages in {summary.seconds:.1f} s", file=sys.stderr)
     if not delivered:
-        print(f"har-edge run: error: the broker did not take every message within {args.flush_timeout:.0f} s; "
-              "they stay in the outbox and are sent on the next run", file=sys.stderr)
+        print(undelivered_error(args.flush_timeout), file=sys.stderr)
         return 1
     return 0
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any, ContextManager, Protocol, TextIO
 
 from har_edge.errors import ConfigError, HarEdgeError
@@ -26,7 +28,8 @@ from har_edge.runtime.stream import StreamClassifier, StreamResult
 from har_edge.transport.base import ActivityPublisher
 from har_edge.transport.payloads import activity_payload, event_payload, stream_event_payload
 
-__all__ = ["Sink", "StdoutSink", "PublisherSink", "ServiceSummary", "run_service", "wall_timestamp"]
+__all__ = ["Sink", "StdoutSink", "PublisherSink", "ServiceSummary", "run_service", "wall_timestamp", "stop_on_sigterm",
+           "state_directory", "undelivered_error"]
 
 log = logging.getLogger(__name__)
 
@@ -216,3 +219,28 @@ def run_service(
     sink.stats(summary.counters(source, stream))
     summary.seconds = time.monotonic() - t0
     return summary
+
+
+def stop_on_sigterm(stop: threading.Event, source: Any) -> None:
+    """SIGTERM (systemd stop) ends the loop after the current chunk: ``stop`` is set and ``source`` closed."""
+
+    def _stop(signum: int, frame: Any) -> None:
+        log.warning("signal %d: stopping after the current chunk", signum)
+        stop.set()
+        source.close()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+
+
+def state_directory(configured: str | None) -> Path:
+    """The device's state directory (the outbox lives there), created: ``configured`` or ``~/.local/state/har-edge``."""
+    state_dir = Path(configured or Path.home() / ".local" / "state" / "har-edge")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return state_dir
+
+
+def undelivered_error(flush_timeout_s: float) -> str:
+    """The CLI's line when the broker did not take every message before exit."""
+    return (f"har-edge run: error: the broker did not take every message within {flush_timeout_s:.0f} s; "
+            "they stay in the outbox and are sent on the next run")

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from har_edge.errors import BundleError, DataError
-from har_edge.inference.bundle import CLASSIFICATION, Bundle, load_bundle
-from har_edge.inference.runner import Runner, open_runner
+from har_edge.errors import DataError
+from har_edge.inference.bundle import CLASSIFICATION, Bundle
+from har_edge.inference.runner import BundleModel
 
 __all__ = ["Prediction", "Classifier"]
 
@@ -34,45 +32,21 @@ class Prediction:
     latency_ms: float
 
 
-class Classifier:
+class Classifier(BundleModel):
     """A classification bundle's model ready to classify windows. A context manager; :meth:`close` frees it.
 
     Raises:
         BundleError: the bundle is not a classification bundle, or its model disagrees with its manifest.
     """
 
+    TASK = CLASSIFICATION
+
     def __init__(self, bundle: Bundle, *, backend: str | None = None, num_threads: int = 1) -> None:
-        bundle.require_task(CLASSIFICATION)
-        self.bundle = bundle
+        super().__init__(bundle, backend=backend, num_threads=num_threads)
         self.labels = bundle.labels
-        self.normalisation = bundle.normalisation
         self.window_samples = bundle.window_samples
         self.n_channels = len(bundle.channel_names)
         self.carries_state = bundle.carries_state
-        self._runner: Runner | None = open_runner(bundle, backend=backend, num_threads=num_threads)
-        self.backend = self._runner.backend
-
-    @classmethod
-    def from_bundle(cls, path: str | Path, *, backend: str | None = None, num_threads: int = 1) -> Classifier:
-        """Load a bundle (directory or ``model.tflite``, which carries its manifest) and an interpreter."""
-        return cls(load_bundle(path), backend=backend, num_threads=num_threads)
-
-    def __enter__(self) -> Classifier:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._runner is not None:
-            self._runner.close()
-            self._runner = None
-
-    @property
-    def runner(self) -> Runner:
-        if self._runner is None:
-            raise BundleError("classifier is closed")
-        return self._runner
 
     def quantise_input(self, x_norm: NDArray[np.float32]) -> NDArray[Any]:
         """Normalised float input → the model's input dtype (int8 via scale / zero point)."""

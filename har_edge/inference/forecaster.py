@@ -25,7 +25,6 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -34,8 +33,8 @@ from numpy.typing import NDArray
 from har_edge.data.forecast_features import FeatureSpec, input_features, input_windows, invert_targets
 from har_edge.data.normalisation import Standardiser
 from har_edge.errors import BundleError, DataError
-from har_edge.inference.bundle import TASK_CHECKS, Bundle, load_bundle
-from har_edge.inference.runner import Runner, open_runner
+from har_edge.inference.bundle import TASK_CHECKS, Bundle
+from har_edge.inference.runner import BundleModel
 
 __all__ = ["FORECAST", "Forecast", "Forecaster", "skill_warning"]
 
@@ -88,19 +87,19 @@ class Forecast:
     latency_ms: float
 
 
-class Forecaster:
+class Forecaster(BundleModel):
     """A forecast bundle's model ready to forecast. A context manager; :meth:`close` frees it.
 
     Raises:
         BundleError: the bundle is not a forecast bundle, or its model disagrees with its manifest.
     """
 
+    TASK = FORECAST
+
     def __init__(self, bundle: Bundle, *, backend: str | None = None, num_threads: int = 1) -> None:
-        bundle.require_task(FORECAST)
-        self.bundle = bundle
+        super().__init__(bundle, backend=backend, num_threads=num_threads)
         fc = bundle.manifest["forecast"]
         self.spec = FeatureSpec.from_dict(fc["feature_spec"])
-        self.normalisation = bundle.normalisation
         self.target_normalisation = Standardiser.from_dict(fc["target_normalisation"])
         self.target: str = fc["target"]
         self.unit: str = fc["unit"]
@@ -109,30 +108,6 @@ class Forecaster:
         self.max_gap_s: float | None = None if fc.get("max_gap_s") is None else float(fc["max_gap_s"])
         self.horizon = int(fc["horizon"])
         self.backtest: dict[str, Any] = dict(fc["backtest"])
-        self._runner: Runner | None = open_runner(bundle, backend=backend, num_threads=num_threads)
-        self.backend = self._runner.backend
-
-    @classmethod
-    def from_bundle(cls, path: str | Path, *, backend: str | None = None, num_threads: int = 1) -> Forecaster:
-        """Load a bundle (directory or ``model.tflite``) and an interpreter."""
-        return cls(load_bundle(path), backend=backend, num_threads=num_threads)
-
-    def __enter__(self) -> Forecaster:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._runner is not None:
-            self._runner.close()
-            self._runner = None
-
-    @property
-    def runner(self) -> Runner:
-        if self._runner is None:
-            raise BundleError("forecaster is closed")
-        return self._runner
 
     @property
     def columns(self) -> tuple[str, ...]:

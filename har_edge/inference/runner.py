@@ -8,18 +8,19 @@ each input from zero recurrent state.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from har_edge.errors import BundleError, ModelError
-from har_edge.inference.bundle import Bundle
+from har_edge.inference.bundle import Bundle, load_bundle
 from har_edge.inference.interpreter import TfliteRunner
 from har_edge.inference.reference import ReferenceModel
 from har_edge.inference.reference_tflite import SUPPORTED_QUANTISATIONS, reference_from_tflite
 
-__all__ = ["Runner", "NumpyRunner", "open_runner", "REFERENCE_WEIGHTS_NAME"]
+__all__ = ["Runner", "NumpyRunner", "BundleModel", "open_runner", "REFERENCE_WEIGHTS_NAME"]
 
 REFERENCE_WEIGHTS_NAME = "reference_weights.npz"
 """Weights file that bundles exported before the NumPy engine read ``.tflite`` weights carry; still read."""
@@ -133,3 +134,46 @@ def open_runner(bundle: Bundle, *, backend: str | None = None, num_threads: int 
             runner.close()
             raise BundleError(f"{bundle.model_path}: model {which} shape {shape} disagrees with the manifest {declared}")
     return runner
+
+
+_M = TypeVar("_M", bound="BundleModel")
+
+
+class BundleModel:
+    """A task's bundle with its model opened by :func:`open_runner`: the one lifecycle of every task wrapper.
+
+    Subclasses (:class:`~har_edge.inference.classifier.Classifier`, :class:`~har_edge.inference.forecaster.Forecaster`)
+    set ``TASK`` and read their manifest keys in ``__init__`` after calling this one. A context manager;
+    :meth:`close` frees the interpreter.
+    """
+
+    TASK = ""
+
+    def __init__(self, bundle: Bundle, *, backend: str | None = None, num_threads: int = 1) -> None:
+        bundle.require_task(self.TASK)
+        self.bundle = bundle
+        self.normalisation = bundle.normalisation
+        self._runner: Runner | None = open_runner(bundle, backend=backend, num_threads=num_threads)
+        self.backend = self._runner.backend
+
+    @classmethod
+    def from_bundle(cls: type[_M], path: str | Path, *, backend: str | None = None, num_threads: int = 1) -> _M:
+        """Load a bundle (directory or ``model.tflite``, which carries its manifest) and an interpreter."""
+        return cls(load_bundle(path), backend=backend, num_threads=num_threads)
+
+    def __enter__(self: _M) -> _M:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            raise BundleError(f"{type(self).__name__.lower()} is closed")
+        return self._runner

@@ -13,19 +13,11 @@ import pytest
 from har_edge.errors import BundleError
 from tests.fixtures.broker import collect_messages
 from tests.fixtures.models import SAMPLE_ROOT
+from tests.fixtures.no_tensorflow import BLOCK_TENSORFLOW as BLOCK_TF
 
 pytestmark = pytest.mark.tf
 
 MELBOURNE = SAMPLE_ROOT / "weather_melbourne_daily" / "daily-min-temperatures.csv"
-BLOCK_TF = r"""
-import sys, importlib.abc
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "tf_keras", "keras"):
-            raise ImportError(f"blocked for this test: {name}")
-        return None
-sys.meta_path.insert(0, Block())
-"""
 
 
 def test_run_directory_and_backtest(tiny_forecast_run: Path) -> None:

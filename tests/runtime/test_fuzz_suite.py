@@ -22,7 +22,7 @@ import pytest
 from har_edge.runtime.counters import REASONS, counter_for
 from har_edge.runtime.samples import SampleChunk
 from har_edge.runtime.sources import CsvReplaySource, StdinSource
-from tests.fixtures.hostile import LIMIT, Case, expected, generate, run_mqtt_cases, run_stdin_cases
+from tests.fixtures.hostile import LIMIT, Case, expected, generate, hostile_chunks, run_mqtt_cases, run_stdin_cases
 
 N_CASES = int(os.environ.get("HAR_EDGE_FUZZ_CASES", "12000"))
 SEED = 20241202
@@ -118,28 +118,11 @@ def test_random_chunks_into_the_stream(float32_bundle: Path, caplog: pytest.LogC
     from har_edge.inference.classifier import Classifier
     from har_edge.runtime.stream import StreamClassifier
 
-    rng = np.random.default_rng(SEED + 2)
     names = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
     units = ("g", "g", "g", "rad/s", "rad/s", "rad/s")
-    t_now = 0.0
     with caplog.at_level(logging.INFO), Classifier.from_bundle(float32_bundle) as clf:
         s = StreamClassifier(clf)
-        for _ in range(1200):
-            n = int(rng.integers(0, 80))
-            t = t_now + np.arange(n) / 50.0
-            t_now += n / 50.0
-            x = rng.normal(0, 1, (n, 6))
-            kind = rng.integers(0, 8)
-            if kind == 0:
-                x = rng.normal(0, 1, (n, int(rng.integers(1, 9))))  # wrong width (or the right one)
-            elif kind == 1 and n:
-                x[rng.integers(0, n, 3)] = rng.choice([np.nan, np.inf, -np.inf, 1e30, 1e308, -1e300])
-            elif kind == 2 and n:
-                t = t + rng.normal(0, 2.0, n) * (rng.random(n) < 0.1)
-            elif kind == 3 and n:
-                t_now += float(rng.choice([-1e6, -3.0, 0.7, 5.0, 1e9]))
-            elif kind == 4:
-                t = t[: max(0, n - 1)]  # fewer timestamps than rows
+        for t, x in hostile_chunks(1200, SEED + 2):
             s.feed(SampleChunk(t, x, names, units))
         s.finish()
     st = s.stats

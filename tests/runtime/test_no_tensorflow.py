@@ -10,15 +10,7 @@ from pathlib import Path
 
 import pytest
 
-BLOCKER = r"""
-import sys, importlib.abc
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "tf_keras", "keras"):
-            raise ImportError(f"blocked for this test: {name}")
-        return None
-sys.meta_path.insert(0, Block())
-"""
+from tests.fixtures.no_tensorflow import BLOCK_TENSORFLOW as BLOCKER
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
