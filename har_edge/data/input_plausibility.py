@@ -3,8 +3,9 @@
 Two physical facts expose a wrong declaration:
 
 * **gravity**: the median magnitude of the total acceleration over a few seconds is about 1 g
-  (0.5–2 g whether the wearer rests, walks or runs). ~9.8 means m/s², ~1000 mg, ~0.1 g read as m/s²;
-  ~0 means gravity was removed (a "linear acceleration" stream), which no unit fixes.
+  (1.0–1.2 g resting or walking, up to ~2 g jogging with a watch: WISDM's jogging reads 2.01 g; the band
+  0.35–3.5 g keeps those and still catches every unit mix-up, which is a factor of ~10 or 1000).
+  ~9.8 means m/s², ~1000 mg, ~0.1 g read as m/s²; ~0 means gravity was removed (a "linear acceleration" stream), which no unit fixes.
 * **sample interval**: the median interval between timestamps gives a sample rate near the model's
   rate (a tenth to 40×: the stream resamples). 50 Hz in milliseconds reads as 0.05 Hz; microseconds
   and nanoseconds are further off; seconds read as milliseconds look like 50 kHz.
@@ -33,7 +34,7 @@ __all__ = ["TIMESTAMP_UNITS", "UNIT_NAMES", "ACC_CHANNELS", "GRAVITY_BAND_G", "R
 
 TIMESTAMP_UNITS: dict[str, float] = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 """Seconds per timestamp unit."""
-GRAVITY_BAND_G = (0.5, 2.0)
+GRAVITY_BAND_G = (0.35, 3.5)
 RATE_BAND = (0.1, 40.0)  # plausible source rate / model rate
 _ACC_UNITS = ("g", "m/s^2", "mg")
 
