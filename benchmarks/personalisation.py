@@ -13,9 +13,10 @@ data, through the commands a user runs:
    their own recording; ``... | har-edge record --source stdin --split test --label A`` → the rest, marked
    test (never trained on);
 3. ``har-edge evaluate GENERIC --recordings WORK/persons/P --split test`` → the generic model on the rest;
-4. ``har-edge train --config`` ``training/configs/fine_tune.toml`` (init_from GENERIC; also with
-   ``keep_source = 0``, the ablation without weight blending) and ``training/configs/recordings_scratch.toml``
-   (same architecture, from scratch), path = the person's folder → test accuracy on the rest (the same test
+4. ``har-edge train --config`` ``training/configs/fine_tune.toml`` (init_from GENERIC; its recipe is chosen
+   on other people by ``benchmarks/personalisation_tuning.py``; also with the other ``keep_source``, 0.5 if
+   the recipe blends nothing, else 0: the ablation of weight blending) and
+   ``training/configs/recordings_scratch.toml`` (same architecture, from scratch), path = the person's folder → test accuracy on the rest (the same test
    windows for every model, checked); the wall time of each command (TensorFlow start included);
 5. ``har-edge export FINE_TUNED --quant int8`` → the int8 model's accuracy on the same test windows.
 
@@ -60,12 +61,12 @@ def har_edge(*args: str, stdin: bytes | None = None) -> tuple[float, str]:
     return time.monotonic() - t0, p.stdout.decode()
 
 
-def write_raw(data_root: Path, raw: Path) -> dict[int, list[str]]:
-    """``raw/P/<activity>.csv`` per held-out person (what a watch app exports); returns the activities per person."""
+def write_raw(data_root: Path, raw: Path, persons: tuple[int, ...] = PERSONS) -> dict[int, list[str]]:
+    """``raw/P/<activity>.csv`` per person (what a watch app exports); returns the activities per person."""
     d = np.load(data_root / "wisdm2019_watch_accel_subset" / "wisdm2019_watch_accel_subset.npz")
     acc, subject, activity, names = d["acc"], d["subject"], d["activity"], [str(n) for n in d["activity_names"]]
     out: dict[int, list[str]] = {}
-    for p in PERSONS:
+    for p in persons:
         folder = raw / str(p)
         folder.mkdir(parents=True, exist_ok=True)
         out[p] = []
@@ -131,9 +132,12 @@ def timed(key: str, store: Path, res: dict[str, Any], skip: bool, fn: Any) -> No
     res[key] = times[key]
 
 
+# The ablation: fine_tune.toml's recipe with the other weight blending (0.5 if it blends nothing, else none).
+RECIPE_KEEP_SOURCE = float(read_toml(CONFIGS / "fine_tune.toml")["train"].get("keep_source", 0.0))
+ABLATION_KEEP_SOURCE = 0.5 if RECIPE_KEEP_SOURCE == 0 else 0.0
 # (run name, config template, starts from the generic model, [train] overrides)
 MODELS = (("fine_tuned", "fine_tune.toml", True, {}),
-          ("fine_tuned_plain", "fine_tune.toml", True, {"keep_source": 0.0}),  # ablation: no weight blending
+          ("fine_tuned_plain", "fine_tune.toml", True, {"keep_source": ABLATION_KEEP_SOURCE}),
           ("scratch", "recordings_scratch.toml", False, {}))
 
 
@@ -213,7 +217,7 @@ def report(results: dict[str, Any], out: str | None) -> int:
     rows.append(["mean", *(round(mean[c], 4) if c in mean else "-" for c in cols),
                  f"{(mean['fine_tuned'] - mean['generic']) * 100:+.1f}", "", "", "", "", ""])
     worse = {c: [p for p, r in per.items() if r[c] <= r["generic"]] for c in ("fine_tuned", "fine_tuned_plain", "scratch")}
-    print_table(rows, ["person", "generic", "fine-tuned", "fine-tuned keep_source 0", "scratch", "int8 (fine-tuned)", "gain pp",
+    print_table(rows, ["person", "generic", "fine-tuned", f"fine-tuned keep_source {ABLATION_KEEP_SOURCE:g}", "scratch", "int8 (fine-tuned)", "gain pp",
                        "int8 vs keras pp",
                        "fine-tune wall s", "fit s", "scratch wall s", "test windows"])
     walls = [r["fine_tuned_wall_seconds"] for r in per.values() if "fine_tuned_wall_seconds" in r]
@@ -226,6 +230,7 @@ def report(results: dict[str, Any], out: str | None) -> int:
         "int8_within_0.5_point": bool(int8) and max(int8) <= 0.5,
     }
     results.update(mean={k: round(v, 4) for k, v in mean.items()}, targets=targets, not_improved=worse,
+                   recipe_keep_source=RECIPE_KEEP_SOURCE, ablation_keep_source=ABLATION_KEEP_SOURCE,
                    max_fine_tune_wall_seconds=max(walls) if walls else None, max_abs_int8_vs_keras_pp=max(int8) if int8 else None)
     g = results["generic"]
     print(f"\ngeneric model: test accuracy {g['test_accuracy_1641_1650']:.4f} on subjects 1641-1650 (all their data), "

@@ -66,6 +66,8 @@ def steps(runs: Path, dr: list[str], reuse: bool) -> list[tuple[str, list[str], 
         ("fault_fuzz", [py, "benchmarks/fault_fuzz.py", "--bundle", str(ex / "float32")], None),
         ("kill_recovery", [py, "benchmarks/kill_recovery.py", "--bundle", str(ex / "float32"), "--runs", "20"], None),
         ("memory_soak", [py, "benchmarks/memory_soak.py", "--bundle", str(ex / "float32"), "--hours", "24", *dr], None),
+        ("personalisation_tuning", [py, "benchmarks/personalisation_tuning.py", "--work", str(runs / "personalisation_tuning"),
+                                    *(["--reuse"] if reuse else []), *dr], runs / "personalisation_tuning" / "tuning.json"),
         ("personalisation", [py, "benchmarks/personalisation.py", "--generic-run", str(runs / "wisdm_watch"),
                              "--work", str(runs / "personalisation"), *(["--reuse"] if reuse else []), *dr], None),
     ]

@@ -318,6 +318,14 @@ def forecasting() -> list[str]:
     return _block("forecasting", rows)
 
 
+def _best_elsewhere(tuning: dict[str, Any]) -> str:
+    """``; the best mean there was X, but it did not improve every tuning person.`` when the rule chose another."""
+    best = max(tuning["recipes"], key=lambda n: tuning["recipes"][n]["mean"])
+    if best == tuning["chosen"]:
+        return "."
+    return f"; the best mean there, {tuning['recipes'][best]['mean']:.3f} ({best}), did not improve every tuning person."
+
+
 def personalisation() -> list[str]:
     d = _load("personalisation")
     if d is None:
@@ -327,12 +335,20 @@ def personalisation() -> list[str]:
     def cell(r: dict[str, Any], c: str) -> str:
         return f"{r[c]:.3f}" if c in r else "-"
 
-    rows = ["| person | generic | fine-tuned | fine-tuned, keep_source 0 | from scratch | int8 (fine-tuned) | fine-tune wall s |",
+    ablation = f"fine-tuned, keep_source {d.get('ablation_keep_source', 0.0):g}"
+    rows = [f"| person | generic | fine-tuned | {ablation} | from scratch | int8 (fine-tuned) | fine-tune wall s |",
             "|---|---|---|---|---|---|---|"]
     for p, r in d["persons"].items():
         rows.append(f"| {p} | " + " | ".join(cell(r, c) for c in cols) + f" | {r.get('fine_tuned_wall_seconds', '-')} |")
     rows.append("| **mean** | " + " | ".join(f"**{cell(d['mean'], c)}**" for c in cols)
                 + f" | max {d['max_fine_tune_wall_seconds']} |")
+    tuning = _load("personalisation_tuning")
+    if tuning is not None:
+        chosen = tuning["recipes"][tuning["chosen"]]
+        rows += ["", f"The recipe (`fine_tune.toml`) was chosen on ten other people, 1631–1640, with a generic model that never "
+                     f"saw them (`python benchmarks/personalisation_tuning.py`: {len(tuning['recipes'])} recipes, rule fixed in "
+                     f"advance): **{tuning['chosen']}**, mean {chosen['mean']:.3f} on them vs {tuning['generic_mean']:.3f} "
+                     "generic" + _best_elsewhere(tuning)]
     targets = ", ".join(f"{k.replace('_', ' ')} {'✓' if v else '✗'}" for k, v in d["targets"].items())
     return _block("personalisation", rows) + [f"Targets: {targets}. `python benchmarks/personalisation.py`", ""]
 

@@ -1,0 +1,206 @@
+"""Choosing the fine-tuning recipe without looking at the test people.
+
+Run: ``python benchmarks/personalisation_tuning.py [--work runs/personalisation_tuning] [--reuse]
+[--data-root ../shared/data]`` (about 35 min on 2 cores: 22 recipes × 10 people, 2 min for the tuning
+generic model)
+
+``benchmarks/personalisation.py`` reports fine-tuning on the held-out people 1641–1650. The recipe it uses
+(``training/configs/fine_tune.toml``: epochs, learning rate, ``keep_source`` …) must not be chosen on
+them. This benchmark chooses it on ten other people, 1631–1640 (*tuning people*):
+
+1. a *tuning generic model*: ``training/configs/wisdm_watch.toml`` with 1631–1650 all held out (so it
+   has seen neither the tuning people nor the test people; validation 1600–1604 as before);
+2. each tuning person becomes a user exactly as in ``personalisation.py``: the first 60 s of each
+   activity through ``har-edge record`` as their own recording, the rest marked test;
+3. every recipe in :data:`STAGE_1` (the current recipe, then one setting changed at a time), then
+   :func:`stage_2` (the settings that helped, combined), is fine-tuned for every tuning person in
+   process (:func:`har_edge.models.training.train_run`, what ``har-edge train`` runs) and scored on the
+   rest of their data;
+4. the rule, fixed before running: the recipe with the highest mean accuracy over the tuning people,
+   among those that improve every tuning person over the tuning generic model (all recipes if none does).
+
+It prints the chosen recipe as ``[data]`` / ``[train]`` keys for ``fine_tune.toml``; ``personalisation.py``
+then runs it once on the test people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import print_table, write_json  # noqa: E402
+from benchmarks.personalisation import CONFIGS, har_edge, record_person, toml_text, write_raw  # noqa: E402
+from har_edge.config import load_run_config, read_toml  # noqa: E402
+from har_edge.data.paths import resolve_data_root  # noqa: E402
+
+TUNING_PERSONS = tuple(range(1631, 1641))
+HELD_OUT = tuple(range(1631, 1651))  # tuning + test people: neither trains the tuning generic model
+BASE: dict[str, dict[str, Any]] = {
+    "data": {"train_hop_samples": 4, "split_block_s": 10.0},
+    "train": {"epochs": 8, "learning_rate": 0.002, "keep_source": 0.5, "freeze": [], "patience": 8,
+              "augment_rotation_deg": 0.0, "augment_scale": 0.0, "augment_noise": 0.0},
+}
+AUGMENT = {"augment_rotation_deg": 15.0, "augment_scale": 0.1, "augment_noise": 0.01}
+AUGMENT_STRONG = {"augment_rotation_deg": 30.0, "augment_scale": 0.2, "augment_noise": 0.02}
+# Stage 1: (name, knob, changes). The knob groups alternatives of one setting for stage 2.
+STAGE_1: tuple[tuple[str, str, dict[str, dict[str, Any]]], ...] = (
+    ("base", "", {}),
+    ("keep 0", "keep", {"train": {"keep_source": 0.0}}),
+    ("keep 0.25", "keep", {"train": {"keep_source": 0.25}}),
+    ("keep 0.75", "keep", {"train": {"keep_source": 0.75}}),
+    ("epochs 4", "epochs", {"train": {"epochs": 4}}),
+    ("epochs 16", "epochs", {"train": {"epochs": 16, "patience": 16}}),
+    ("epochs 30", "epochs", {"train": {"epochs": 30, "patience": 30}}),
+    ("lr 0.001", "lr", {"train": {"learning_rate": 0.001}}),
+    ("lr 0.005", "lr", {"train": {"learning_rate": 0.005}}),
+    ("augment", "augment", {"train": AUGMENT}),
+    ("augment strong", "augment", {"train": AUGMENT_STRONG}),
+    ("freeze conv0", "freeze", {"train": {"freeze": ["conv0"]}}),
+    ("hop 2", "hop", {"data": {"train_hop_samples": 2}}),
+    ("hop 8", "hop", {"data": {"train_hop_samples": 8}}),
+    ("blocks 5 s", "blocks", {"data": {"split_block_s": 5.0}}),
+)
+
+
+def merged(*changes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """BASE with ``changes`` applied in order (table by table)."""
+    out = {t: dict(v) for t, v in BASE.items()}
+    for c in changes:
+        for table, values in c.items():
+            out[table].update(values)
+    return out
+
+
+def stage_2(scores: dict[str, float], stage_1: dict[str, tuple[str, dict[str, dict[str, Any]]]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Combinations of the stage-1 winners: for each knob its best alternative if it beat ``base``;
+    all of them together, and all but one (the recipes are nested, so a harmful pair shows)."""
+    best: dict[str, str] = {}
+    for name, (knob, _) in stage_1.items():
+        if knob and scores[name] > scores["base"] and (knob not in best or scores[name] > scores[best[knob]]):
+            best[knob] = name
+    if len(best) < 2:
+        return {}
+    winners = sorted(best.values(), key=lambda n: -scores[n])
+    combos = {" + ".join(winners): merged(*(stage_1[n][1] for n in winners))}
+    if len(winners) > 2:
+        for left_out in winners:
+            rest = [n for n in winners if n != left_out]
+            combos[" + ".join(rest)] = merged(*(stage_1[n][1] for n in rest))
+    return combos
+
+
+def fine_tune(person: int, folder: Path, generic: Path, recipe: dict[str, dict[str, Any]], data_root: Path) -> tuple[float, float]:
+    """Fine-tune ``generic`` on ``folder`` with ``recipe`` in process; returns (test accuracy, fit seconds)."""
+    from har_edge.models.keras_backend import import_keras
+    from har_edge.models.training import train_run
+
+    overrides = {"data": dict(recipe["data"], path=str(folder.resolve())),
+                 "train": dict(recipe["train"], init_from=str(generic.resolve()))}
+    cfg = load_run_config(CONFIGS / "fine_tune.toml", overrides=overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        info = train_run(cfg, data_root, Path(tmp) / f"ft_{person}", verbose=0)
+    import_keras().backend.clear_session()
+    return float(info.metrics["test_accuracy"]), float(info.metrics["train_seconds"])
+
+
+def tuning_generic(work: Path, data_root: Path, reuse: bool) -> Path:
+    """Train the tuning generic model (wisdm_watch with 1631–1650 held out) into ``WORK/generic``."""
+    run = work / "generic"
+    if reuse and (run / "metrics.json").is_file():
+        return run
+    d = read_toml(CONFIGS / "wisdm_watch.toml")
+    d["name"] = "wisdm_watch_tuning"
+    d["data"]["test_subjects"] = list(HELD_OUT)
+    cfg = work / "wisdm_watch_tuning.toml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(toml_text(d))
+    har_edge("train", "--config", str(cfg), "--out", str(run), "--quiet", "--data-root", str(data_root))
+    return run
+
+
+def generic_accuracy(generic: Path, folder: Path) -> float:
+    _, out = har_edge("evaluate", str(generic), "--recordings", str(folder), "--split", "test")
+    return float(json.loads(out.strip().splitlines()[-1])["test_accuracy"])
+
+
+def evaluate_recipes(recipes: dict[str, dict[str, dict[str, Any]]], folders: dict[int, Path], generic: Path,
+                     data_root: Path, results: dict[str, Any]) -> None:
+    for name, recipe in recipes.items():
+        t0 = time.monotonic()
+        per = {}
+        fits = []
+        for p, folder in folders.items():
+            acc, fit_s = fine_tune(p, folder, generic, recipe, data_root)
+            per[str(p)] = round(acc, 4)
+            fits.append(fit_s)
+        results["recipes"][name] = {"recipe": recipe, "per_person": per, "mean": round(float(np.mean(list(per.values()))), 4),
+                                    "max_fit_seconds": round(max(fits), 1)}
+        print(f"{name}: mean {results['recipes'][name]['mean']:.4f} ({time.monotonic() - t0:.0f} s)", flush=True)
+
+
+def choose(results: dict[str, Any]) -> str:
+    """The rule: highest mean among recipes improving every tuning person (all recipes if none does)."""
+    generic = results["generic_per_person"]
+    recs = results["recipes"]
+    improving = [n for n, r in recs.items() if all(r["per_person"][p] > generic[p] for p in generic)]
+    return max(improving or list(recs), key=lambda n: recs[n]["mean"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", default="runs/personalisation_tuning")
+    ap.add_argument("--reuse", action="store_true", help="keep the tuning generic model and the recordings that exist")
+    ap.add_argument("--data-root")
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+    work, data_root = Path(args.work), resolve_data_root(args.data_root)
+    t0 = time.monotonic()
+    generic = tuning_generic(work, data_root, args.reuse)
+    activities = write_raw(data_root, work / "raw", TUNING_PERSONS)
+    folders = {}
+    for p in TUNING_PERSONS:
+        folders[p] = folder = work / "persons" / str(p)
+        if not (args.reuse and folder.is_dir()):
+            shutil.rmtree(folder, ignore_errors=True)
+            record_person(p, activities[p], work / "raw", folder)
+    results: dict[str, Any] = {"tuning_persons": list(TUNING_PERSONS), "generic_run": str(generic),
+                               "generic_per_person": {str(p): round(generic_accuracy(generic, f), 4) for p, f in folders.items()},
+                               "recipes": {}}
+    results["generic_mean"] = round(float(np.mean(list(results["generic_per_person"].values()))), 4)
+    print(f"tuning generic model: mean {results['generic_mean']:.4f} on the tuning people's test parts", flush=True)
+    stage_1 = {name: (knob, change) for name, knob, change in STAGE_1}
+    evaluate_recipes({n: merged(c) for n, (_, c) in stage_1.items()}, folders, generic, data_root, results)
+    scores = {n: r["mean"] for n, r in results["recipes"].items()}
+    evaluate_recipes(stage_2(scores, stage_1), folders, generic, data_root, results)
+    results["chosen"] = choose(results)
+    results["wall_minutes"] = round((time.monotonic() - t0) / 60, 1)
+    report(results)
+    write_json("personalisation_tuning", results, args.out)
+    (work / "tuning.json").write_text(json.dumps(results, indent=1))  # make bench --reuse-runs keeps a finished tuning
+    return 0
+
+
+def report(results: dict[str, Any]) -> None:
+    g = results["generic_per_person"]
+    rows = []
+    for name, r in results["recipes"].items():
+        worse = [p for p in g if r["per_person"][p] <= g[p]]
+        rows.append([name + (" ←" if name == results["chosen"] else ""), r["mean"], f"{(r['mean'] - results['generic_mean']) * 100:+.1f}",
+                     min(r["per_person"].values()), ", ".join(worse) or "none", r["max_fit_seconds"]])
+    print_table(rows, ["recipe (tuning people 1631-1640)", "mean accuracy", "gain pp", "worst person", "not improved", "max fit s"])
+    chosen = results["recipes"][results["chosen"]]["recipe"]
+    print(f"\nchosen: {results['chosen']} ({results['wall_minutes']} min). For fine_tune.toml:\n" + toml_text(chosen))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

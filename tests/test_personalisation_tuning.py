@@ -1,0 +1,46 @@
+"""The rule that picks the fine-tuning recipe on the tuning people (benchmarks/personalisation_tuning.py):
+stage 2 combines only the settings that beat the base recipe, and the choice prefers recipes that improve
+every tuning person over a higher mean."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.personalisation_tuning import BASE, choose, merged, stage_2
+
+STAGE_1 = {"base": ("", {}), "keep 0": ("keep", {"train": {"keep_source": 0.0}}),
+           "keep 0.25": ("keep", {"train": {"keep_source": 0.25}}), "lr hi": ("lr", {"train": {"learning_rate": 0.01}}),
+           "hop 2": ("hop", {"data": {"train_hop_samples": 2}}), "freeze": ("freeze", {"train": {"freeze": ["conv0"]}})}
+
+
+def test_stage_2_combines_the_best_alternative_of_each_knob_that_beat_base() -> None:
+    scores = {"base": 0.80, "keep 0": 0.85, "keep 0.25": 0.84, "lr hi": 0.82, "hop 2": 0.81, "freeze": 0.70}
+    combos = stage_2(scores, STAGE_1)
+    assert set(combos) == {"keep 0 + lr hi + hop 2", "lr hi + hop 2", "keep 0 + hop 2", "keep 0 + lr hi"}
+    full = combos["keep 0 + lr hi + hop 2"]
+    assert full["train"]["keep_source"] == 0.0 and full["train"]["learning_rate"] == 0.01
+    assert full["data"]["train_hop_samples"] == 2 and full["train"]["freeze"] == BASE["train"]["freeze"]
+
+
+def test_stage_2_has_nothing_to_combine_with_one_winner() -> None:
+    assert stage_2({"base": 0.80, "keep 0": 0.85, "keep 0.25": 0.7, "lr hi": 0.7, "hop 2": 0.7, "freeze": 0.7}, STAGE_1) == {}
+
+
+def test_merged_leaves_base_unchanged() -> None:
+    merged({"train": {"epochs": 99}})
+    assert BASE["train"]["epochs"] != 99
+
+
+def _results(recipes: dict[str, dict[str, float]]) -> dict[str, Any]:
+    return {"generic_per_person": {"1": 0.5, "2": 0.9},
+            "recipes": {n: {"per_person": pp, "mean": sum(pp.values()) / 2} for n, pp in recipes.items()}}
+
+
+def test_choose_prefers_improving_everyone_over_a_higher_mean() -> None:
+    res = _results({"high mean": {"1": 0.99, "2": 0.85}, "everyone": {"1": 0.7, "2": 0.91}, "weak": {"1": 0.6, "2": 0.92}})
+    assert choose(res) == "everyone"
+
+
+def test_choose_falls_back_to_the_highest_mean_when_no_recipe_improves_everyone() -> None:
+    res = _results({"a": {"1": 0.99, "2": 0.85}, "b": {"1": 0.7, "2": 0.8}})
+    assert choose(res) == "a"
