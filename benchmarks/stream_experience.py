@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     main_s = results["as configured"]
     print("\nstate accuracy per class: " + ", ".join(f"{k} {v}" for k, v in main_s["state_accuracy_per_class"].items()))
     print(f"transition time: {main_s['transition_minutes']} min; delay median per class: {main_s['delay_median_s_per_class']}")
+    print("shown changes per hour by where they fall: "
+          + ", ".join(f"{k} {v}" for k, v in main_s["shown_changes_per_hour_by_context"].items())
+          + f" (label changes {main_s['label_changes_per_hour']})")
     c = main_s["cost_per_hour"]
     print(f"cost per hour of data: {c['classifications']} classifications, {c['model_invokes']} model invokes, "
           f"{c['feed_seconds']} s in the stream ({c['x_real_time_in_process']}x real time in process)")

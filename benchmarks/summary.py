@@ -249,6 +249,9 @@ def experience() -> list[str]:
              f"{r['label_changes_per_hour'] / max(1e-9, 1 - r['unlabelled_time']):.0f}); "
              f"{100 * r['shown_changes_in_unlabelled_time']:.0f} % of the shown changes fall in the "
              f"{100 * r['unlabelled_time']:.0f} % of the time the data set leaves unlabelled.",
+             *([("- Shown changes per hour by where they fall: " + ", ".join(
+                 f"{k} {v:.0f}" for k, v in r["shown_changes_per_hour_by_context"].items())
+                + f" (label changes {r['label_changes_per_hour']:.0f}).")] if "shown_changes_per_hour_by_context" in r else []),
              f"- Cost per hour of data: {r['cost_per_hour']['model_invokes']:,} model invokes, "
              f"{r['cost_per_hour']['feed_seconds']} s in the stream."]
     return _block("experience", rows) + notes + [""]

@@ -15,7 +15,9 @@ compares it with the per-sample labels of one recording:
 - **flicker**: changes of the published activity, and changes of the label between consecutive
   labelled segments (unlabelled gaps are skipped, transitions count), each per hour; also the shown
   changes made at a labelled sample per labelled hour, and the share made in unlabelled time (where
-  the data set says nothing about what the person did).
+  the data set says nothing about what the person did); the shown changes per hour by where they fall
+  (:data:`CHANGE_CONTEXTS`: during an activity, a transition, or unlabelled time before the first label,
+  between labels or after the last label).
 
 :func:`summarise` adds up :class:`ExperienceCounts` of many recordings into the figures. Pure NumPy.
 """
@@ -33,11 +35,16 @@ from har_edge.data.recording import UNLABELLED
 from har_edge.data.windowing import labelled_runs
 from har_edge.errors import DataError
 
-__all__ = ["NOTHING_SHOWN", "ExperienceCounts", "transition_postures", "shown_per_sample", "label_changes",
+__all__ = ["NOTHING_SHOWN", "CHANGE_CONTEXTS", "ExperienceCounts", "change_contexts", "transition_postures", "shown_per_sample", "label_changes",
            "score_recording", "summarise"]
 
 NOTHING_SHOWN = ""
 """The shown activity before the first publication of a recording."""
+
+CHANGE_CONTEXTS = ("activity", "transition", "unlabelled before the first label", "unlabelled between labels",
+                   "unlabelled after the last label")
+"""Where a shown change can fall: at a sample labelled with an activity, with a transition, or unlabelled."""
+
 
 def shown_per_sample(sample_times_s: NDArray[np.float64], publish_times_s: Sequence[float],
                      activities: Sequence[str]) -> NDArray[np.str_]:
@@ -77,13 +84,14 @@ class ExperienceCounts:
     segments: int = 0
     shown_changes: int = 0
     shown_changes_labelled: int = 0  # ... of which at a labelled sample (an activity or a transition)
+    shown_changes_by_context: dict[str, int] = field(default_factory=dict)  # CHANGE_CONTEXTS -> changes
     label_changes: int = 0
     duration_s: float = 0.0
     labelled_s: float = 0.0
 
     def add(self, other: "ExperienceCounts") -> None:
         for mine, theirs in ((self.state_samples, other.state_samples), (self.state_correct, other.state_correct),
-                             (self.never_shown, other.never_shown)):
+                             (self.never_shown, other.never_shown), (self.shown_changes_by_context, other.shown_changes_by_context)):
             for k, v in theirs.items():
                 mine[k] = mine.get(k, 0) + v
         for lab, row in other.shown_during.items():
@@ -102,6 +110,22 @@ class ExperienceCounts:
         self.label_changes += other.label_changes
         self.duration_s += other.duration_s
         self.labelled_s += other.labelled_s
+
+
+def change_contexts(labels: NDArray[np.integer], at: NDArray[np.int64], scored_idx: set[int]) -> dict[str, int]:
+    """How many of the changes at sample indices ``at`` ``(k,)`` fall in each of :data:`CHANGE_CONTEXTS`."""
+    labelled = np.flatnonzero(labels != UNLABELLED)
+    first, last = (int(labelled[0]), int(labelled[-1])) if labelled.size else (labels.shape[0], -1)
+    out = dict.fromkeys(CHANGE_CONTEXTS, 0)
+    for i in at.tolist():
+        lab = int(labels[i])
+        if lab != UNLABELLED:
+            key = "activity" if lab in scored_idx else "transition"
+        else:
+            key = ("unlabelled before the first label" if i < first else
+                   "unlabelled after the last label" if i > last else "unlabelled between labels")
+        out[key] += 1
+    return out
 
 
 def score_recording(labels: NDArray[np.integer], label_names: Sequence[str], sample_rate_hz: float,
@@ -136,6 +160,7 @@ def score_recording(labels: NDArray[np.integer], label_names: Sequence[str], sam
         out.transition_ok += int(np.isin(shown[mask], [left, reached, uncertain]).sum())
     out.transition_s = out.transition_samples / sample_rate_hz
     scored_idx = {names.index(a) for a in scored if a in names}
+    out.shown_changes_by_context = change_contexts(labels, at, scored_idx)
     for lab, start, stop in labelled_runs(labels):
         if lab not in scored_idx:
             continue
@@ -182,5 +207,7 @@ def summarise(counts: ExperienceCounts) -> dict[str, Any]:
         "shown_changes_per_labelled_hour": round(counts.shown_changes_labelled / (counts.labelled_s / 3600), 1) if counts.labelled_s else 0.0,
         "shown_changes_in_unlabelled_time": round(1 - counts.shown_changes_labelled / counts.shown_changes, 4) if counts.shown_changes else 0.0,
         "unlabelled_time": round(1 - counts.labelled_s / counts.duration_s, 4) if counts.duration_s else 0.0,
+        "shown_changes_per_hour_by_context": {k: round(counts.shown_changes_by_context.get(k, 0) / hours, 1) if hours else 0.0
+                                              for k in CHANGE_CONTEXTS},
         "hours": round(hours, 4),
     }

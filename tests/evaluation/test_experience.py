@@ -80,3 +80,22 @@ def test_delay_zero_when_already_shown_and_never_shown_segments() -> None:
     s = summarise(total)
     assert s["never_shown"] == 2 and s["segments"] == 6 and s["delay_median_s"] == 0.0
     assert s["state_accuracy_per_class"]["WALKING"] == 0.0 and s["worst_class"] == "WALKING"
+
+
+def test_shown_changes_by_where_they_fall() -> None:
+    # 1 Hz: gap 0-1, WALKING 2-3, gap 4, STAND_TO_SIT 5, SITTING 6-7, gap 8-9
+    labels = np.array([U, U, 0, 0, U, 3, 1, 1, U, U])
+    times = [0.0, 1.0, 3.0, 4.0, 5.0, 7.0, 9.0]
+    shown = ["LAYING", "STANDING", "WALKING", "STANDING", "uncertain", "SITTING", "WALKING"]
+    c = score_recording(labels, NAMES, 1.0, times, shown, scored=SCORED)
+    # changes at samples 1 (before the first label), 3 (activity), 4 (between labels), 5 (transition),
+    # 7 (activity), 9 (after the last label)
+    assert c.shown_changes == 6
+    assert c.shown_changes_by_context == {"activity": 2, "transition": 1, "unlabelled before the first label": 1,
+                                          "unlabelled between labels": 1, "unlabelled after the last label": 1}
+    total = ExperienceCounts()
+    total.add(c)
+    total.add(c)
+    by = summarise(total)["shown_changes_per_hour_by_context"]
+    assert by["activity"] == pytest.approx(4 / (20 / 3600), rel=1e-3)
+    assert sum(by.values()) == pytest.approx(summarise(total)["shown_changes_per_hour"], rel=1e-3)
