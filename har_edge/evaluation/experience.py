@@ -83,11 +83,15 @@ class ExperienceCounts:
     never_shown: dict[str, int] = field(default_factory=dict)  # segments per activity never shown
     segments: int = 0
     shown_changes: int = 0
-    shown_changes_labelled: int = 0  # ... of which at a labelled sample (an activity or a transition)
     shown_changes_by_context: dict[str, int] = field(default_factory=dict)  # CHANGE_CONTEXTS -> changes
     label_changes: int = 0
     duration_s: float = 0.0
     labelled_s: float = 0.0
+
+    @property
+    def shown_changes_labelled(self) -> int:
+        """The shown changes made at a labelled sample (an activity or a transition)."""
+        return self.shown_changes_by_context.get("activity", 0) + self.shown_changes_by_context.get("transition", 0)
 
     def add(self, other: "ExperienceCounts") -> None:
         for mine, theirs in ((self.state_samples, other.state_samples), (self.state_correct, other.state_correct),
@@ -106,7 +110,6 @@ class ExperienceCounts:
         self.transition_s += other.transition_s
         self.segments += other.segments
         self.shown_changes += other.shown_changes
-        self.shown_changes_labelled += other.shown_changes_labelled
         self.label_changes += other.label_changes
         self.duration_s += other.duration_s
         self.labelled_s += other.labelled_s
@@ -146,7 +149,6 @@ def score_recording(labels: NDArray[np.integer], label_names: Sequence[str], sam
     at = np.clip(np.round((np.asarray(publish_times_s, dtype=np.float64)[changed] - t0_s) * sample_rate_hz).astype(np.int64), 0, n - 1) \
         if changed and n else np.zeros(0, np.int64)
     out = ExperienceCounts(duration_s=n / sample_rate_hz, label_changes=label_changes(labels), shown_changes=len(changed),
-                           shown_changes_labelled=int((labels[at] != UNLABELLED).sum()),
                            labelled_s=float((labels != UNLABELLED).sum() / sample_rate_hz))
     for act in scored:
         mask = lab_name == act
