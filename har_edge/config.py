@@ -83,6 +83,7 @@ class TrainConfig:
     init_from: str = ""  # fine-tune: a run directory whose model, preprocessing, channels and normalisation are kept
     freeze: tuple[str, ...] = ()  # layer names (e.g. "conv0", "lstm0") kept fixed while fine-tuning
     keep_source: float = 0.0  # fine-tuning: final weights = keep_source × source + (1 − keep_source) × fine-tuned
+    average_weights: float = 0.0  # momentum of a moving average of the weights after each batch (0: off); validation and the result use it
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,8 @@ def _validate_recordings(cfg: RunConfig, where: str) -> None:
         raise ConfigError(f"{where}: data.validation_groups overlap data.test_groups")
     if (cfg.train.freeze or cfg.train.keep_source) and not cfg.train.init_from:
         raise ConfigError(f"{where}: train.freeze and train.keep_source need train.init_from (the run fine-tuning starts from)")
+    if not 0 <= cfg.train.average_weights < 1:
+        raise ConfigError(f"{where}: train.average_weights={cfg.train.average_weights}; expected 0 <= average_weights < 1 (a momentum)")
     if not 0 <= cfg.train.keep_source < 1:
         raise ConfigError(f"{where}: train.keep_source={cfg.train.keep_source}; expected 0 <= keep_source < 1")
 

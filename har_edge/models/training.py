@@ -103,6 +103,50 @@ class _TimeLimit:
         return TimeLimit()
 
 
+class _WeightAverage:
+    """An exponential moving average of the weights, updated after every batch with ``momentum``.
+
+    Validation sees the average (swapped in around each evaluation), and training ends on the average of
+    the epoch with the best validation loss, so early stopping and the learning-rate schedule judge the
+    weights that are kept. Must come after ``EarlyStopping`` (whose raw best weights it replaces).
+    """
+
+    def __new__(cls, momentum: float) -> Any:  # build a real keras Callback lazily
+        keras = import_keras()
+
+        class WeightAverage(keras.callbacks.Callback):  # type: ignore[name-defined]
+            def on_train_begin(self, logs: Any = None) -> None:
+                self.average = [np.array(w, dtype=np.float64) for w in self.model.get_weights()]
+                self.raw: list[Any] | None = None
+                self.best: tuple[float, list[Any]] | None = None
+
+            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+                for a, w in zip(self.average, self.model.get_weights()):
+                    a *= momentum
+                    a += (1 - momentum) * w
+
+            def on_test_begin(self, logs: Any = None) -> None:
+                if self.raw is None:
+                    self.raw = self.model.get_weights()
+                    self.model.set_weights(self.average)
+
+            def on_test_end(self, logs: Any = None) -> None:
+                if self.raw is not None:
+                    self.model.set_weights(self.raw)
+                    self.raw = None
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                loss = float((logs or {}).get("val_loss", np.inf))
+                if self.best is None or loss < self.best[0]:
+                    self.best = (loss, [a.copy() for a in self.average])
+
+            def on_train_end(self, logs: Any = None) -> None:
+                chosen = self.average if self.best is None else self.best[1]
+                self.model.set_weights([a.astype(w.dtype) for a, w in zip(chosen, self.model.get_weights())])
+
+        return WeightAverage()
+
+
 class _EpochLog:
     """One line per epoch through ``say``: the fit's metrics (loss, accuracy, ...; validation too), seconds,
     ``*`` when the validation loss is the best so far (what early stopping keeps)."""
@@ -137,7 +181,8 @@ def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...], t
 
     Adam at ``train.learning_rate``; early stopping on ``val_loss`` (patience ``train.patience``, best
     weights restored); the learning rate halves after ``patience // 3`` flat epochs; training stops
-    after the epoch that passes ``train.max_minutes``. ``x`` may be arrays or a ``keras.utils.Sequence``
+    after the epoch that passes ``train.max_minutes``. With ``train.average_weights`` (a momentum), validation
+    and the final model use an exponential moving average of the weights. ``x`` may be arrays or a ``keras.utils.Sequence``
     (then ``y`` is None and ``fit_kwargs`` empty); ``validation_data`` is ``(x, y)`` or ``(x, y, sample_weight)``.
     With ``say`` and ``verbose`` > 0, one line per epoch goes to ``say`` (instead of Keras's own progress output).
     """
@@ -148,6 +193,8 @@ def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...], t
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, train.patience // 3), min_lr=1e-5),
         _TimeLimit(train.max_minutes),
     ]
+    if train.average_weights:
+        callbacks.append(_WeightAverage(train.average_weights))
     if say is not None and verbose > 0:
         callbacks.append(_EpochLog(say, train.epochs))
         say(f"training up to {train.epochs} epochs (early stopping after {train.patience} without a better "

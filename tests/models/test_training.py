@@ -4,6 +4,7 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from har_edge.errors import ModelError
@@ -122,3 +123,61 @@ def test_numpy_backend_in_the_runtime_matches_litert(tiny_exports: Path) -> None
     with Classifier.from_bundle(tiny_exports / "float32") as lite, Classifier.from_bundle(tiny_exports / "float32", backend="numpy") as ref:
         np.testing.assert_allclose(ref.predict_normalised(X), lite.predict_normalised(X), atol=1e-5)
         assert ref.classify(X[0] * 0).label in ref.labels
+
+
+
+def _tiny_regression(keras):  # type: ignore[no-untyped-def]
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4)).astype(np.float32), rng.normal(size=(64, 1)).astype(np.float32)
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)]), x, y
+
+
+@pytest.mark.parametrize("momentum", [0.5, 0.9])
+def test_weight_average_ends_on_the_moving_average_of_the_weights(momentum: float) -> None:
+    from har_edge.models.keras_backend import import_keras
+    from har_edge.models.training import _WeightAverage
+
+    keras = import_keras()
+    model, x, y = _tiny_regression(keras)
+    model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
+    expected = [w.astype(np.float64) for w in model.get_weights()]
+    raw: list[list[np.ndarray]] = []
+    recorder = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: raw.append(model.get_weights()))
+    model.fit(x, y, batch_size=16, epochs=1, validation_data=(x, y), verbose=0, callbacks=[recorder, _WeightAverage(momentum)])
+    for weights in raw:
+        expected = [momentum * e + (1 - momentum) * w for e, w in zip(expected, weights)]
+    assert len(raw) == 4
+    for got, want, last in zip(model.get_weights(), expected, raw[-1]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(got, last)  # the average, not the last raw weights
+
+
+def test_average_weights_in_the_training_loop_validates_and_keeps_the_average() -> None:
+    from har_edge.config import TrainConfig
+    from har_edge.models.keras_backend import import_keras
+    from har_edge.models.training import fit_model
+
+    keras = import_keras()
+    results = {}
+    for momentum in (0.0, 0.999999):
+        model, x, y = _tiny_regression(keras)
+        start = model.get_weights()
+        cfg = TrainConfig(epochs=2, batch_size=16, learning_rate=0.1, patience=5, average_weights=momentum)
+        history, _ = fit_model(model, x, y, validation_data=(x, y), train=cfg, loss="mse", verbose=0,
+                               fit_kwargs={"batch_size": 16})
+        moved = max(float(np.abs(a - b).max()) for a, b in zip(model.get_weights(), start))
+        results[momentum] = (moved, history.history["val_loss"])
+    assert results[0.0][0] > 0.1  # plain training moves the weights
+    assert results[0.999999][0] < 1e-3  # an average that barely moves is what training ends on
+    assert results[0.999999][1][0] != results[0.0][1][0]  # validation judged the average, not the raw weights
+
+
+def test_average_weights_must_be_a_momentum(tmp_path: Path) -> None:
+    from har_edge.config import load_run_config
+    from har_edge.errors import ConfigError
+
+    path = tmp_path / "run.toml"
+    path.write_text('name = "x"\n[train]\naverage_weights = 1.0\n')
+    with pytest.raises(ConfigError, match="average_weights=1.0"):
+        load_run_config(path)
