@@ -179,7 +179,7 @@ def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...], t
               say: Callable[[str], None] | None = None) -> tuple[Any, float]:
     """Compile and fit ``model`` with the project's training loop; returns ``(history, fit_seconds)``.
 
-    Adam at ``train.learning_rate``; early stopping on ``val_loss`` (patience ``train.patience``, best
+    Adam at ``train.learning_rate`` (gradients clipped to a global norm of ``train.clip_norm`` if set); early stopping on ``val_loss`` (patience ``train.patience``, best
     weights restored); the learning rate halves after ``patience // 3`` flat epochs; training stops
     after the epoch that passes ``train.max_minutes``. With ``train.average_weights`` (a momentum), validation
     and the final model use an exponential moving average of the weights. ``x`` may be arrays or a ``keras.utils.Sequence``
@@ -187,7 +187,8 @@ def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...], t
     With ``say`` and ``verbose`` > 0, one line per epoch goes to ``say`` (instead of Keras's own progress output).
     """
     keras = import_keras()
-    model.compile(optimizer=keras.optimizers.Adam(train.learning_rate), loss=loss, metrics=metrics or [])
+    optimizer = keras.optimizers.Adam(train.learning_rate, global_clipnorm=train.clip_norm or None)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics or [])
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.patience, restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, train.patience // 3), min_lr=1e-5),

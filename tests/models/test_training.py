@@ -181,3 +181,21 @@ def test_average_weights_must_be_a_momentum(tmp_path: Path) -> None:
     path.write_text('name = "x"\n[train]\naverage_weights = 1.0\n')
     with pytest.raises(ConfigError, match="average_weights=1.0"):
         load_run_config(path)
+
+
+def test_clip_norm_reaches_the_optimizer(tmp_path: Path) -> None:
+    from har_edge.config import TrainConfig, load_run_config
+    from har_edge.errors import ConfigError
+    from har_edge.models.keras_backend import import_keras
+    from har_edge.models.training import fit_model
+
+    keras = import_keras()
+    for clip in (0.0, 0.5):
+        model, x, y = _tiny_regression(keras)
+        cfg = TrainConfig(epochs=1, batch_size=16, learning_rate=0.1, patience=5, clip_norm=clip)
+        fit_model(model, x, y, validation_data=(x, y), train=cfg, loss="mse", verbose=0, fit_kwargs={"batch_size": 16})
+        assert model.optimizer.global_clipnorm == (clip or None)
+    path = tmp_path / "run.toml"
+    path.write_text('name = "x"\n[train]\nclip_norm = -1.0\n')
+    with pytest.raises(ConfigError, match="clip_norm=-1.0"):
+        load_run_config(path)
