@@ -214,6 +214,9 @@ def _validate(cfg: RunConfig, where: str) -> None:
         raise ConfigError(f"{where}: window_samples/hop_samples must be positive (got {cfg.data.window_samples}/{cfg.data.hop_samples})")
     if set(cfg.data.test_subjects) & set(cfg.data.validation_subjects):
         raise ConfigError(f"{where}: validation_subjects overlap test_subjects")
+    if not cfg.data.validation_subjects and cfg.streaming is None and cfg.data.dataset != "recordings":
+        raise ConfigError(f"{where}: data.validation_subjects is empty; only a streaming model ([streaming]) trains "
+                          "without validation subjects (early stopping then watches the training loss)")
     if cfg.data.dataset == "hapt_raw" and cfg.preprocessing is None:
         raise ConfigError(f"{where}: dataset 'hapt_raw' needs a [preprocessing] table (the causal device preprocessing)")
     if cfg.streaming is not None:

@@ -143,7 +143,7 @@ def prepare_streams(cfg: RunConfig, data_root: Path) -> StreamSplits:
         split = "test" if item.subject in d.test_subjects else "validation" if item.subject in d.validation_subjects else "train"
         splits[split].append(item)
     for name, items in splits.items():
-        if not items:
+        if not items and not (name == "validation" and not d.validation_subjects):
             raise DataError(f"the {name} split has no recordings")
     return StreamSplits(splits["train"], splits["validation"], splits["test"], spec,
                         stream_label_names(cfg.streaming, names), channels, units)
@@ -251,11 +251,13 @@ def train_stream_run(cfg: RunConfig, data_root: Path, out_dir: Path, *, verbose:
     aug = AugmentationSpec(cfg.train.augment_rotation_deg, cfg.train.augment_scale, cfg.train.augment_noise)
     batches = _crop_batches(data.train, s, pool, data.channel_names, aug, norm, cfg.train.batch_size, cfg.train.seed)
     # the crops carry per-step weights (unlabelled steps and the warm-up count for nothing): the loss is weighted
-    history, train_seconds = fit_model(model, batches, None, validation_data=_padded(data.validation, norm, pool),
+    # no validation subjects (validation_subjects = []): a final model on every training subject, for a recipe chosen before
+    validation = _padded(data.validation, norm, pool) if data.validation else None
+    history, train_seconds = fit_model(model, batches, None, validation_data=validation,
                                        train=cfg.train, loss=keras.losses.SparseCategoricalCrossentropy(),
                                        metrics=["accuracy"], verbose=verbose, say=say)
     test_m = _evaluate(model, data.test, norm, pool, labels)
-    val_m = _evaluate(model, data.validation, norm, pool, labels)
+    val_m = _evaluate(model, data.validation, norm, pool, labels) if data.validation else {"accuracy": None}
     metrics = {
         "test_accuracy": test_m["accuracy"], "test_macro_f1": test_m["macro_f1"],
         "test_activity_step_accuracy": test_m["activity_step_accuracy"],

@@ -136,7 +136,9 @@ class _WeightAverage:
                     self.raw = None
 
             def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-                loss = float((logs or {}).get("val_loss", np.inf))
+                if "val_loss" not in (logs or {}):  # no validation data: training ends on the last average
+                    return
+                loss = float(logs["val_loss"])
                 if self.best is None or loss < self.best[0]:
                     self.best = (loss, [a.copy() for a in self.average])
 
@@ -174,7 +176,7 @@ class _EpochLog:
         return EpochLog()
 
 
-def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...], train: TrainConfig, loss: Any,
+def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...] | None, train: TrainConfig, loss: Any,
               metrics: list[Any] | None = None, verbose: int = 2, fit_kwargs: dict[str, Any] | None = None,
               say: Callable[[str], None] | None = None) -> tuple[Any, float]:
     """Compile and fit ``model`` with the project's training loop; returns ``(history, fit_seconds)``.
@@ -183,15 +185,17 @@ def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...], t
     weights restored); the learning rate halves after ``patience // 3`` flat epochs; training stops
     after the epoch that passes ``train.max_minutes``. With ``train.average_weights`` (a momentum), validation
     and the final model use an exponential moving average of the weights. ``x`` may be arrays or a ``keras.utils.Sequence``
-    (then ``y`` is None and ``fit_kwargs`` empty); ``validation_data`` is ``(x, y)`` or ``(x, y, sample_weight)``.
+    (then ``y`` is None and ``fit_kwargs`` empty); ``validation_data`` is ``(x, y)`` or ``(x, y, sample_weight)``,
+    or None: then the training loss drives early stopping and the schedule, and an average of the weights is the last one.
     With ``say`` and ``verbose`` > 0, one line per epoch goes to ``say`` (instead of Keras's own progress output).
     """
     keras = import_keras()
     optimizer = keras.optimizers.Adam(train.learning_rate, global_clipnorm=train.clip_norm or None)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics or [])
+    monitor = "loss" if validation_data is None else "val_loss"
     callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=train.patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, train.patience // 3), min_lr=1e-5),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=train.patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(2, train.patience // 3), min_lr=1e-5),
         _TimeLimit(train.max_minutes),
     ]
     if train.average_weights:

@@ -199,3 +199,19 @@ def test_clip_norm_reaches_the_optimizer(tmp_path: Path) -> None:
     path.write_text('name = "x"\n[train]\nclip_norm = -1.0\n')
     with pytest.raises(ConfigError, match="clip_norm=-1.0"):
         load_run_config(path)
+
+
+def test_a_streaming_model_trains_without_validation_subjects(tmp_path: Path) -> None:
+    """``validation_subjects = []``: the final model of a chosen recipe learns from every non-test subject."""
+    from har_edge.config import load_run_config
+    from har_edge.errors import ConfigError
+    from har_edge.models.stream_model import train_stream_run
+    from tests.fixtures.models import SAMPLE_ROOT, TINY_CONFIG
+
+    cfg = load_run_config(TINY_CONFIG.with_name("tiny_stream.toml"),
+                          overrides={"data": {"validation_subjects": []}, "train": {"epochs": 2, "average_weights": 0.9}})
+    info = train_stream_run(cfg, SAMPLE_ROOT, tmp_path / "run", verbose=0)
+    assert info.metrics["validation_accuracy"] is None and info.metrics["validation_subjects"] == []
+    assert info.metrics["epochs_run"] == 2 and 0 <= info.metrics["test_accuracy"] <= 1
+    with pytest.raises(ConfigError, match="validation_subjects is empty"):
+        load_run_config(TINY_CONFIG, overrides={"data": {"validation_subjects": []}})

@@ -1,0 +1,107 @@
+"""Does averaging the weights make a better streaming model, beyond seed noise? Judged on the validation subjects.
+
+Run: ``python benchmarks/stream_weight_average.py [--runs runs/final] [--seeds 42 43 44] [--data-root ../shared/data]``
+(about 30 min on 2 cores from scratch: six trainings of about 5 min; existing runs and exports are reused)
+
+``training/configs/hapt_stream.toml`` trains with ``[train] average_weights = 0.99`` (an exponential moving
+average of the weights after each batch; validation, early stopping and the result use the average) for up to
+80 epochs. The *plain* variant is the recipe before it: no average, 40 epochs. For each seed and variant:
+``har-edge train`` (seed 42 averaged is the published ``RUNS/hapt_stream``), ``har-edge export --quant
+float32``, then the validation subjects (1 11 21 30) streamed through the device runtime as ``har-edge run``
+does (:mod:`benchmarks.experience_tuning`), scored without smoothing and with the config's ``[smoothing]``.
+The test subjects are not looked at here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import print_table, write_json  # noqa: E402
+from benchmarks.experience_tuning import evaluate, raw_streams  # noqa: E402
+from benchmarks.hapt_streams import VALIDATION_SUBJECTS, load_subjects  # noqa: E402
+from benchmarks.personalisation import toml_text  # noqa: E402
+from har_edge.config import read_toml  # noqa: E402
+from har_edge.data.paths import resolve_data_root  # noqa: E402
+from har_edge.inference.classifier import Classifier  # noqa: E402
+from har_edge.runtime.smoothing import SmoothingConfig  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "training" / "configs" / "hapt_stream.toml"
+PLAIN = {"average_weights": 0.0, "epochs": 40, "max_minutes": 30.0}  # the recipe before weight averaging
+
+
+def _har_edge(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "har_edge", *args], check=True, cwd=REPO)
+
+
+def run_for(runs: Path, variant: str, seed: int, dr: list[str]) -> tuple[Path, Path]:
+    """Train and export (float32) one variant and seed unless it exists; returns (run dir, bundle dir)."""
+    name = "hapt_stream" if variant == "averaged" else "hapt_stream_plain"
+    run = runs / (name if seed == 42 else f"{name}_seed{seed}")
+    config = CONFIG
+    if variant == "plain":
+        d = read_toml(CONFIG)
+        d["name"], d["train"] = "hapt_stream_plain", dict(d["train"], **PLAIN)
+        config = runs / "hapt_stream_plain.toml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(toml_text(d))
+    if not (run / "metrics.json").is_file():
+        _har_edge("train", "--config", str(config), "--out", str(run), "--seed", str(seed), "--quiet", *dr)
+    bundle = runs / f"export_{run.name}_float32"
+    if not (bundle / "report.json").is_file():
+        _har_edge("export", str(run), "--quant", "float32", "--out", str(bundle), "--no-interpreter-check", *dr)
+    return run, bundle
+
+
+def score(bundle: Path, recs: list[Any], smoothing: SmoothingConfig) -> dict[str, dict[str, Any]]:
+    """Validation experience of ``bundle`` without smoothing and with ``smoothing``."""
+    with Classifier.from_bundle(bundle) as clf:
+        streams = raw_streams(clf, recs, None)
+        return {"none": evaluate(streams, SmoothingConfig(method="none"), clf), "smoothed": evaluate(streams, smoothing, clf)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", default=str(REPO / "runs" / "final"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    ap.add_argument("--data-root")
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+    dr = ["--data-root", args.data_root] if args.data_root else []
+    recs = load_subjects(resolve_data_root(args.data_root), VALIDATION_SUBJECTS, transitions=True)
+    smoothing = SmoothingConfig(**read_toml(CONFIG)["smoothing"])
+    res: dict[str, dict[str, Any]] = {}
+    rows = []
+    for variant in ("plain", "averaged"):
+        for seed in args.seeds:
+            run, bundle = run_for(Path(args.runs), variant, seed, dr)
+            s = score(bundle, recs, smoothing)
+            res.setdefault(variant, {})[str(seed)] = {"run": str(run), **s}
+            sm = s["smoothed"]
+            rows.append([variant, seed, s["none"]["state_accuracy"], sm["state_accuracy"],
+                         f"{sm['worst_class']} {sm['worst_class_accuracy']}", sm["transition_ok"],
+                         f"{sm['delay_median_s']} / {sm['delay_p90_s']}", sm["flicker_ratio"]])
+    summary = {v: {k: round(float(np.mean([r[k]["state_accuracy"] for r in seeds.values()])), 4) for k in ("none", "smoothed")}
+               for v, seeds in res.items()}
+    print(f"validation subjects {list(VALIDATION_SUBJECTS)}; smoothing from {CONFIG.name}: {smoothing}")
+    print_table(rows, ["variant", "seed", "state acc (raw)", "state acc (smoothed)", "worst class", "transitions",
+                       "delay p50 / p90 s", "flicker"])
+    for v, m in summary.items():
+        lo = min(r["smoothed"]["state_accuracy"] for r in res[v].values())
+        hi = max(r["smoothed"]["state_accuracy"] for r in res[v].values())
+        print(f"{v}: mean state accuracy {m['none']:.4f} raw, {m['smoothed']:.4f} smoothed (seeds {lo:.4f}-{hi:.4f})")
+    write_json("stream_weight_average", {"runs": args.runs, "seeds": args.seeds, "validation_subjects": list(VALIDATION_SUBJECTS),
+                                         "smoothing": str(smoothing), "variants": res, "mean": summary}, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
