@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -254,7 +256,21 @@ def experience() -> list[str]:
                 + f" (label changes {r['label_changes_per_hour']:.0f}).")] if "shown_changes_per_hour_by_context" in r else []),
              f"- Cost per hour of data: {r['cost_per_hour']['model_invokes']:,} model invokes, "
              f"{r['cost_per_hour']['feed_seconds']} s in the stream."]
-    return _block("experience", rows) + notes + [""]
+    return _block("experience", rows) + notes + recipe_note() + [""]
+
+
+def recipe_note() -> list[str]:
+    """The streaming model's training recipe against the one before, on the validation subjects (stream_training_recipe.py)."""
+    d = _load("stream_training_recipe")
+    if d is None:
+        return []
+    parts = []
+    for variant, seeds in d["variants"].items():
+        sm = [r["smoothed"]["state_accuracy"] for r in seeds.values()]
+        fl = [r["smoothed"]["flicker_ratio"] for r in seeds.values()]
+        parts.append(f"{variant} {np.mean(sm):.3f} ({min(sm):.3f}–{max(sm):.3f}, flicker {np.mean(fl):.2f}×)")
+    return [f"- Training recipe, validation subjects, seeds {', '.join(map(str, d['seeds']))} "
+            f"(`benchmarks/stream_training_recipe.py`), state accuracy with the bundle's smoothing: " + "; ".join(parts) + "."]
 
 
 def fault_suite() -> list[str]:
