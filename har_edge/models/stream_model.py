@@ -255,7 +255,7 @@ def train_stream_run(cfg: RunConfig, data_root: Path, out_dir: Path, *, verbose:
     validation = _padded(data.validation, norm, pool) if data.validation else None
     history, train_seconds = fit_model(model, batches, None, validation_data=validation,
                                        train=cfg.train, loss=keras.losses.SparseCategoricalCrossentropy(),
-                                       metrics=["accuracy"], verbose=verbose, say=say)
+                                       metrics=["accuracy"], verbose=verbose, say=say, sample_weighted=True)
     test_m = _evaluate(model, data.test, norm, pool, labels)
     val_m = _evaluate(model, data.validation, norm, pool, labels) if data.validation else {"accuracy": None}
     metrics = {

@@ -178,7 +178,7 @@ class _EpochLog:
 
 def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...] | None, train: TrainConfig, loss: Any,
               metrics: list[Any] | None = None, verbose: int = 2, fit_kwargs: dict[str, Any] | None = None,
-              say: Callable[[str], None] | None = None) -> tuple[Any, float]:
+              say: Callable[[str], None] | None = None, sample_weighted: bool = False) -> tuple[Any, float]:
     """Compile and fit ``model`` with the project's training loop; returns ``(history, fit_seconds)``.
 
     Adam at ``train.learning_rate`` (gradients clipped to a global norm of ``train.clip_norm`` if set); early stopping on ``val_loss`` (patience ``train.patience``, best
@@ -191,7 +191,9 @@ def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...] | 
     """
     keras = import_keras()
     optimizer = keras.optimizers.Adam(train.learning_rate, global_clipnorm=train.clip_norm or None)
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics or [])
+    # sample_weighted: the batches carry weights (unlabelled steps count for nothing), and so do the metrics
+    model.compile(optimizer=optimizer, loss=loss, metrics=[] if sample_weighted else metrics or [],
+                  weighted_metrics=metrics or [] if sample_weighted else None)
     monitor = "loss" if validation_data is None else "val_loss"
     callbacks = [
         keras.callbacks.EarlyStopping(monitor=monitor, patience=train.patience, restore_best_weights=True),

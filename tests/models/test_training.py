@@ -215,3 +215,17 @@ def test_a_streaming_model_trains_without_validation_subjects(tmp_path: Path) ->
     assert info.metrics["epochs_run"] == 2 and 0 <= info.metrics["test_accuracy"] <= 1
     with pytest.raises(ConfigError, match="validation_subjects is empty"):
         load_run_config(TINY_CONFIG, overrides={"data": {"validation_subjects": []}})
+
+
+def test_streaming_accuracy_is_weighted_like_the_loss(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Unlabelled steps count for nothing in the accuracy either, so Keras has nothing to warn about."""
+    from har_edge.config import load_run_config
+    from har_edge.models.stream_model import train_stream_run
+    from tests.fixtures.models import SAMPLE_ROOT, TINY_CONFIG
+
+    cfg = load_run_config(TINY_CONFIG.with_name("tiny_stream.toml"), overrides={"train": {"epochs": 1}})
+    with caplog.at_level(logging.WARNING):
+        train_stream_run(cfg, SAMPLE_ROOT, tmp_path / "run", verbose=0)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert "accuracy" in history and "val_accuracy" in history
+    assert "weighted_metrics" not in caplog.text
