@@ -49,8 +49,8 @@ def grid(postural: bool) -> dict[str, SmoothingConfig]:
         for w in (2, 3):
             out[f"mean {w}, floor {floor}"] = SmoothingConfig(method="mean", window=w, confidence_floor=floor)
         out[f"vote 2/3, floor {floor}"] = SmoothingConfig(method="vote", window=3, votes=2, confidence_floor=floor)
-        for s in (0.3, 0.1, 0.03, 0.01):
-            for ew in (0.5, 1.0):
+        for s in (0.3, 0.1, 0.03, 0.01, 0.003):
+            for ew in (0.25, 0.5, 1.0):
                 out[f"hmm s={s} w={ew}, floor {floor}"] = SmoothingConfig(method="hmm", switch_probability=s,
                                                                            evidence_weight=ew, confidence_floor=floor)
                 for fb in (1e-4, 1e-8) if postural else ():
