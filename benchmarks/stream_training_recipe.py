@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from benchmarks.common import print_table, write_json  # noqa: E402
 from benchmarks.experience_tuning import evaluate, raw_streams  # noqa: E402
 from benchmarks.hapt_streams import VALIDATION_SUBJECTS, load_subjects  # noqa: E402
 from benchmarks.personalisation import toml_text  # noqa: E402
+from benchmarks.seed_spread import _har_edge  # noqa: E402
 from har_edge.config import read_toml  # noqa: E402
 from har_edge.data.paths import resolve_data_root  # noqa: E402
 from har_edge.inference.classifier import Classifier  # noqa: E402
@@ -44,10 +44,6 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "clip only": ("hapt_stream_clip_only", {"average_weights": 0.0}),
     "clip + average (hapt_stream.toml)": ("hapt_stream", {}),
 }
-
-
-def _har_edge(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "har_edge", *args], check=True, cwd=REPO)
 
 
 def run_for(runs: Path, variant: str, seed: int, dr: list[str]) -> tuple[Path, Path]:
