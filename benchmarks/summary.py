@@ -264,7 +264,8 @@ def tuning_note() -> list[str]:
     d = _load("experience_tuning")
     if d is None or not d.get("test"):
         return []
-    parts = [f"{'the runtime default (mean of the last 2)' if name.startswith('defaults') else 'the choice (' + name.split(': ', 1)[-1] + ')'}: "
+    chosen = f"chosen: {d['chosen']}"  # experience_tuning's test rows: the runtime defaults, then its choice
+    parts = [f"{'the choice (' + d['chosen'] + ')' if name == chosen else 'the runtime default (mean of the last 2)'}: "
              f"state accuracy {r['state_accuracy']:.3f}, {r['worst_class']} {r['worst_class_accuracy']:.4f}, "
              f"delay {r['delay_median_s']:.2f} s / {r['delay_p90_s']:.2f} s, {r['flicker_ratio']:.2f}× the label changes"
              for name, r in d["test"].items()]  # worst class to 4 places: 0.8496 is not 0.85

@@ -181,12 +181,14 @@ def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...] | 
               say: Callable[[str], None] | None = None, sample_weighted: bool = False) -> tuple[Any, float]:
     """Compile and fit ``model`` with the project's training loop; returns ``(history, fit_seconds)``.
 
-    Adam at ``train.learning_rate`` (gradients clipped to a global norm of ``train.clip_norm`` if set); early stopping on ``val_loss`` (patience ``train.patience``, best
-    weights restored); the learning rate halves after ``patience // 3`` flat epochs; training stops
-    after the epoch that passes ``train.max_minutes``. With ``train.average_weights`` (a momentum), validation
-    and the final model use an exponential moving average of the weights. ``x`` may be arrays or a ``keras.utils.Sequence``
-    (then ``y`` is None and ``fit_kwargs`` empty); ``validation_data`` is ``(x, y)`` or ``(x, y, sample_weight)``,
-    or None: then the training loss drives early stopping and the schedule, and an average of the weights is the last one.
+    Adam at ``train.learning_rate`` (gradients clipped to a global norm of ``train.clip_norm`` if set);
+    early stopping on ``val_loss`` (patience ``train.patience``, best weights restored); the learning rate
+    halves after ``patience // 3`` flat epochs; training stops after the epoch that passes
+    ``train.max_minutes``. With ``train.average_weights`` (a momentum), validation and the final model use
+    an exponential moving average of the weights. ``x`` may be arrays or a ``keras.utils.Sequence`` (then
+    ``y`` is None and ``fit_kwargs`` empty); ``validation_data`` is ``(x, y)`` or ``(x, y, sample_weight)``,
+    or None: then the training loss drives early stopping and the schedule, and an average of the weights
+    is the last one.
     With ``say`` and ``verbose`` > 0, one line per epoch goes to ``say`` (instead of Keras's own progress output).
     """
     keras = import_keras()
