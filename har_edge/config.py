@@ -85,6 +85,7 @@ class TrainConfig:
     keep_source: float = 0.0  # fine-tuning: final weights = keep_source × source + (1 − keep_source) × fine-tuned
     clip_norm: float = 0.0  # clip the global gradient norm to this (0: off): no single batch throws the weights far
     average_weights: float = 0.0  # momentum of a moving average of the weights after each batch (0: off); validation and the result use it
+    lr_schedule: str = "plateau"  # "plateau": halve on a flat monitored loss; "cosine": cosine decay to 0 over `epochs`
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,8 @@ def _validate_recordings(cfg: RunConfig, where: str) -> None:
         raise ConfigError(f"{where}: train.clip_norm={cfg.train.clip_norm}; expected a gradient norm >= 0 (0: no clipping)")
     if not 0 <= cfg.train.average_weights < 1:
         raise ConfigError(f"{where}: train.average_weights={cfg.train.average_weights}; expected 0 <= average_weights < 1 (a momentum)")
+    if cfg.train.lr_schedule not in ("plateau", "cosine"):
+        raise ConfigError(f"{where}: train.lr_schedule={cfg.train.lr_schedule!r}; expected 'plateau' or 'cosine'")
     if not 0 <= cfg.train.keep_source < 1:
         raise ConfigError(f"{where}: train.keep_source={cfg.train.keep_source}; expected 0 <= keep_source < 1")
 

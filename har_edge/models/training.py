@@ -12,6 +12,7 @@ weights restored, learning-rate decay on plateau, the ``max_minutes`` time limit
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import time
 from pathlib import Path
@@ -176,19 +177,38 @@ class _EpochLog:
         return EpochLog()
 
 
+def _schedule(train: TrainConfig, *, validated: bool) -> list[Any]:
+    """Early stopping and the learning-rate schedule of ``train.lr_schedule``.
+
+    ``plateau``: early stopping on the validation loss (the training loss without validation data), and the
+    rate halves after ``patience // 3`` flat epochs. ``cosine``: the rate follows a half cosine from
+    ``learning_rate`` to 0 over ``epochs``, so a run without validation data (whose noisy training loss
+    would stop or slow it early) trains a fixed, known schedule; with validation data early stopping still
+    keeps the best epoch.
+    """
+    keras = import_keras()
+    monitor = "val_loss" if validated else "loss"
+    stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=train.patience, restore_best_weights=True)
+    if train.lr_schedule == "cosine":
+        lr0, epochs = train.learning_rate, train.epochs
+        cosine = keras.callbacks.LearningRateScheduler(lambda epoch: lr0 * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
+        return [stop, cosine] if validated else [cosine]
+    return [stop, keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(2, train.patience // 3),
+                                                    min_lr=1e-5)]
+
+
 def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...] | None, train: TrainConfig, loss: Any,
               metrics: list[Any] | None = None, verbose: int = 2, fit_kwargs: dict[str, Any] | None = None,
               say: Callable[[str], None] | None = None, sample_weighted: bool = False) -> tuple[Any, float]:
     """Compile and fit ``model`` with the project's training loop; returns ``(history, fit_seconds)``.
 
     Adam at ``train.learning_rate`` (gradients clipped to a global norm of ``train.clip_norm`` if set);
-    early stopping on ``val_loss`` (patience ``train.patience``, best weights restored); the learning rate
-    halves after ``patience // 3`` flat epochs; training stops after the epoch that passes
+    early stopping and the learning-rate schedule of :func:`_schedule`; training stops after the epoch that passes
     ``train.max_minutes``. With ``train.average_weights`` (a momentum), validation and the final model use
     an exponential moving average of the weights. ``x`` may be arrays or a ``keras.utils.Sequence`` (then
     ``y`` is None and ``fit_kwargs`` empty); ``validation_data`` is ``(x, y)`` or ``(x, y, sample_weight)``,
-    or None: then the training loss drives early stopping and the schedule, and an average of the weights
-    is the last one.
+    or None: then the training loss drives early stopping and the plateau schedule (a cosine schedule runs
+    every epoch), and an average of the weights is the last one.
     With ``say`` and ``verbose`` > 0, one line per epoch goes to ``say`` (instead of Keras's own progress output).
     """
     keras = import_keras()
@@ -196,12 +216,7 @@ def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...] | 
     # sample_weighted: the batches carry weights (unlabelled steps count for nothing), and so do the metrics
     model.compile(optimizer=optimizer, loss=loss, metrics=[] if sample_weighted else metrics or [],
                   weighted_metrics=metrics or [] if sample_weighted else None)
-    monitor = "loss" if validation_data is None else "val_loss"
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=train.patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(2, train.patience // 3), min_lr=1e-5),
-        _TimeLimit(train.max_minutes),
-    ]
+    callbacks = [*_schedule(train, validated=validation_data is not None), _TimeLimit(train.max_minutes)]
     if train.average_weights:
         callbacks.append(_WeightAverage(train.average_weights))
     if say is not None and verbose > 0:
