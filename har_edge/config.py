@@ -4,7 +4,7 @@ A training config (``training/configs/*.toml``) has the tables ``[data]``, ``[pr
 (raw-stream data sets only), ``[model]`` and ``[train]``, optionally ``[streaming]`` (a streaming
 model) and ``[smoothing]`` (the device smoothing the exported bundle carries, keys of
 ``har_edge.runtime.smoothing.SmoothingConfig``, checked by ``har-edge train``); unknown keys are errors.
-Relative paths in a config file (``[data] path``, ``[train] init_from``) are relative to the file's folder.
+Relative paths in a config file (``[data] path``, ``[train] init_from``, ``schedule_from``) are relative to the file's folder.
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ class TrainConfig:
     clip_norm: float = 0.0  # clip the global gradient norm to this (0: off): no single batch throws the weights far
     average_weights: float = 0.0  # momentum of a moving average of the weights after each batch (0: off); validation and the result use it
     lr_schedule: str = "plateau"  # "plateau": halve on a flat monitored loss; "cosine": cosine decay to 0 over `epochs`
+    schedule_from: str = ""  # a run directory: replay its learning rate per epoch up to its best validation epoch
 
 
 @dataclass(frozen=True)
@@ -296,9 +297,9 @@ def _check_init_from_keys(d: dict[str, Any], where: str) -> None:
 
 
 def _resolve_paths(d: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Make ``[data] path`` and ``[train] init_from`` absolute, relative to ``base`` (the config file's folder)."""
+    """Make ``[data] path``, ``[train] init_from`` and ``schedule_from`` absolute, relative to ``base`` (the config file's folder)."""
     out = dict(d)
-    for table, key in (("data", "path"), ("train", "init_from")):
+    for table, key in (("data", "path"), ("train", "init_from"), ("train", "schedule_from")):
         section = out.get(table)
         if isinstance(section, dict) and isinstance(section.get(key), str) and section[key]:
             p = Path(section[key]).expanduser()

@@ -225,6 +225,29 @@ def test_cosine_schedule_runs_every_epoch_without_validation(tmp_path: Path) -> 
         load_run_config(path)
 
 
+def test_schedule_from_replays_a_validated_runs_rates_up_to_its_best_epoch(tmp_path: Path) -> None:
+    """A recipe chosen on validation subjects, retrained with them: the epochs and rates the validated run kept."""
+    import json
+
+    from har_edge.config import TrainConfig
+    from har_edge.errors import ConfigError
+    from har_edge.models.keras_backend import import_keras
+    from har_edge.models.training import fit_model
+
+    keras = import_keras()
+    validated = tmp_path / "validated"
+    validated.mkdir()
+    (validated / "history.json").write_text(json.dumps({"lr": [0.1, 0.1, 0.05, 0.01], "val_loss": [3.0, 2.0, 1.0, 5.0]}))
+    model, x, y = _tiny_regression(keras)
+    cfg = TrainConfig(epochs=50, batch_size=16, learning_rate=0.1, patience=1, schedule_from=str(validated))
+    history, _ = fit_model(model, x, y, validation_data=None, train=cfg, loss="mse", verbose=0, fit_kwargs={"batch_size": 16})
+    assert len(history.history["loss"]) == 3  # epochs 1-3: the best validation loss was the third
+    np.testing.assert_allclose(float(model.optimizer.learning_rate.numpy()), 0.05, rtol=1e-6)
+    (validated / "history.json").write_text(json.dumps({"loss": [1.0]}))  # trained without validation data
+    with pytest.raises(ConfigError, match="history.json has no per-epoch 'lr' and 'val_loss'"):
+        fit_model(model, x, y, validation_data=None, train=cfg, loss="mse", verbose=0, fit_kwargs={"batch_size": 16})
+
+
 def test_a_streaming_model_trains_without_validation_subjects(tmp_path: Path) -> None:
     """``validation_subjects = []``: the final model of a chosen recipe learns from every non-test subject."""
     from har_edge.config import load_run_config
