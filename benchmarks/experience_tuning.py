@@ -5,7 +5,7 @@ Run: ``python benchmarks/experience_tuning.py --bundle BUNDLE [--hops 16 32 64] 
 Each validation recording is streamed once per hop through the stream ``har-edge run`` builds
 (:func:`har_edge.cli.run.build_stream`) without smoothing; every smoother of a grid (none, mean of
 the last n, vote, the HMM filter with its switch probability and evidence weight — free, or postural
-for a bundle with a transition class — and confidence floors) then replays the raw probabilities through the runtime's own
+for a bundle with a transition class, whose leaving probability is then tried too — and confidence floors) then replays the raw probabilities through the runtime's own
 :func:`~har_edge.runtime.decoding.make_smoother`, and :mod:`har_edge.evaluation.experience` scores what
 a dashboard would show (state accuracy, worst class, transitions, detection delay, flicker).
 A streaming bundle (carried LSTM state) has one hop: its own.
@@ -20,6 +20,7 @@ the chosen variant and the runtime's defaults side by side.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,14 +50,16 @@ def grid(postural: bool) -> dict[str, SmoothingConfig]:
         for w in (2, 3):
             out[f"mean {w}, floor {floor}"] = SmoothingConfig(method="mean", window=w, confidence_floor=floor)
         out[f"vote 2/3, floor {floor}"] = SmoothingConfig(method="vote", window=3, votes=2, confidence_floor=floor)
-        for s in (0.3, 0.1, 0.03, 0.01, 0.003):
-            for ew in (0.25, 0.5, 1.0):
-                out[f"hmm s={s} w={ew}, floor {floor}"] = SmoothingConfig(method="hmm", switch_probability=s,
-                                                                           evidence_weight=ew, confidence_floor=floor)
-                for fb in (1e-4, 1e-8) if postural else ():
-                    out[f"hmm postural s={s} w={ew} fb={fb:g}, floor {floor}"] = SmoothingConfig(
-                        method="hmm", switch_probability=s, evidence_weight=ew, structure="postural",
-                        forbidden_probability=fb, confidence_floor=floor)
+        for s, ew, leave in itertools.product((0.3, 0.1, 0.03, 0.01, 0.003), (0.25, 0.5, 1.0), (0.0, 0.1, 0.3, 0.6) if postural else (0.0,)):
+            if leave and leave <= s:
+                continue
+            tail = f" leave={leave}" if leave else ""
+            out[f"hmm s={s} w={ew}{tail}, floor {floor}"] = SmoothingConfig(
+                method="hmm", switch_probability=s, evidence_weight=ew, leave_transition_probability=leave, confidence_floor=floor)
+            for fb in (1e-4, 1e-8) if postural else ():
+                out[f"hmm postural s={s} w={ew} fb={fb:g}{tail}, floor {floor}"] = SmoothingConfig(
+                    method="hmm", switch_probability=s, evidence_weight=ew, structure="postural", forbidden_probability=fb,
+                    leave_transition_probability=leave, confidence_floor=floor)
     return out
 
 
@@ -117,6 +120,8 @@ def toml_snippet(hop: int | None, cfg: SmoothingConfig) -> str:
                   f'structure = "{cfg.structure}"']
         if cfg.structure == "postural":
             lines.append(f"forbidden_probability = {cfg.forbidden_probability:g}")
+        if cfg.leave_transition_probability:
+            lines.append(f"leave_transition_probability = {cfg.leave_transition_probability}")
     lines.append(f"confidence_floor = {cfg.confidence_floor}")
     return "\n".join(lines) + "\n"
 

@@ -143,10 +143,22 @@ def hmm_model(labels: tuple[str, ...], config: SmoothingConfig, uncertain_labels
     classes ``M``; known postures ``P``; postures guessed at the start of a stream ``U`` (nothing was seen
     entering them, so they change freely until the first transition); transitions ``H``. Moving ↔
     standing and moving ↔ moving stay free.
+
+    With ``leave_transition_probability``, the states of a class in ``uncertain_labels`` are left with that
+    probability (their moves keep their proportions).
     """
-    if config.structure == "postural":
-        return _postural_model(labels, config, uncertain_labels)
-    return _free_model(labels, config)
+    model = _postural_model(labels, config, uncertain_labels) if config.structure == "postural" else _free_model(labels, config)
+    leave = config.leave_transition_probability
+    rows = [i for i, c in enumerate(model.state_class) if labels[c] in uncertain_labels]
+    if not leave or not rows:
+        return model
+    A = model.transitions.copy()
+    for i in rows:
+        moves = A[i].sum() - A[i, i]
+        if moves > 0:
+            A[i] *= leave / moves
+            A[i, i] = 1.0 - leave
+    return HmmModel(model.state_class, A, model.initial, model.state_names)
 
 
 def transition_matrix(labels: tuple[str, ...], config: SmoothingConfig, uncertain_labels: tuple[str, ...] = ()) -> NDArray[np.float64]:

@@ -24,6 +24,10 @@ class SmoothingConfig:
     activity with ``switch_probability`` per classification, evidence raised to ``evidence_weight``;
     ``structure = "postural"``: a posture changes only through the bundle's transition class, other
     routes get ``forbidden_probability``).
+    ``leave_transition_probability`` (``hmm``; 0: ``switch_probability``): the probability per classification of
+    leaving a transition class (the bundle's uncertain labels: a postural transition lasts seconds, an activity
+    minutes), so the filter follows a transition into the posture it reaches without the delay that keeps
+    flicker down elsewhere.
     Below ``confidence_floor`` the activity is :data:`UNCERTAIN`.
 
     The defaults (mean of the last 2, no floor) were chosen on the validation subjects' raw
@@ -38,6 +42,7 @@ class SmoothingConfig:
     evidence_weight: float = 1.0
     structure: Literal["free", "postural"] = "free"
     forbidden_probability: float = 1e-6
+    leave_transition_probability: float = 0.0
 
     def __post_init__(self) -> None:
         if self.method not in ("none", "mean", "vote", "hmm"):
@@ -48,6 +53,9 @@ class SmoothingConfig:
         if self.structure not in ("free", "postural") or not 0 <= self.forbidden_probability <= self.switch_probability:
             raise ConfigError(f"smoothing structure={self.structure!r}, forbidden_probability={self.forbidden_probability}; "
                               "expected 'free' or 'postural' and 0 <= forbidden_probability <= switch_probability")
+        if not 0 <= self.leave_transition_probability <= 1:
+            raise ConfigError(f"smoothing leave_transition_probability={self.leave_transition_probability}; "
+                              "expected 0 <= leave_transition_probability <= 1 (0: switch_probability)")
         if self.window < 1 or not 1 <= self.votes <= self.window:
             raise ConfigError(f"smoothing window={self.window}, votes={self.votes}; need 1 <= votes <= window")
         if not 0 <= self.confidence_floor < 1:

@@ -97,6 +97,38 @@ def test_postural_hmm_follows_what_a_body_can_do() -> None:
         make_smoother(labels, SmoothingConfig(method="hmm", structure="postural"))
 
 
+def test_leaving_a_transition_class_has_its_own_probability() -> None:
+    """``leave_transition_probability``: a transition (seconds) is left faster than an activity (minutes), so a
+    slow filter still shows the posture reached soon after the transition."""
+    from har_edge.runtime.decoding import hmm_model
+
+    labels = ("WALKING", "SITTING", "STANDING", "TRANSITION")
+    hubs = ("TRANSITION",)
+    for structure in ("free", "postural"):
+        slow = SmoothingConfig(method="hmm", structure=structure, switch_probability=0.01, evidence_weight=0.25)  # type: ignore[arg-type]
+        fast = replace(slow, leave_transition_probability=0.6)
+        a, b = hmm_model(labels, slow, hubs), hmm_model(labels, fast, hubs)
+        hub_rows = b.state_class == 3
+        np.testing.assert_allclose(b.transitions.sum(axis=1), 1.0)
+        np.testing.assert_allclose(np.diag(b.transitions)[hub_rows], 0.4)
+        np.testing.assert_array_equal(b.transitions[~hub_rows], a.transitions[~hub_rows])  # other states unchanged
+        moves = a.transitions[hub_rows] - np.diag(np.diag(a.transitions))[hub_rows]
+        np.testing.assert_allclose(b.transitions[hub_rows] - np.diag(np.diag(b.transitions))[hub_rows], moves * 0.6 / moves.sum(axis=1, keepdims=True))
+        # standing, a transition, then sitting: the posture reached shows sooner
+        probs = {2: [0.05, 0.05, 0.85, 0.05], 3: [0.05, 0.05, 0.05, 0.85], 1: [0.05, 0.85, 0.05, 0.05]}
+        shown = {}
+        for name, cfg in (("slow", slow), ("fast", fast)):
+            sm = make_smoother(labels, cfg, uncertain_labels=hubs)
+            out = [sm.update(np.array(probs[c], np.float32))[0] for c in [2] * 20 + [3] * 10 + [1] * 30]
+            shown[name] = out[30:].index("SITTING")
+        assert shown["fast"] < shown["slow"], shown
+    # without a transition class among the bundle's uncertain labels the setting changes nothing
+    free = replace(fast, structure="free")
+    assert hmm_model(labels, free).transitions.tolist() == hmm_model(labels, replace(free, leave_transition_probability=0.0)).transitions.tolist()
+    with pytest.raises(ConfigError, match="leave_transition_probability=1.5"):
+        SmoothingConfig(method="hmm", leave_transition_probability=1.5)
+
+
 def test_uncertain_labels_show_as_uncertain() -> None:
     labels = ("SITTING", "STANDING", "TRANSITION")
     sm = make_smoother(labels, SmoothingConfig(method="none"), uncertain_labels=("TRANSITION",))
