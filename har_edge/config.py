@@ -4,7 +4,7 @@ A training config (``training/configs/*.toml``) has the tables ``[data]``, ``[pr
 (raw-stream data sets only), ``[model]`` and ``[train]``, optionally ``[streaming]`` (a streaming
 model) and ``[smoothing]`` (the device smoothing the exported bundle carries, keys of
 ``har_edge.runtime.smoothing.SmoothingConfig``, checked by ``har-edge train``); unknown keys are errors.
-Relative paths in a config file (``[data] path``, ``[train] init_from``, ``schedule_from``) are relative to the file's folder.
+Relative paths in a config file (``[data] path``, ``[train] init_from``) are relative to the file's folder.
 """
 
 from __future__ import annotations
@@ -85,8 +85,6 @@ class TrainConfig:
     keep_source: float = 0.0  # fine-tuning: final weights = keep_source × source + (1 − keep_source) × fine-tuned
     clip_norm: float = 0.0  # clip the global gradient norm to this (0: off): no single batch throws the weights far
     average_weights: float = 0.0  # momentum of a moving average of the weights after each batch (0: off); validation and the result use it
-    lr_schedule: str = "plateau"  # "plateau": halve on a flat monitored loss; "cosine": cosine decay to 0 over `epochs`
-    schedule_from: str = ""  # a run directory: replay its learning rate per epoch up to its best validation epoch
 
 
 @dataclass(frozen=True)
@@ -274,8 +272,6 @@ def _validate_recordings(cfg: RunConfig, where: str) -> None:
         raise ConfigError(f"{where}: train.clip_norm={cfg.train.clip_norm}; expected a gradient norm >= 0 (0: no clipping)")
     if not 0 <= cfg.train.average_weights < 1:
         raise ConfigError(f"{where}: train.average_weights={cfg.train.average_weights}; expected 0 <= average_weights < 1 (a momentum)")
-    if cfg.train.lr_schedule not in ("plateau", "cosine"):
-        raise ConfigError(f"{where}: train.lr_schedule={cfg.train.lr_schedule!r}; expected 'plateau' or 'cosine'")
     if not 0 <= cfg.train.keep_source < 1:
         raise ConfigError(f"{where}: train.keep_source={cfg.train.keep_source}; expected 0 <= keep_source < 1")
 
@@ -297,9 +293,9 @@ def _check_init_from_keys(d: dict[str, Any], where: str) -> None:
 
 
 def _resolve_paths(d: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Make ``[data] path``, ``[train] init_from`` and ``schedule_from`` absolute, relative to ``base`` (the config file's folder)."""
+    """Make ``[data] path`` and ``[train] init_from`` absolute, relative to ``base`` (the config file's folder)."""
     out = dict(d)
-    for table, key in (("data", "path"), ("train", "init_from"), ("train", "schedule_from")):
+    for table, key in (("data", "path"), ("train", "init_from")):
         section = out.get(table)
         if isinstance(section, dict) and isinstance(section.get(key), str) and section[key]:
             p = Path(section[key]).expanduser()

@@ -11,9 +11,7 @@ weights restored, learning-rate decay on plateau, the ``max_minutes`` time limit
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import shutil
 import time
 from pathlib import Path
@@ -25,7 +23,7 @@ from har_edge.config import RunConfig, TrainConfig
 from har_edge.data.datasets import SplitWindows, pin_labels, prepare_windows
 from har_edge.data.augmentation import AugmentationSpec, augment_windows
 from har_edge.data.normalisation import Standardiser, fit_standardiser
-from har_edge.errors import ConfigError, ModelError
+from har_edge.errors import ModelError
 from har_edge.models import fine_tuning
 from har_edge.models.builders import build_classifier
 from har_edge.evaluation.metrics import classification_metrics, plot_confusion_matrix
@@ -178,59 +176,19 @@ class _EpochLog:
         return EpochLog()
 
 
-def replayed_rates(run_dir: str | Path) -> list[float]:
-    """The learning rate of each epoch of ``run_dir`` up to its best validation loss (``history.json``).
-
-    A recipe chosen on validation subjects is then trained on them too (``[train] schedule_from``): the new
-    run cannot stop on a validation loss, so it replays the epochs and rates the validated run kept.
-    """
-    path = Path(run_dir) / "history.json"
-    try:
-        history = json.loads(path.read_text())
-        rates, val_loss = [float(v) for v in history["lr"]], [float(v) for v in history["val_loss"]]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"train.schedule_from: {path} has no per-epoch 'lr' and 'val_loss' ({e}); expected the "
-                          "history of a run trained with validation data") from None
-    if not rates or len(rates) != len(val_loss):
-        raise ConfigError(f"train.schedule_from: {path} has {len(rates)} rates for {len(val_loss)} epochs")
-    return rates[: int(np.argmin(val_loss)) + 1]
-
-
-def _schedule(train: TrainConfig, *, validated: bool) -> list[Any]:
-    """Early stopping and the learning-rate schedule of ``train.lr_schedule``.
-
-    ``plateau``: early stopping on the validation loss (the training loss without validation data), and the
-    rate halves after ``patience // 3`` flat epochs. ``cosine``: the rate follows a half cosine from
-    ``learning_rate`` to 0 over ``epochs``, so a run without validation data (whose noisy training loss
-    would stop or slow it early) trains a fixed, known schedule; with validation data early stopping still
-    keeps the best epoch. ``schedule_from``: the rates of :func:`replayed_rates`, every epoch, no early stopping.
-    """
-    keras = import_keras()
-    if train.schedule_from:
-        rates = replayed_rates(train.schedule_from)
-        return [keras.callbacks.LearningRateScheduler(lambda epoch: rates[min(epoch, len(rates) - 1)])]
-    monitor = "val_loss" if validated else "loss"
-    stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=train.patience, restore_best_weights=True)
-    if train.lr_schedule == "cosine":
-        lr0, epochs = train.learning_rate, train.epochs
-        cosine = keras.callbacks.LearningRateScheduler(lambda epoch: lr0 * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
-        return [stop, cosine] if validated else [cosine]
-    return [stop, keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(2, train.patience // 3),
-                                                    min_lr=1e-5)]
-
-
 def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...] | None, train: TrainConfig, loss: Any,
               metrics: list[Any] | None = None, verbose: int = 2, fit_kwargs: dict[str, Any] | None = None,
               say: Callable[[str], None] | None = None, sample_weighted: bool = False) -> tuple[Any, float]:
     """Compile and fit ``model`` with the project's training loop; returns ``(history, fit_seconds)``.
 
     Adam at ``train.learning_rate`` (gradients clipped to a global norm of ``train.clip_norm`` if set);
-    early stopping and the learning-rate schedule of :func:`_schedule`; training stops after the epoch that passes
+    early stopping on ``val_loss`` (patience ``train.patience``, best weights restored); the learning rate
+    halves after ``patience // 3`` flat epochs; training stops after the epoch that passes
     ``train.max_minutes``. With ``train.average_weights`` (a momentum), validation and the final model use
     an exponential moving average of the weights. ``x`` may be arrays or a ``keras.utils.Sequence`` (then
     ``y`` is None and ``fit_kwargs`` empty); ``validation_data`` is ``(x, y)`` or ``(x, y, sample_weight)``,
-    or None: then the training loss drives early stopping and the plateau schedule (a cosine schedule runs
-    every epoch), and an average of the weights is the last one.
+    or None: then the training loss drives early stopping and the schedule, and an average of the weights
+    is the last one.
     With ``say`` and ``verbose`` > 0, one line per epoch goes to ``say`` (instead of Keras's own progress output).
     """
     keras = import_keras()
@@ -238,18 +196,21 @@ def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...] | 
     # sample_weighted: the batches carry weights (unlabelled steps count for nothing), and so do the metrics
     model.compile(optimizer=optimizer, loss=loss, metrics=[] if sample_weighted else metrics or [],
                   weighted_metrics=metrics or [] if sample_weighted else None)
-    epochs = len(replayed_rates(train.schedule_from)) if train.schedule_from else train.epochs
-    callbacks = [*_schedule(train, validated=validation_data is not None), _TimeLimit(train.max_minutes)]
+    monitor = "loss" if validation_data is None else "val_loss"
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=train.patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(2, train.patience // 3), min_lr=1e-5),
+        _TimeLimit(train.max_minutes),
+    ]
     if train.average_weights:
         callbacks.append(_WeightAverage(train.average_weights))
     if say is not None and verbose > 0:
-        callbacks.append(_EpochLog(say, epochs))
-        say(f"training {epochs} epochs at the rates of {train.schedule_from}" if train.schedule_from else
-            f"training up to {epochs} epochs (early stopping after {train.patience} without a better "
+        callbacks.append(_EpochLog(say, train.epochs))
+        say(f"training up to {train.epochs} epochs (early stopping after {train.patience} without a better "
             f"validation loss, at most {train.max_minutes:g} min)")
         verbose = 0
     t_fit = time.monotonic()
-    history = model.fit(x, y, validation_data=validation_data, epochs=epochs, callbacks=callbacks, verbose=verbose,
+    history = model.fit(x, y, validation_data=validation_data, epochs=train.epochs, callbacks=callbacks, verbose=verbose,
                         **(fit_kwargs or {}))
     return history, time.monotonic() - t_fit
 

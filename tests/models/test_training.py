@@ -201,53 +201,6 @@ def test_clip_norm_reaches_the_optimizer(tmp_path: Path) -> None:
         load_run_config(path)
 
 
-def test_cosine_schedule_runs_every_epoch_without_validation(tmp_path: Path) -> None:
-    """lr_schedule = "cosine" without validation data: a half cosine from learning_rate over all epochs; a flat
-    training loss neither stops it nor halves the rate (the plateau schedule would, after patience epochs)."""
-    from har_edge.config import TrainConfig, load_run_config
-    from har_edge.errors import ConfigError
-    from har_edge.models.keras_backend import import_keras
-    from har_edge.models.training import fit_model
-
-    keras = import_keras()
-    runs = {}
-    for schedule in ("plateau", "cosine"):
-        model, x, y = _tiny_regression(keras)
-        cfg = TrainConfig(epochs=6, batch_size=16, learning_rate=1e-9, patience=1, lr_schedule=schedule)  # loss stays flat
-        history, _ = fit_model(model, x, y, validation_data=None, train=cfg, loss="mse", verbose=0, fit_kwargs={"batch_size": 16})
-        runs[schedule] = (len(history.history["loss"]), float(model.optimizer.learning_rate.numpy()))
-    assert runs["plateau"][0] < 6  # stopped early on the flat loss
-    assert runs["cosine"][0] == 6
-    np.testing.assert_allclose(runs["cosine"][1], 1e-9 * 0.5 * (1 + np.cos(np.pi * 5 / 6)), rtol=1e-5)  # the last epoch's rate
-    path = tmp_path / "run.toml"
-    path.write_text('name = "x"\n[train]\nlr_schedule = "step"\n')
-    with pytest.raises(ConfigError, match="lr_schedule='step'"):
-        load_run_config(path)
-
-
-def test_schedule_from_replays_a_validated_runs_rates_up_to_its_best_epoch(tmp_path: Path) -> None:
-    """A recipe chosen on validation subjects, retrained with them: the epochs and rates the validated run kept."""
-    import json
-
-    from har_edge.config import TrainConfig
-    from har_edge.errors import ConfigError
-    from har_edge.models.keras_backend import import_keras
-    from har_edge.models.training import fit_model
-
-    keras = import_keras()
-    validated = tmp_path / "validated"
-    validated.mkdir()
-    (validated / "history.json").write_text(json.dumps({"lr": [0.1, 0.1, 0.05, 0.01], "val_loss": [3.0, 2.0, 1.0, 5.0]}))
-    model, x, y = _tiny_regression(keras)
-    cfg = TrainConfig(epochs=50, batch_size=16, learning_rate=0.1, patience=1, schedule_from=str(validated))
-    history, _ = fit_model(model, x, y, validation_data=None, train=cfg, loss="mse", verbose=0, fit_kwargs={"batch_size": 16})
-    assert len(history.history["loss"]) == 3  # epochs 1-3: the best validation loss was the third
-    np.testing.assert_allclose(float(model.optimizer.learning_rate.numpy()), 0.05, rtol=1e-6)
-    (validated / "history.json").write_text(json.dumps({"loss": [1.0]}))  # trained without validation data
-    with pytest.raises(ConfigError, match="history.json has no per-epoch 'lr' and 'val_loss'"):
-        fit_model(model, x, y, validation_data=None, train=cfg, loss="mse", verbose=0, fit_kwargs={"batch_size": 16})
-
-
 def test_a_streaming_model_trains_without_validation_subjects(tmp_path: Path) -> None:
     """``validation_subjects = []``: the final model of a chosen recipe learns from every non-test subject."""
     from har_edge.config import load_run_config
