@@ -566,7 +566,7 @@ def _settings_with_smoothing(export: dict[str, Any], out: Path, **extra: Any) ->
     {"smoothing": {"method": "vote", "window": 3, "votes": 2, "confidence_floor": 0.3}},
     {"smoothing": {"method": "hmm", "switch_probability": 0.2, "evidence_weight": 0.7, "confidence_floor": 0.4}},
     {"uncertain_labels": ["laying"], "smoothing": {"method": "hmm", "switch_probability": 0.3, "structure": "postural",
-                                                   "forbidden_probability": 1e-4}},
+                                                   "forbidden_probability": 1e-4, "leave_transition_probability": 0.6}},
     {"labels": ["walking", "sitting", "standing", "STAND_TO_SIT"], "uncertain_labels": ["STAND_TO_SIT"],
      "smoothing": {"method": "hmm", "switch_probability": 0.3, "evidence_weight": 0.5, "structure": "postural"}},
 ], ids=["default", "vote", "hmm", "hmm-postural", "hmm-postural-directed"])
