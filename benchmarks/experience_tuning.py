@@ -76,7 +76,7 @@ def raw_streams(clf: Classifier, recs: list[Recording], hop: int | None) -> list
 def evaluate(streams: list[Stream], cfg: SmoothingConfig, clf: Classifier) -> dict[str, Any]:
     counts = ExperienceCounts()
     for rec, times, probs in streams:
-        sm = make_smoother(clf.labels, cfg, uncertain_labels=clf.bundle.uncertain_labels)
+        sm = make_smoother(clf.labels, cfg, uncertain_labels=clf.bundle.uncertain_labels, output_step=clf.bundle.output_step)
         acts = [sm.update(p)[0] for p in probs]
         counts.add(score_recording(rec.labels, rec.label_names, rec.sample_rate_hz, times, acts, scored=UCI_LABELS))  # type: ignore[arg-type]
     return summarise(counts)

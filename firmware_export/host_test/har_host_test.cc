@@ -36,7 +36,7 @@ int8_t g_window[kHarWindowSamples * kHarNumChannels];
 int Smooth() {
   const har::SmoothingConfig cfg = {kHarSmoothingMethod, kHarNumClasses,     kHarSmoothingWindow, kHarSmoothingVotes,
                                     kHarConfidenceFloor, kHarEvidenceWeight, kHarSmoothingStates, kHarStateClass,
-                                    kHarInitialBelief,   &kHarTransitions[0][0], kHarShowAsUncertain};
+                                    kHarInitialBelief,   &kHarTransitions[0][0], kHarShowAsUncertain, kHarEvidenceFloor};
   har::ActivitySmoother smoother;
   if (!smoother.Init(cfg)) {
     std::fprintf(stderr, "smoothing configuration rejected\n");

@@ -248,6 +248,7 @@ struct SmoothingConfig {
   const double* initial;           // kHarInitialBelief (hmm)
   const double* transitions;       // &kHarTransitions[0][0]: row-major [from state][to state] (hmm)
   const bool* show_as_uncertain;   // kHarShowAsUncertain
+  double evidence_floor;           // kHarEvidenceFloor (hmm): the least evidence a class gets (> 0)
 };
 
 class ActivitySmoother {
@@ -262,7 +263,7 @@ class ActivitySmoother {
     }
     if (cfg.method == kSmoothHmm) {
       if (cfg.num_states < 1 || cfg.num_states > kMaxHmmStates || cfg.transitions == nullptr || cfg.initial == nullptr ||
-          cfg.state_class == nullptr) {
+          cfg.state_class == nullptr || !(cfg.evidence_floor > 0.0 && cfg.evidence_floor < 1.0)) {
         return false;
       }
       for (int i = 0; i < cfg.num_states; ++i) {
@@ -327,14 +328,15 @@ class ActivitySmoother {
     return best;
   }
 
-  // Online HMM forward filter over hidden states: b_t(s) ~ max(p[class(s)], 1e-6)^w * (A^T b_{t-1})(s),
+  // Online HMM forward filter over hidden states: b_t(s) ~ max(p[class(s)], floor)^w * (A^T b_{t-1})(s),
   // started from the initial belief; the class belief is the sum over the states showing it.
   int UpdateBelief(const float* p, float* smoothed) {
     const int k = cfg_.num_classes;
     const int n = cfg_.num_states;
     double evidence[kMaxClasses];
     for (int c = 0; c < k; ++c) {
-      evidence[c] = pow(p[c] > 1e-6f ? static_cast<double>(p[c]) : 1e-6, static_cast<double>(cfg_.evidence_weight));
+      const double floor = cfg_.evidence_floor;
+      evidence[c] = pow(static_cast<double>(p[c]) > floor ? static_cast<double>(p[c]) : floor, static_cast<double>(cfg_.evidence_weight));
     }
     double next[kMaxHmmStates];
     double total = 0.0;

@@ -318,7 +318,8 @@ def _smoothing_values(manifest: dict[str, Any]) -> dict[str, str]:
     (numpy-only modules), so the firmware cannot drift from what the Python device does.
     """
     from har_edge.errors import ConfigError
-    from har_edge.runtime.decoding import hmm_model
+    from har_edge.inference.bundle import output_step
+    from har_edge.runtime.decoding import evidence_floor, hmm_model
     from har_edge.runtime.smoothing import SmoothingConfig
 
     labels = tuple(str(x) for x in manifest["labels"])
@@ -335,6 +336,7 @@ def _smoothing_values(manifest: dict[str, Any]) -> dict[str, str]:
         "smoothing_votes": str(cfg.votes),
         "confidence_floor": _c_float(cfg.confidence_floor, "smoothing.confidence_floor"),
         "evidence_weight": _c_float(cfg.evidence_weight, "smoothing.evidence_weight"),
+        "evidence_floor": _c_double(evidence_floor(output_step(manifest))),
         "state_names": ", ".join(hmm.state_names),
         "num_states": str(len(hmm.state_class)),
         "state_class": ", ".join(str(int(c)) for c in hmm.state_class),

@@ -67,6 +67,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "RESET_STATE",
     "CARRIED_STATE",
+    "output_step",
     "READABLE_SCHEMA_VERSIONS",
     "CLASSIFICATION",
     "TASK_CHECKS",
@@ -108,6 +109,12 @@ def check_tflite_bytes(data: bytes, *, where: str) -> None:
     """Raise :class:`BundleError` unless ``data`` looks like a TFLite flatbuffer."""
     if len(data) < 16 or data[4:8] != _TFLITE_MAGIC:
         raise BundleError(f"{where}: not a TFLite model (missing 'TFL3' identifier; file truncated or corrupted?)")
+
+
+def output_step(manifest: dict[str, Any]) -> float:
+    """The quantisation step of a manifest's output (an int8 model's output scale); 0.0 for a float output."""
+    out = manifest.get("output") or {}
+    return float(out.get("scale") or 0.0) if out.get("dtype") in ("int8", "uint8") else 0.0
 
 
 @dataclass(frozen=True)
@@ -171,6 +178,11 @@ class Bundle:
     def uncertain_labels(self) -> tuple[str, ...]:
         """Output classes shown as ``uncertain`` (not an activity), e.g. a postural-transition class."""
         return tuple(self.manifest.get("uncertain_labels") or ())
+
+    @property
+    def output_step(self) -> float:
+        """The output's quantisation step (:func:`output_step`)."""
+        return output_step(self.manifest)
 
     @property
     def smoothing(self) -> dict[str, Any]:

@@ -5,7 +5,8 @@ probability about ``1 - switch_probability`` and otherwise moves on (:func:`hmm_
 ``structure = "postural"``, the moves a body cannot make — between postures without a postural
 transition, or a transition that ends in the posture it left — are all but ruled out). Each
 classification's probabilities ``p_t (k,)`` are the evidence; the belief over the hidden states is
-``b_t ∝ p_t[class(s)] ** evidence_weight ⊙ (A^T b_{t-1})``, started from ``initial``.
+``b_t ∝ max(p_t, floor)[class(s)] ** evidence_weight ⊙ (A^T b_{t-1})``, started from ``initial``
+(``floor``: :func:`evidence_floor`, half the output's quantisation step for an int8 model).
 The activity is the class with the most belief (that belief the confidence; below ``confidence_floor``: ``uncertain``).
 A single stray window barely moves a confident belief, while a change the model is sure of
 takes one or two classifications: less flicker for a small delay. Pure NumPy and a few
@@ -24,9 +25,15 @@ from har_edge.data.activities import posture_of, transition_postures
 from har_edge.errors import ConfigError
 from har_edge.runtime.smoothing import UNCERTAIN, Smoother, SmoothingConfig
 
-__all__ = ["ActivitySmoother", "HmmModel", "HmmSmoother", "hmm_model", "make_smoother", "transition_matrix"]
+__all__ = ["ActivitySmoother", "HmmModel", "HmmSmoother", "evidence_floor", "hmm_model", "make_smoother", "transition_matrix"]
 
 _FLOOR = 1e-6  # evidence floor: one window saying 0.0 never rules a class out for good
+
+
+def evidence_floor(output_step: float) -> float:
+    """The least evidence a class gets: half the output's quantisation step (an int8 probability of 0 stands for
+    anything below it; flooring it at 1e-6 made int8 evidence far more decisive than float32's), at least 1e-6."""
+    return max(_FLOOR, output_step / 2)
 
 
 class ActivitySmoother(Protocol):
@@ -170,10 +177,12 @@ class HmmSmoother:
     """Online HMM forward filter over raw probability vectors ``(k,)``; ``update`` returns ``(activity, confidence,
     class belief (k,))``."""
 
-    def __init__(self, labels: tuple[str, ...], config: SmoothingConfig, uncertain_labels: tuple[str, ...] = ()) -> None:
+    def __init__(self, labels: tuple[str, ...], config: SmoothingConfig, uncertain_labels: tuple[str, ...] = (),
+                 output_step: float = 0.0) -> None:
         self.labels = labels
         self.config = config
         self.model = hmm_model(labels, config, uncertain_labels)
+        self.floor = evidence_floor(output_step)
         self._belief: NDArray[np.float64] | None = None
 
     def reset(self) -> None:
@@ -181,7 +190,7 @@ class HmmSmoother:
 
     def update(self, probabilities: NDArray[np.float32]) -> tuple[str, float, NDArray[np.float32]]:
         m = self.model
-        p = np.maximum(np.asarray(probabilities, dtype=np.float64), _FLOOR) ** self.config.evidence_weight
+        p = np.maximum(np.asarray(probabilities, dtype=np.float64), self.floor) ** self.config.evidence_weight
         prior = m.initial if self._belief is None else self._belief @ m.transitions  # (A^T b)_j = sum_i b_i A[i, j]
         b = prior * p[m.state_class]
         b /= b.sum()
@@ -210,8 +219,11 @@ class _ShowUncertain:
         return (UNCERTAIN if activity in self.uncertain_labels else activity), conf, smoothed
 
 
-def make_smoother(labels: tuple[str, ...], config: SmoothingConfig, *, uncertain_labels: tuple[str, ...] = ()) -> ActivitySmoother:
+def make_smoother(labels: tuple[str, ...], config: SmoothingConfig, *, uncertain_labels: tuple[str, ...] = (),
+                  output_step: float = 0.0) -> ActivitySmoother:
     """The smoother ``config.method`` names: :class:`HmmSmoother` for ``hmm``, else :class:`~har_edge.runtime.smoothing.Smoother`;
-    classes in ``uncertain_labels`` (the bundle's, e.g. a postural-transition class) are shown as :data:`UNCERTAIN`."""
-    inner: ActivitySmoother = HmmSmoother(labels, config, uncertain_labels) if config.method == "hmm" else Smoother(labels, config)
+    classes in ``uncertain_labels`` (the bundle's, e.g. a postural-transition class) are shown as :data:`UNCERTAIN`;
+    ``output_step``: the bundle's output quantisation step (:func:`evidence_floor`)."""
+    inner: ActivitySmoother = (HmmSmoother(labels, config, uncertain_labels, output_step) if config.method == "hmm"
+                               else Smoother(labels, config))
     return _ShowUncertain(inner, frozenset(uncertain_labels)) if uncertain_labels else inner

@@ -179,7 +179,7 @@ class StreamClassifier:
             self._resampler = StreamResampler(self.rate_hz, source_rate_hz=source_rate_hz, max_gap_s=clock.max_gap_s)
         self.clock = ClockPolicy(clock)
         self._bounds = (plausibility or PlausibilityLimits(enabled=False)).bounds(self.raw_names, self.raw_units)
-        self.smoother = make_smoother(self.labels, smoothing, uncertain_labels=b.uncertain_labels)
+        self.smoother = make_smoother(self.labels, smoothing, uncertain_labels=b.uncertain_labels, output_step=b.output_step)
         self.tracker = ActivityTracker()
         self.stats = StreamStats()
         self._layout: tuple[tuple[str, ...], tuple[str, ...]] | None = None

@@ -572,6 +572,7 @@ def _settings_with_smoothing(export: dict[str, Any], out: Path, **extra: Any) ->
 ], ids=["default", "vote", "hmm", "hmm-postural", "hmm-postural-directed"])
 def test_firmware_smoothing_matches_the_runtime(export9: dict[str, Any], tmp_path: Path, extra: dict[str, Any]) -> None:
     """har::ActivitySmoother (the sketch's) shows what the runtime's smoother shows for the same probabilities."""
+    from har_edge.inference.bundle import output_step
     from har_edge.runtime.decoding import make_smoother
     from har_edge.runtime.smoothing import SmoothingConfig
 
@@ -582,9 +583,12 @@ def test_firmware_smoothing_matches_the_runtime(export9: dict[str, Any], tmp_pat
     state, rows = 0, []
     for _ in range(600):
         state = int(rng.integers(0, len(labels))) if rng.random() < 0.05 else state
-        logits = rng.normal(0, 1.2, len(labels)) + 2.0 * (np.arange(len(labels)) == state)
+        logits = rng.normal(0, 1.2, len(labels)) + 4.0 * (np.arange(len(labels)) == state)
         rows.append(np.exp(logits) / np.exp(logits).sum())
-    probs = np.asarray(rows, dtype=np.float32)
+    step = output_step(export["manifest"])  # an int8 model's outputs: multiples of its scale, many exactly 0
+    assert step > 0
+    probs = (np.round(np.asarray(rows) / step) * step).astype(np.float32)
+    assert (probs == 0).any()
     exe = tmp_path / "har_host_test"
     _compile(["-O2", "-I", str(export["dir"]), str(REPO / "firmware_export" / "host_test" / "har_host_test.cc"), "-o", str(exe)],
              tmp_path)
@@ -593,7 +597,7 @@ def test_firmware_smoothing_matches_the_runtime(export9: dict[str, Any], tmp_pat
     assert proc.returncode == 0, proc.stderr
     got = [ln.split() for ln in proc.stdout.splitlines()]
     sm = make_smoother(labels, SmoothingConfig(**export["manifest"].get("smoothing", {})),
-                       uncertain_labels=tuple(export["manifest"].get("uncertain_labels", ())))
+                       uncertain_labels=tuple(export["manifest"].get("uncertain_labels", ())), output_step=step)
     want = [sm.update(p)[:2] for p in probs]
     shown = [labels[int(g[1])] if int(g[1]) >= 0 else "uncertain" for g in got]
     assert len(got) == len(probs)

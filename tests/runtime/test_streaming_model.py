@@ -129,6 +129,23 @@ def test_leaving_a_transition_class_has_its_own_probability() -> None:
         SmoothingConfig(method="hmm", leave_transition_probability=1.5)
 
 
+def test_an_int8_outputs_zero_is_floored_at_half_its_quantisation_step() -> None:
+    """A quantised probability of 0 stands for anything below half a step: flooring it at 1e-6 instead made int8
+    evidence far more decisive than float32's (1.74x the label changes against 1.44x on the test subjects)."""
+    from har_edge.inference.bundle import output_step
+    from har_edge.runtime.decoding import evidence_floor
+
+    assert output_step({"output": {"dtype": "int8", "scale": 1 / 256, "zero_point": -128}}) == 1 / 256
+    assert output_step({"output": {"dtype": "float32", "scale": 0.0, "zero_point": 0}}) == 0.0
+    assert evidence_floor(1 / 256) == 1 / 512 and evidence_floor(0.0) == 1e-6
+    labels = ("a", "b")
+    cfg = SmoothingConfig(method="hmm", switch_probability=0.2, evidence_weight=0.5)
+    for step, floor in ((0.0, 1e-6), (1 / 256, 1 / 512)):
+        sm = make_smoother(labels, cfg, output_step=step)
+        conf = sm.update(np.array([1.0, 0.0], np.float32))[1]
+        assert conf == pytest.approx(1 / (1 + np.sqrt(floor)), rel=1e-6)
+
+
 def test_uncertain_labels_show_as_uncertain() -> None:
     labels = ("SITTING", "STANDING", "TRANSITION")
     sm = make_smoother(labels, SmoothingConfig(method="none"), uncertain_labels=("TRANSITION",))

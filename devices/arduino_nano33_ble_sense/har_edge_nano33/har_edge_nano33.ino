@@ -187,7 +187,7 @@ void setup() {
   const har::SmoothingConfig smoothing = {kHarSmoothingMethod, kHarNumClasses,      kHarSmoothingWindow,
                                           kHarSmoothingVotes,  kHarConfidenceFloor,  kHarEvidenceWeight,
                                           kHarSmoothingStates, kHarStateClass,       kHarInitialBelief,
-                                          &kHarTransitions[0][0], kHarShowAsUncertain};
+                                          &kHarTransitions[0][0], kHarShowAsUncertain, kHarEvidenceFloor};
   if (!g_smoother.Init(smoothing)) Halt("smoothing configuration rejected");
   StartStream();
   g_next_sample_us = micros();
