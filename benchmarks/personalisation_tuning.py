@@ -58,6 +58,7 @@ STAGE_1: tuple[tuple[str, str, dict[str, dict[str, Any]]], ...] = (
     ("keep 0", "keep", {"train": {"keep_source": 0.0}}),
     ("keep 0.25", "keep", {"train": {"keep_source": 0.25}}),
     ("keep 0.75", "keep", {"train": {"keep_source": 0.75}}),
+    ("keep by validation", "keep", {"train": {"keep_source": 0.0, "keep_source_choices": [0.5, 0.25, 0.0]}}),
     ("epochs 4", "epochs", {"train": {"epochs": 4}}),
     ("epochs 16", "epochs", {"train": {"epochs": 16, "patience": 16}}),
     ("epochs 30", "epochs", {"train": {"epochs": 30, "patience": 30}}),

@@ -83,6 +83,7 @@ class TrainConfig:
     init_from: str = ""  # fine-tune: a run directory whose model, preprocessing, channels and normalisation are kept
     freeze: tuple[str, ...] = ()  # layer names (e.g. "conv0", "lstm0") kept fixed while fine-tuning
     keep_source: float = 0.0  # fine-tuning: final weights = keep_source × source + (1 − keep_source) × fine-tuned
+    keep_source_choices: tuple[float, ...] = ()  # instead: each is tried, the best on the validation split kept (ties: the first)
     clip_norm: float = 0.0  # clip the global gradient norm to this (0: off): no single batch throws the weights far
     average_weights: float = 0.0  # momentum of a moving average of the weights after each batch (0: off); validation and the result use it
 
@@ -266,8 +267,13 @@ def _validate_recordings(cfg: RunConfig, where: str) -> None:
                           "persons or sessions (mark test recordings with `har-edge record --split test` instead)")
     if set(d.test_groups) & set(d.validation_groups):
         raise ConfigError(f"{where}: data.validation_groups overlap data.test_groups")
-    if (cfg.train.freeze or cfg.train.keep_source) and not cfg.train.init_from:
-        raise ConfigError(f"{where}: train.freeze and train.keep_source need train.init_from (the run fine-tuning starts from)")
+    if (cfg.train.freeze or cfg.train.keep_source or cfg.train.keep_source_choices) and not cfg.train.init_from:
+        raise ConfigError(f"{where}: train.freeze, keep_source and keep_source_choices need train.init_from "
+                          "(the run fine-tuning starts from)")
+    if cfg.train.keep_source_choices and (cfg.train.keep_source or not all(
+            isinstance(k, (int, float)) and not isinstance(k, bool) and 0 <= k < 1 for k in cfg.train.keep_source_choices)):
+        raise ConfigError(f"{where}: train.keep_source_choices={list(cfg.train.keep_source_choices)}; expected numbers "
+                          "0 <= k < 1, and no keep_source beside them")
     if not cfg.train.clip_norm >= 0:
         raise ConfigError(f"{where}: train.clip_norm={cfg.train.clip_norm}; expected a gradient norm >= 0 (0: no clipping)")
     if not 0 <= cfg.train.average_weights < 1:

@@ -8,7 +8,8 @@ Labels: when the new data has the source's label set, the classifier head is kep
 order). A different label set gets a new head: labels the source knew start from their old head weights,
 new labels from fresh ones. ``[train] freeze = ["conv0", "lstm0"]`` keeps those layers' weights fixed
 (layer names as :mod:`~har_edge.models.builders` gives them); ``keep_source = 0.5`` blends the fine-tuned
-weights with the source's after training (:func:`blend_with_source`). The result is an ordinary run directory:
+weights with the source's after training (:func:`blend_with_source`); ``keep_source_choices = [0.5, 0.25, 0.0]``
+lets the validation split pick the blend (:func:`blend_best`). The result is an ordinary run directory:
 ``har-edge export`` and the device runtime treat it like any other.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -141,6 +142,26 @@ def blend_with_source(model: Any, source: SourceRun, label_names: tuple[str, ...
             w[:, j] = keep_source * w_src[:, i] + (1 - keep_source) * w[:, j]
             b[j] = keep_source * b_src[i] + (1 - keep_source) * b[j]
     head.set_weights([w, b])
+
+
+def blend_best(model: Any, source: SourceRun, label_names: tuple[str, ...], keeps: tuple[float, ...],
+               score: Callable[[], float]) -> tuple[float, dict[str, float]]:
+    """:func:`blend_with_source` with each of ``keeps``; the one ``score()`` rates best (the validation accuracy of
+    the blended model) stays in ``model`` (ties: the first). Returns ``(keep, {keep: score})``.
+
+    How much of the source to keep depends on the person: one close to the people the source learned from
+    gains from keeping much of it, one far from them from keeping little. Their own validation blocks decide.
+    """
+    fine = model.get_weights()
+    scores: dict[str, float] = {}
+    for keep in keeps:
+        model.set_weights(fine)
+        blend_with_source(model, source, label_names, keep)
+        scores[str(keep)] = round(float(score()), 4)
+    best = max(keeps, key=lambda k: (scores[str(k)], -keeps.index(k)))
+    model.set_weights(fine)
+    blend_with_source(model, source, label_names, best)
+    return best, scores
 
 
 def _copy(layer: Any, weights: list[np.ndarray], info: RunInfo) -> None:

@@ -23,7 +23,7 @@ from har_edge.config import RunConfig, TrainConfig
 from har_edge.data.datasets import SplitWindows, pin_labels, prepare_windows
 from har_edge.data.augmentation import AugmentationSpec, augment_windows
 from har_edge.data.normalisation import Standardiser, fit_standardiser
-from har_edge.errors import ModelError
+from har_edge.errors import ConfigError, ModelError
 from har_edge.models import fine_tuning
 from har_edge.models.builders import build_classifier
 from har_edge.evaluation.metrics import classification_metrics, plot_confusion_matrix
@@ -291,7 +291,14 @@ def train_run(
         loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"], verbose=verbose, fit_kwargs=fit_kwargs,
         say=say,
     )
-    if source is not None:
+    if source is not None and cfg.train.keep_source_choices:
+        if not len(val):
+            raise ConfigError(f"{cfg.name}: train.keep_source_choices are judged on the validation split, which is empty")
+        keep, scores = fine_tuning.blend_best(model, source, train.label_names, cfg.train.keep_source_choices,
+                                              lambda: float(np.mean(predict_probabilities(model, Xva).argmax(axis=1) == val.y)))
+        provenance.update(keep_source=keep, keep_source_validation_accuracy=scores)
+        say(f"keep_source {keep:g} (validation accuracy by keep_source: {scores})")
+    elif source is not None:
         fine_tuning.blend_with_source(model, source, train.label_names, cfg.train.keep_source)
     val_probs = predict_probabilities(model, Xva)
     test_probs = predict_probabilities(model, Xte)

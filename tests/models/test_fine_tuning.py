@@ -132,3 +132,47 @@ def test_export_and_device_runtime_work_on_a_fine_tuned_run(fine_tuned_run: Path
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     assert len(lines) > 50 and {x["activity"] for x in lines} <= {*json.loads((fine_tuned_run / "run.json").read_text())["label_names"],
                                                                   "uncertain"}
+
+
+def test_blend_best_keeps_the_blend_the_score_rates_best(tiny_run: Path) -> None:
+    """keep_source_choices: each blend is scored (the validation accuracy); the best stays, ties go to the first listed."""
+    from har_edge.models import fine_tuning
+    from har_edge.models.run_dir import load_run_info
+
+    source = fine_tuning.load_source(str(tiny_run))
+    cfg = fine_tuning.resolve_config(load_run_info(tiny_run).config, source)
+    labels = source.info.label_names
+    model, _ = fine_tuning.initial_model(source, cfg, labels, seed=0)
+    model.set_weights([w + 1.0 for w in model.get_weights()])  # "fine-tuned": every weight moved by 1
+    fine, src = model.get_weights(), source.model.get_weights()
+    rated = iter([0.5, 0.9, 0.9])
+    keep, scores = fine_tuning.blend_best(model, source, labels, (0.5, 0.25, 0.0), lambda: next(rated))
+    assert keep == 0.25 and scores == {"0.5": 0.5, "0.25": 0.9, "0.0": 0.9}
+    for got, f, s in zip(model.get_weights(), fine, src):
+        np.testing.assert_allclose(got, 0.25 * s + 0.75 * f, rtol=1e-6)
+
+
+def test_keep_source_choices_are_checked(tmp_path: Path) -> None:
+    from har_edge.config import load_run_config
+
+    for train, match in (("keep_source_choices = [0.5, 0.0]", "need train.init_from"),
+                         ('init_from = "."\nkeep_source_choices = [0.5, 1.0]', r"keep_source_choices=\[0.5, 1.0\]"),
+                         ('init_from = "."\nkeep_source = 0.5\nkeep_source_choices = [0.5]', "no keep_source beside them")):
+        path = tmp_path / "ft.toml"
+        path.write_text(f'name = "x"\n[train]\n{train}\n')
+        with pytest.raises(ConfigError, match=match):
+            load_run_config(path)
+
+
+def test_a_fine_tuned_run_records_the_keep_source_its_validation_chose(tiny_run: Path, personal_recordings: Path,
+                                                                       tmp_path: Path) -> None:
+    from har_edge.cli import main
+
+    (tmp_path / "ft.toml").write_text(FINE_TUNE.replace("keep_source = 0.5", "keep_source_choices = [0.5, 0.0]"))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(tmp_path / "ft.toml"), "--init-from", str(tiny_run), "--recordings",
+                 str(personal_recordings), "--out", str(out), "--quiet"]) == 0
+    prov = json.loads((out / "metrics.json").read_text())["fine_tuned_from"]
+    assert prov["keep_source"] in (0.5, 0.0) and set(prov["keep_source_validation_accuracy"]) == {"0.5", "0.0"}
+    best = max(prov["keep_source_validation_accuracy"].values())
+    assert prov["keep_source_validation_accuracy"][str(prov["keep_source"])] == best
