@@ -27,14 +27,20 @@ def _har_edge(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "har_edge", *args], check=True, cwd=REPO)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def seed_study_args(doc: str, argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """The options of a study over seeds (``--runs``, ``--seeds``, ``--data-root``, ``--out``; ``doc``'s first line is
+    the description) and the ``--data-root`` arguments to hand on to ``har-edge``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--runs", default=str(REPO / "runs" / "final"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     ap.add_argument("--data-root")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
-    dr = ["--data-root", args.data_root] if args.data_root else []
+    return args, (["--data-root", args.data_root] if args.data_root else [])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, dr = seed_study_args(__doc__, argv)
     runs = Path(args.runs)
     rows, res = [], {}
     for seed in args.seeds:

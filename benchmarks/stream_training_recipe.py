@@ -16,7 +16,6 @@ The test subjects are not looked at here.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -30,7 +29,7 @@ from benchmarks.common import print_table, write_json  # noqa: E402
 from benchmarks.experience_tuning import evaluate, raw_streams  # noqa: E402
 from benchmarks.hapt_streams import VALIDATION_SUBJECTS, load_subjects  # noqa: E402
 from benchmarks.personalisation import toml_text  # noqa: E402
-from benchmarks.seed_spread import _har_edge  # noqa: E402
+from benchmarks.seed_spread import _har_edge, seed_study_args  # noqa: E402
 from har_edge.config import read_toml  # noqa: E402
 from har_edge.data.paths import resolve_data_root  # noqa: E402
 from har_edge.inference.classifier import Classifier  # noqa: E402
@@ -73,13 +72,7 @@ def score(bundle: Path, recs: list[Any], smoothing: SmoothingConfig) -> dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", default=str(REPO / "runs" / "final"))
-    ap.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
-    ap.add_argument("--data-root")
-    ap.add_argument("--out")
-    args = ap.parse_args(argv)
-    dr = ["--data-root", args.data_root] if args.data_root else []
+    args, dr = seed_study_args(__doc__, argv)
     recs = load_subjects(resolve_data_root(args.data_root), VALIDATION_SUBJECTS, transitions=True)
     smoothing = SmoothingConfig(**read_toml(CONFIG)["smoothing"])
     res: dict[str, dict[str, Any]] = {}
