@@ -14,8 +14,8 @@ data, through the commands a user runs:
    test (never trained on);
 3. ``har-edge evaluate GENERIC --recordings WORK/persons/P --split test`` → the generic model on the rest;
 4. ``har-edge train --config`` ``training/configs/fine_tune.toml`` (init_from GENERIC; its recipe is chosen
-   on other people by ``benchmarks/personalisation_tuning.py``; also with the other ``keep_source``, 0.5 if
-   the recipe blends nothing, else 0: the ablation of weight blending) and
+   on other people by ``benchmarks/personalisation_tuning.py``; also without the recipe's weight averaging,
+   :func:`weight_averaging_ablation`) and
    ``training/configs/recordings_scratch.toml`` (same architecture, from scratch), path = the person's folder → test accuracy on the rest (the same test
    windows for every model, checked); the wall time of each command (TensorFlow start included);
 5. ``har-edge export FINE_TUNED --quant int8`` → the int8 model's accuracy on the same test windows.
@@ -132,12 +132,25 @@ def timed(key: str, store: Path, res: dict[str, Any], skip: bool, fn: Any) -> No
     res[key] = times[key]
 
 
-# The ablation: fine_tune.toml's recipe with the other weight blending (0.5 if it blends nothing, else none).
-RECIPE_KEEP_SOURCE = float(read_toml(CONFIGS / "fine_tune.toml")["train"].get("keep_source", 0.0))
-ABLATION_KEEP_SOURCE = 0.5 if RECIPE_KEEP_SOURCE == 0 else 0.0
+
+
+def weight_averaging_ablation(train: dict[str, Any]) -> dict[str, float]:
+    """The ``[train]`` change that takes the recipe's weight averaging away: its blend with the generic model
+    (``keep_source``) if it has one, else its moving average (``average_weights``); a recipe with neither gets
+    the blend it lacks (``keep_source = 0.5``)."""
+    if float(train.get("keep_source", 0.0)) > 0:
+        return {"keep_source": 0.0}
+    if float(train.get("average_weights", 0.0)) > 0:
+        return {"average_weights": 0.0}
+    return {"keep_source": 0.5}
+
+
+# The ablation: fine_tune.toml's recipe without its weight averaging (or with a blend if it has none).
+ABLATION = weight_averaging_ablation(read_toml(CONFIGS / "fine_tune.toml")["train"])
+ABLATION_NAME = "fine-tuned, " + ", ".join(f"{k} = {v:g}" for k, v in ABLATION.items())
 # (run name, config template, starts from the generic model, [train] overrides)
 MODELS = (("fine_tuned", "fine_tune.toml", True, {}),
-          ("fine_tuned_plain", "fine_tune.toml", True, {"keep_source": ABLATION_KEEP_SOURCE}),
+          ("fine_tuned_plain", "fine_tune.toml", True, ABLATION),
           ("scratch", "recordings_scratch.toml", False, {}))
 
 
@@ -217,7 +230,7 @@ def report(results: dict[str, Any], out: str | None) -> int:
     rows.append(["mean", *(round(mean[c], 4) if c in mean else "-" for c in cols),
                  f"{(mean['fine_tuned'] - mean['generic']) * 100:+.1f}", "", "", "", "", ""])
     worse = {c: [p for p, r in per.items() if r[c] <= r["generic"]] for c in ("fine_tuned", "fine_tuned_plain", "scratch")}
-    print_table(rows, ["person", "generic", "fine-tuned", f"fine-tuned keep_source {ABLATION_KEEP_SOURCE:g}", "scratch", "int8 (fine-tuned)", "gain pp",
+    print_table(rows, ["person", "generic", "fine-tuned", ABLATION_NAME, "scratch", "int8 (fine-tuned)", "gain pp",
                        "int8 vs keras pp",
                        "fine-tune wall s", "fit s", "scratch wall s", "test windows"])
     walls = [r["fine_tuned_wall_seconds"] for r in per.values() if "fine_tuned_wall_seconds" in r]
@@ -230,7 +243,7 @@ def report(results: dict[str, Any], out: str | None) -> int:
         "int8_within_0.5_point": bool(int8) and max(int8) <= 0.5,
     }
     results.update(mean={k: round(v, 4) for k, v in mean.items()}, targets=targets, not_improved=worse,
-                   recipe_keep_source=RECIPE_KEEP_SOURCE, ablation_keep_source=ABLATION_KEEP_SOURCE,
+                   ablation=ABLATION, ablation_name=ABLATION_NAME,
                    max_fine_tune_wall_seconds=max(walls) if walls else None, max_abs_int8_vs_keras_pp=max(int8) if int8 else None)
     g = results["generic"]
     print(f"\ngeneric model: test accuracy {g['test_accuracy_1641_1650']:.4f} on subjects 1641-1650 (all their data), "

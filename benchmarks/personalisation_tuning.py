@@ -26,6 +26,7 @@ then runs it once on the test people.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import sys
@@ -48,7 +49,8 @@ HELD_OUT = tuple(range(1631, 1651))  # tuning + test people: neither trains the 
 BASE: dict[str, dict[str, Any]] = {
     "data": {"train_hop_samples": 4, "split_block_s": 10.0},
     "train": {"epochs": 8, "learning_rate": 0.002, "keep_source": 0.5, "freeze": [], "patience": 8,
-              "augment_rotation_deg": 0.0, "augment_scale": 0.0, "augment_noise": 0.0},
+              "augment_rotation_deg": 0.0, "augment_scale": 0.0, "augment_noise": 0.0,
+              "average_weights": 0.0},
 }
 AUGMENT = {"augment_rotation_deg": 15.0, "augment_scale": 0.1, "augment_noise": 0.01}
 AUGMENT_STRONG = {"augment_rotation_deg": 30.0, "augment_scale": 0.2, "augment_noise": 0.02}
@@ -59,6 +61,10 @@ STAGE_1: tuple[tuple[str, str, dict[str, dict[str, Any]]], ...] = (
     ("keep 0.25", "keep", {"train": {"keep_source": 0.25}}),
     ("keep 0.75", "keep", {"train": {"keep_source": 0.75}}),
     ("keep by validation", "keep", {"train": {"keep_source": 0.0, "keep_source_choices": [0.5, 0.25, 0.0]}}),
+    # the other way to average weights: along the fine-tuning path (an EMA after every batch) instead of toward
+    # the generic model; an alternative to blending, so the same knob
+    ("keep 0 + average 0.9", "keep", {"train": {"keep_source": 0.0, "average_weights": 0.9}}),
+    ("keep 0 + average 0.95", "keep", {"train": {"keep_source": 0.0, "average_weights": 0.95}}),
     ("epochs 4", "epochs", {"train": {"epochs": 4}}),
     ("epochs 16", "epochs", {"train": {"epochs": 16, "patience": 16}}),
     ("epochs 30", "epochs", {"train": {"epochs": 30, "patience": 30}}),
@@ -84,7 +90,8 @@ def merged(*changes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def stage_2(scores: dict[str, float], stage_1: dict[str, tuple[str, dict[str, dict[str, Any]]]]) -> dict[str, dict[str, dict[str, Any]]]:
     """Combinations of the stage-1 winners: for each knob its best alternative if it beat ``base``;
-    all of them together, and all but one (the recipes are nested, so a harmful pair shows)."""
+    all of them together, all but one (the recipes are nested, so a harmful pair shows), and every pair
+    (two settings that only work together, e.g. no blending but a moving average plus augmentation)."""
     best: dict[str, str] = {}
     for name, (knob, _) in stage_1.items():
         if knob and scores[name] > scores["base"] and (knob not in best or scores[name] > scores[best[knob]]):
@@ -97,6 +104,8 @@ def stage_2(scores: dict[str, float], stage_1: dict[str, tuple[str, dict[str, di
         for left_out in winners:
             rest = [n for n in winners if n != left_out]
             combos[" + ".join(rest)] = merged(*(stage_1[n][1] for n in rest))
+        for pair in itertools.combinations(winners, 2):
+            combos.setdefault(" + ".join(pair), merged(*(stage_1[n][1] for n in pair)))
     return combos
 
 
@@ -135,8 +144,14 @@ def generic_accuracy(generic: Path, folder: Path) -> float:
 
 
 def evaluate_recipes(recipes: dict[str, dict[str, dict[str, Any]]], folders: dict[int, Path], generic: Path,
-                     data_root: Path, results: dict[str, Any]) -> None:
+                     data_root: Path, results: dict[str, Any], done: dict[str, Any] | None = None) -> None:
+    """Fine-tune every person with each recipe into ``results["recipes"]``; a recipe ``done`` (an earlier
+    run's results, ``--reuse``) already scored with the same settings is taken from there (training is seeded)."""
     for name, recipe in recipes.items():
+        if done and name in done and done[name]["recipe"] == recipe:
+            results["recipes"][name] = done[name]
+            print(f"{name}: mean {done[name]['mean']:.4f} (reused)", flush=True)
+            continue
         t0 = time.monotonic()
         per = {}
         fits = []
@@ -160,7 +175,8 @@ def choose(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default="runs/personalisation_tuning")
-    ap.add_argument("--reuse", action="store_true", help="keep the tuning generic model and the recordings that exist")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the tuning generic model, the recordings and the recipe scores (same settings) that exist")
     ap.add_argument("--data-root")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
@@ -180,9 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     results["generic_mean"] = round(float(np.mean(list(results["generic_per_person"].values()))), 4)
     print(f"tuning generic model: mean {results['generic_mean']:.4f} on the tuning people's test parts", flush=True)
     stage_1 = {name: (knob, change) for name, knob, change in STAGE_1}
-    evaluate_recipes({n: merged(c) for n, (_, c) in stage_1.items()}, folders, generic, data_root, results)
+    previous = work / "tuning.json"
+    done = json.loads(previous.read_text())["recipes"] if args.reuse and previous.is_file() else None
+    evaluate_recipes({n: merged(c) for n, (_, c) in stage_1.items()}, folders, generic, data_root, results, done)
     scores = {n: r["mean"] for n, r in results["recipes"].items()}
-    evaluate_recipes(stage_2(scores, stage_1), folders, generic, data_root, results)
+    evaluate_recipes(stage_2(scores, stage_1), folders, generic, data_root, results, done)
     results["chosen"] = choose(results)
     results["wall_minutes"] = round((time.monotonic() - t0) / 60, 1)
     report(results)

@@ -1,6 +1,7 @@
 """Render ``benchmarks/results/summary.md`` from the JSON the benchmark scripts wrote: the README's figures.
 
-Run: ``python benchmarks/summary.py [--runs runs/final]`` (``make bench`` runs it last).
+Run: ``python benchmarks/summary.py [--runs runs/final]`` (``make bench`` runs it last);
+``--only Personalisation`` after rerunning one benchmark on its own renders that section and keeps the others.
 
 Every table of the README's results section is printed here between ``<!-- readme:NAME -->`` and
 ``<!-- /readme -->`` markers; ``--update-readme`` copies each block into the same markers in README.md,
@@ -368,7 +369,7 @@ def personalisation() -> list[str]:
     def cell(r: dict[str, Any], c: str) -> str:
         return f"{r[c]:.3f}" if c in r else "-"
 
-    ablation = f"fine-tuned, keep_source {d.get('ablation_keep_source', 0.0):g}"
+    ablation = d.get("ablation_name") or f"fine-tuned, keep_source {d.get('ablation_keep_source', 0.0):g}"
     rows = [f"| person | generic | fine-tuned | {ablation} | from scratch | int8 (fine-tuned) | fine-tune wall s |",
             "|---|---|---|---|---|---|---|"]
     for p, r in d["persons"].items():
@@ -410,14 +411,32 @@ SECTIONS: list[tuple[str, Callable[..., list[str]]]] = [
 ]
 
 
-def render(runs: Path) -> str:
+def render(runs: Path, only: tuple[str, ...] = (), previous: str = "") -> str:
+    """The summary; with ``only`` (title prefixes) just those sections are rendered anew and every other
+    section (and the ``make bench`` steps table) is kept as ``previous`` has it: a benchmark rerun on its own
+    updates its figures without dropping the others, which it did not measure."""
+    kept = _sections(previous) if only else {}
+    unknown = [o for o in only if not any(t.startswith(o) for t, _ in SECTIONS)]
+    if unknown:
+        raise SystemExit(f"--only {unknown}: no such section; sections: {[t for t, _ in SECTIONS]}")
     lines = ["# Benchmark summary", "",
              "Written by `python benchmarks/summary.py` from `benchmarks/results/*.json` (what `make bench` measured; "
              "RUNS = the runs directory).", ""]
     for title, fn in SECTIONS:
-        lines += [f"## {title}", "", *fn(runs)]
-    lines += wall_times()
+        fresh = not only or any(title.startswith(o) for o in only)
+        lines += [f"## {title}", "", *(fn(runs) if fresh or title not in kept else kept[title])]
+    steps = "`make bench` steps (this run)"
+    lines += ([f"## {steps}", "", *kept[steps]] if steps in kept else []) if only else wall_times()
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    """``{title: body lines}`` of a rendered summary's ``## `` sections."""
+    out: dict[str, list[str]] = {}
+    for part in re.split(r"^## ", text, flags=re.M)[1:]:
+        title, _, body = part.partition("\n")
+        out[title.strip()] = body.strip("\n").splitlines() + [""]
+    return out
 
 
 BLOCK = re.compile(r"<!-- readme:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /readme -->", re.S)
@@ -444,8 +463,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", default=str(REPO / "runs" / "final"))
     ap.add_argument("--out", default=str(RESULTS / "summary.md"))
     ap.add_argument("--update-readme", action="store_true", help="copy the figure blocks into README.md")
+    ap.add_argument("--only", nargs="+", default=[], metavar="TITLE",
+                    help="render only the sections whose title starts with TITLE; keep the rest of --out as it is")
     args = ap.parse_args(argv)
-    text = render(Path(args.runs))
+    previous = Path(args.out).read_text() if args.only and Path(args.out).is_file() else ""
+    text = render(Path(args.runs), tuple(args.only), previous)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)

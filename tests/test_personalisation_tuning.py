@@ -44,3 +44,20 @@ def test_choose_prefers_improving_everyone_over_a_higher_mean() -> None:
 def test_choose_falls_back_to_the_highest_mean_when_no_recipe_improves_everyone() -> None:
     res = _results({"a": {"1": 0.99, "2": 0.85}, "b": {"1": 0.7, "2": 0.8}})
     assert choose(res) == "a"
+
+
+def test_the_ablation_takes_away_the_recipes_weight_averaging() -> None:
+    from benchmarks.personalisation import weight_averaging_ablation
+
+    assert weight_averaging_ablation({"keep_source": 0.5, "average_weights": 0.95}) == {"keep_source": 0.0}
+    assert weight_averaging_ablation({"keep_source": 0.0, "average_weights": 0.95}) == {"average_weights": 0.0}
+    assert weight_averaging_ablation({"epochs": 8}) == {"keep_source": 0.5}
+
+
+def test_stage_2_with_four_winners_also_tries_every_pair() -> None:
+    stage_1 = dict(STAGE_1, epochs=("epochs", {"train": {"epochs": 30}}))
+    scores = {"base": 0.80, "keep 0": 0.85, "keep 0.25": 0.84, "lr hi": 0.82, "hop 2": 0.81, "freeze": 0.70, "epochs": 0.83}
+    combos = stage_2(scores, stage_1)
+    assert len(combos) == 1 + 4 + 6  # all, all but one, every pair
+    pair = combos["keep 0 + lr hi"]
+    assert pair["train"]["keep_source"] == 0.0 and pair["train"]["epochs"] == BASE["train"]["epochs"]
