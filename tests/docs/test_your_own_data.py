@@ -18,6 +18,7 @@ import shutil
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -153,7 +154,10 @@ def test_documented_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ran.append(argv[0])
     assert ran.count("record") >= 7 and {"train", "evaluate", "export", "run"} <= set(ran)
     metrics = json.loads((tmp_path / "runs" / "alice" / "metrics.json").read_text())
-    assert metrics["fine_tuned_from"]["head"] == "kept" and metrics["fine_tuned_from"]["keep_source"] == 0.5
+    recipe = tomllib.loads((REPO / "training" / "configs" / "fine_tune.toml").read_text())["train"]
+    assert metrics["fine_tuned_from"]["head"] == "kept" and metrics["fine_tuned_from"]["keep_source"] == recipe["keep_source"]
+    trained = json.loads((tmp_path / "runs" / "alice" / "config.json").read_text())["train"]
+    assert trained["average_weights"] == recipe["average_weights"] > 0  # the documented recipe's moving average ran
     sidecars = [json.loads(p.read_text()) for p in alice.glob("*.json")]
     keyboard = [s for s in sidecars if s["label"] == "" and s["source"].startswith("i2c")]
     assert keyboard and {"WALKING", "SITTING"} <= set(keyboard[0]["labels"])
