@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.personalisation_tuning import BASE, choose, merged, stage_2
+from benchmarks.personalisation_tuning import BASE, choose, merged, stage_2, stage_3
 
 STAGE_1 = {"base": ("", {}), "keep 0": ("keep", {"train": {"keep_source": 0.0}}),
            "keep 0.25": ("keep", {"train": {"keep_source": 0.25}}), "lr hi": ("lr", {"train": {"learning_rate": 0.01}}),
@@ -61,3 +61,12 @@ def test_stage_2_with_four_winners_also_tries_every_pair() -> None:
     assert len(combos) == 1 + 4 + 6  # all, all but one, every pair
     pair = combos["keep 0 + lr hi"]
     assert pair["train"]["keep_source"] == 0.0 and pair["train"]["epochs"] == BASE["train"]["epochs"]
+
+
+def test_stage_3_changes_one_setting_of_the_choice_and_skips_what_was_scored() -> None:
+    chosen = merged(STAGE_1["keep 0"][1], STAGE_1["lr hi"][1])
+    recipes = {"keep 0 + lr hi": {"recipe": chosen}, "keep 0": {"recipe": merged(STAGE_1["keep 0"][1])}}
+    out = stage_3("keep 0 + lr hi", recipes, STAGE_1)
+    assert set(out) == {"keep 0 + lr hi | keep 0.25", "keep 0 + lr hi | hop 2", "keep 0 + lr hi | freeze"}
+    swapped = out["keep 0 + lr hi | keep 0.25"]["train"]
+    assert swapped["keep_source"] == 0.25 and swapped["learning_rate"] == 0.01  # the alternative replaces, the rest stays
