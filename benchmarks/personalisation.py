@@ -132,8 +132,6 @@ def timed(key: str, store: Path, res: dict[str, Any], skip: bool, fn: Any) -> No
     res[key] = times[key]
 
 
-
-
 def weight_averaging_ablation(train: dict[str, Any]) -> dict[str, float]:
     """The ``[train]`` change that takes the recipe's weight averaging away: its blend with the generic model
     (``keep_source``) if it has one, else its moving average (``average_weights``); a recipe with neither gets

@@ -118,9 +118,7 @@ def stage_3(chosen: str, recipes: dict[str, dict[str, Any]],
     seen = [r["recipe"] for r in recipes.values()]
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for name, (_, change) in stage_1.items():
-        recipe = {t: dict(v) for t, v in base.items()}
-        for table, values in change.items():
-            recipe[table].update(values)
+        recipe = merged(base, change)
         if name != "base" and recipe not in seen and recipe not in out.values():
             out[f"{chosen} | {name}"] = recipe
     return out

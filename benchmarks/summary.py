@@ -369,7 +369,7 @@ def personalisation() -> list[str]:
     def cell(r: dict[str, Any], c: str) -> str:
         return f"{r[c]:.3f}" if c in r else "-"
 
-    ablation = d.get("ablation_name") or f"fine-tuned, keep_source {d.get('ablation_keep_source', 0.0):g}"
+    ablation = d["ablation_name"]
     rows = [f"| person | generic | fine-tuned | {ablation} | from scratch | int8 (fine-tuned) | fine-tune wall s |",
             "|---|---|---|---|---|---|---|"]
     for p, r in d["persons"].items():

@@ -18,13 +18,13 @@ import shutil
 import sys
 import threading
 import time
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from har_edge.config import read_toml
 from tests.fixtures.recordings import copy_folder
 
 pytestmark = [pytest.mark.tf, pytest.mark.mqtt]
@@ -154,7 +154,7 @@ def test_documented_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ran.append(argv[0])
     assert ran.count("record") >= 7 and {"train", "evaluate", "export", "run"} <= set(ran)
     metrics = json.loads((tmp_path / "runs" / "alice" / "metrics.json").read_text())
-    recipe = tomllib.loads((REPO / "training" / "configs" / "fine_tune.toml").read_text())["train"]
+    recipe = read_toml(REPO / "training" / "configs" / "fine_tune.toml")["train"]
     assert metrics["fine_tuned_from"]["head"] == "kept" and metrics["fine_tuned_from"]["keep_source"] == recipe["keep_source"]
     trained = json.loads((tmp_path / "runs" / "alice" / "config.json").read_text())["train"]
     assert trained["average_weights"] == recipe["average_weights"] > 0  # the documented recipe's moving average ran
