@@ -45,6 +45,7 @@ class DataConfig:
     split_block_s: float = 10.0
     test_groups: tuple[str, ...] = ()  # persons / sessions held out for test (empty: sidecar split marks, else automatic)
     validation_groups: tuple[str, ...] = ()  # persons / sessions for early stopping (empty: automatic)
+    validation_fraction: float = 0.2  # automatic choice: share of groups per label held out for validation; 0 = none
     labels: tuple[str, ...] = ()  # label set and order (empty: every label found); other labels are left out
     train_hop_samples: int | None = None  # hop of the training windows only (denser from little data); default hop_samples
 
@@ -267,6 +268,19 @@ def _validate_recordings(cfg: RunConfig, where: str) -> None:
                           "persons or sessions (mark test recordings with `har-edge record --split test` instead)")
     if set(d.test_groups) & set(d.validation_groups):
         raise ConfigError(f"{where}: data.validation_groups overlap data.test_groups")
+    if isinstance(d.validation_fraction, bool) or not isinstance(d.validation_fraction, (int, float)) \
+            or not 0 <= d.validation_fraction < 1:
+        raise ConfigError(f"{where}: data.validation_fraction={d.validation_fraction!r}; expected a number, "
+                          "0 <= fraction < 1 (0: no validation split; early stopping then watches the training loss)")
+    if d.dataset != "recordings" and d.validation_fraction != DataConfig.validation_fraction:
+        raise ConfigError(f"{where}: data.validation_fraction applies to dataset = \"recordings\" only "
+                          "(the public data sets name validation_subjects)")
+    if cfg.train.keep_source_choices and d.validation_fraction == 0:
+        raise ConfigError(f"{where}: train.keep_source_choices are judged on the validation split and "
+                          "data.validation_fraction = 0 leaves none")
+    if d.validation_groups and d.validation_fraction == 0:
+        raise ConfigError(f"{where}: data.validation_groups names groups for validation and data.validation_fraction = 0 "
+                          "asks for none; use one")
     if (cfg.train.freeze or cfg.train.keep_source or cfg.train.keep_source_choices) and not cfg.train.init_from:
         raise ConfigError(f"{where}: train.freeze, keep_source and keep_source_choices need train.init_from "
                           "(the run fine-tuning starts from)")

@@ -198,7 +198,8 @@ def _split_recordings(cfg: RunConfig) -> SplitWindows:
     d, seed = cfg.data, cfg.train.seed
     train_hop = d.train_hop_samples or d.hop_samples
     gw, gw_train = recording_windows(cfg, hops=(d.hop_samples, train_hop))
-    train, val, test, summary = split_groups(gw, test_groups=d.test_groups, validation_groups=d.validation_groups, seed=seed)
+    train, val, test, summary = split_groups(gw, test_groups=d.test_groups, validation_groups=d.validation_groups, seed=seed,
+                                               validation_fraction=d.validation_fraction)
     if train_hop != d.hop_samples:  # the same groups, cut more densely for training
         train = np.isin(gw_train.group, sorted(set(gw.group[train].tolist()))) & ~gw_train.marked_test
         summary += f"; training windows every {train_hop} samples: {int(train.sum())}"

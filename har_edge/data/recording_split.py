@@ -85,8 +85,11 @@ def _named(groups: set[str], names: tuple[str, ...], what: str, split_by: str) -
 
 
 def split_groups(gw: GroupedWindows, *, test_groups: tuple[str, ...], validation_groups: tuple[str, ...],
-                 seed: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_], str]:
-    """Masks ``(train, validation, test)`` over ``gw.windows`` and a one-line description of the split."""
+                 seed: int, validation_fraction: float = HOLD_OUT_FRACTION) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_], str]:
+    """Masks ``(train, validation, test)`` over ``gw.windows`` and a one-line description of the split.
+
+    ``validation_fraction`` 0: no validation groups (all that is not test trains; the validation mask is empty).
+    """
     by = gw.split_by
     unit = {"person": "person(s)", "session": "session(s)"}.get(by, "block(s)")
     if by == "person" and len(gw.persons) < 2:
@@ -112,13 +115,15 @@ def split_groups(gw: GroupedWindows, *, test_groups: tuple[str, ...], validation
     rest = [g for g in pool if g not in test]
     if validation_groups:
         val = _named(set(rest), validation_groups, "validation_groups", by)
+    elif validation_fraction > 0:
+        val = choose_held_out(rest, {g: labels_of[g] for g in rest}, fraction=validation_fraction, seed=seed + 1)
     else:
-        val = choose_held_out(rest, {g: labels_of[g] for g in rest}, fraction=HOLD_OUT_FRACTION, seed=seed + 1)
+        val = set()
     val_mask = np.isin(gw.group, sorted(val)) & ~test_mask
     train_mask = ~test_mask & ~val_mask
     n_train = len(rest) - len(val)
     for name, mask, n in (("train", train_mask, n_train), ("validation", val_mask, len(val)), ("test", test_mask, None)):
-        if not mask.any():
+        if not mask.any() and not (name == "validation" and validation_fraction == 0 and not validation_groups):
             raise DataError(f"the {name} split is empty: {len(pool)} {unit} to split ({', '.join(pool[:8])}); a split by "
                             f"{by} needs at least 3 (train, validation, test) — record more, mark test recordings with "
                             "`har-edge record --split test`, or use another [data] split_by")
@@ -139,5 +144,5 @@ def _check_classes(ws: WindowSet, train: NDArray[np.bool_], val: NDArray[np.bool
                             f"need at least {MIN_TRAIN_WINDOWS} windows of {per_window_s:g} s — record more of it, or "
                             "leave it out with [data] labels = [...]")
         for split, mask in (("validation", val), ("test", test)):
-            if not (ws.y[mask] == i).any():
+            if mask.any() and not (ws.y[mask] == i).any():  # an empty validation split is asked for, not a gap
                 log.warning("label %r has no %s window: its %s accuracy is not measured", name, split, split)

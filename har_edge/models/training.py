@@ -287,7 +287,8 @@ def train_run(
         fit_x = _AugmentedBatches(train.X, train.y, train.channel_names, aug, norm, cfg.train.batch_size, cfg.train.seed)
         fit_kwargs = {}
     history, train_seconds = fit_model(
-        model, fit_x, None if aug.enabled else train.y, validation_data=(Xva, val.y), train=cfg.train,
+        model, fit_x, None if aug.enabled else train.y, validation_data=(Xva, val.y) if len(val) else None,
+        train=cfg.train,
         loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"], verbose=verbose, fit_kwargs=fit_kwargs,
         say=say,
     )
@@ -300,9 +301,8 @@ def train_run(
         say(f"keep_source {keep:g} (validation accuracy by keep_source: {scores})")
     elif source is not None:
         fine_tuning.blend_with_source(model, source, train.label_names, cfg.train.keep_source)
-    val_probs = predict_probabilities(model, Xva)
+    val_metrics = evaluate_windows(predict_probabilities(model, Xva), val.y, train.label_names) if len(val) else {"accuracy": None}
     test_probs = predict_probabilities(model, Xte)
-    val_metrics = evaluate_windows(val_probs, val.y, train.label_names)
     test_metrics = evaluate_windows(test_probs, test.y, train.label_names)
     epochs_run = len(history.history["loss"])
     metrics = {

@@ -77,6 +77,14 @@ def test_time_split_of_one_person_with_marked_test(personal_recordings: Path) ->
         assert ((w.extra["start"] % block) + 64 <= block).all()
 
 
+def test_time_split_without_validation(personal_recordings: Path) -> None:
+    with_val = prepare_windows(config(personal_recordings, split_by="time"), Path("."))
+    s = prepare_windows(config(personal_recordings, split_by="time", validation_fraction=0.0), Path("."))
+    assert len(s.validation) == 0 and "validation 0" in s.summary
+    assert len(s.train) == len(with_val.train) + len(with_val.validation)  # the validation blocks train instead
+    assert np.array_equal(s.test.X, with_val.test.X)  # the test set does not move
+
+
 def test_session_split_and_marked_test(people_recordings: Path, tmp_path: Path) -> None:
     folder = copy_folder(people_recordings, tmp_path / "f")
     info = read_sidecar(folder / "s6.json")
@@ -211,4 +219,13 @@ def test_config_validation(tmp_path: Path) -> None:
     assert over.data.path == "/elsewhere"
     cfg.write_text('[data]\ndataset = "wisdm"\npath = "mine"\n')
     with pytest.raises(ConfigError, match="recordings\\\" only"):
+        load_run_config(cfg)
+    for data, match in (('validation_fraction = 1.0', "validation_fraction=1.0; expected a number, 0 <= fraction < 1"),
+                        ('validation_fraction = "none"', "validation_fraction: expected a number, got 'none'"),
+                        ('validation_fraction = 0.0\nvalidation_groups = ["p1"]', "validation_groups names groups.*use one")):
+        cfg.write_text(f'[data]\ndataset = "recordings"\npath = "mine"\n{data}\n')
+        with pytest.raises(ConfigError, match=match):
+            load_run_config(cfg)
+    cfg.write_text('[data]\ndataset = "wisdm"\nvalidation_fraction = 0.0\n')
+    with pytest.raises(ConfigError, match="validation_fraction applies to dataset = \\\"recordings\\\" only"):
         load_run_config(cfg)

@@ -157,7 +157,9 @@ def test_keep_source_choices_are_checked(tmp_path: Path) -> None:
 
     for train, match in (("keep_source_choices = [0.5, 0.0]", "need train.init_from"),
                          ('init_from = "."\nkeep_source_choices = [0.5, 1.0]', r"keep_source_choices=\[0.5, 1.0\]"),
-                         ('init_from = "."\nkeep_source = 0.5\nkeep_source_choices = [0.5]', "no keep_source beside them")):
+                         ('init_from = "."\nkeep_source = 0.5\nkeep_source_choices = [0.5]', "no keep_source beside them"),
+                         ('init_from = "."\nkeep_source_choices = [0.5, 0.0]\n[data]\ndataset = "recordings"\npath = "x"\n'
+                          'validation_fraction = 0.0', "judged on the validation split.*leaves none")):
         path = tmp_path / "ft.toml"
         path.write_text(f'name = "x"\n[train]\n{train}\n')
         with pytest.raises(ConfigError, match=match):
@@ -176,3 +178,20 @@ def test_a_fine_tuned_run_records_the_keep_source_its_validation_chose(tiny_run:
     assert prov["keep_source"] in (0.5, 0.0) and set(prov["keep_source_validation_accuracy"]) == {"0.5", "0.0"}
     best = max(prov["keep_source_validation_accuracy"].values())
     assert prov["keep_source_validation_accuracy"][str(prov["keep_source"])] == best
+
+
+def test_fine_tuning_without_validation_keeps_the_last_average(tiny_run: Path, personal_recordings: Path,
+                                                               tmp_path: Path) -> None:
+    """validation_fraction = 0: every block trains, the run has no validation figures, and it still exports."""
+    from har_edge.cli import main
+
+    text = FINE_TUNE.replace("split_block_s = 10.0", "split_block_s = 10.0\nvalidation_fraction = 0.0")
+    (tmp_path / "ft.toml").write_text(text.replace("keep_source = 0.5", "keep_source = 0.0\naverage_weights = 0.9"))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(tmp_path / "ft.toml"), "--init-from", str(tiny_run), "--recordings",
+                 str(personal_recordings), "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_validation"] == 0 and metrics["validation_accuracy"] is None
+    assert metrics["epochs_run"] == 3 and 0 <= metrics["test_accuracy"] <= 1
+    history = json.loads((out / "history.json").read_text())
+    assert "val_loss" not in history and len(history["loss"]) == 3
