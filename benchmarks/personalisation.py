@@ -109,8 +109,10 @@ def toml_text(d: dict[str, Any]) -> str:
 
 
 def person_config(template: str, p: int, folder: Path, out: Path, generic: Path | None,
-                  train: dict[str, Any] | None = None) -> Path:
-    """The template config with the person's folder (and the generic run as init_from, ``train`` overrides)."""
+                  train: dict[str, Any] | None = None) -> tuple[Path, bool]:
+    """The template config with the person's folder (and the generic run as init_from, ``train`` overrides),
+    written to ``out``; returns ``(out, changed)``: ``changed`` when ``out`` held another config before (a run
+    trained from it is stale, whatever ``--reuse`` says)."""
     d = read_toml(CONFIGS / template)
     d["name"] = f"{d['name']}_{p}"
     d["data"]["path"] = str(folder.resolve())
@@ -118,8 +120,10 @@ def person_config(template: str, p: int, folder: Path, out: Path, generic: Path 
         d["train"]["init_from"] = str(generic.resolve())
     d["train"].update(train or {})
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(toml_text(d))
-    return out
+    text = toml_text(d)
+    changed = out.is_file() and out.read_text() != text
+    out.write_text(text)
+    return out, changed
 
 
 def timed(key: str, store: Path, res: dict[str, Any], skip: bool, fn: Any) -> None:
@@ -168,10 +172,14 @@ def run_person(p: int, activities: list[str], work: Path, generic: Path, reuse: 
     _, out = har_edge("evaluate", str(generic), "--recordings", str(folder), "--split", "test")
     ev = json.loads(out.strip().splitlines()[-1])
     res["generic"], res["n_test_windows"] = ev["test_accuracy"], ev["n_test"]
+    retrained = set()
     for kind, template, from_generic, train in MODELS:
         run = runs / kind
-        cfg = person_config(template, p, folder, work / "configs" / f"{p}_{kind}.toml", generic if from_generic else None, train)
-        timed(f"{kind}_wall_seconds", store, res, reuse and (run / "metrics.json").is_file(),
+        cfg, changed = person_config(template, p, folder, work / "configs" / f"{p}_{kind}.toml",
+                                     generic if from_generic else None, train)
+        if changed or not (reuse and (run / "metrics.json").is_file()):
+            retrained.add(kind)
+        timed(f"{kind}_wall_seconds", store, res, kind not in retrained,
               lambda: har_edge("train", "--config", str(cfg), "--out", str(run), "--quiet")[0])
         m = json.loads((run / "metrics.json").read_text())
         res[kind] = m["test_accuracy"]
@@ -181,7 +189,7 @@ def run_person(p: int, activities: list[str], work: Path, generic: Path, reuse: 
             raise SystemExit(f"{p} {kind}: {m['n_test']} test windows, the generic model had {res['n_test_windows']}")
     if export:
         ex = work / "exports" / str(p)
-        timed("export_wall_seconds", store, res, reuse and (ex / "report.json").is_file(),
+        timed("export_wall_seconds", store, res, reuse and (ex / "report.json").is_file() and "fine_tuned" not in retrained,
               lambda: har_edge("export", str(runs / "fine_tuned"), "--quant", "int8", "--out", str(ex), "--no-interpreter-check")[0])
         rep = json.loads((ex / "report.json").read_text())
         res["int8"] = rep["tflite"]["test_accuracy"]

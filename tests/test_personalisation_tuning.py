@@ -70,3 +70,14 @@ def test_stage_3_changes_one_setting_of_the_choice_and_skips_what_was_scored() -
     assert set(out) == {"keep 0 + lr hi | keep 0.25", "keep 0 + lr hi | hop 2", "keep 0 + lr hi | freeze"}
     swapped = out["keep 0 + lr hi | keep 0.25"]["train"]
     assert swapped["keep_source"] == 0.25 and swapped["learning_rate"] == 0.01  # the alternative replaces, the rest stays
+
+
+def test_a_person_config_that_changed_marks_its_run_stale(tmp_path: Any) -> None:
+    """--reuse must not keep a run trained from an older recipe (personalisation.py retrains it)."""
+    from benchmarks.personalisation import person_config
+
+    folder, out = tmp_path / "me", tmp_path / "configs" / "me.toml"
+    assert person_config("fine_tune.toml", 1, folder, out, tmp_path / "generic") == (out, False)  # new: nothing stale
+    assert person_config("fine_tune.toml", 1, folder, out, tmp_path / "generic") == (out, False)  # same recipe
+    assert person_config("fine_tune.toml", 1, folder, out, tmp_path / "generic", {"epochs": 3}) == (out, True)
+    assert "epochs = 3" in out.read_text()
