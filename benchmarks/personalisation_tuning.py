@@ -1,7 +1,7 @@
 """Choosing the fine-tuning recipe without looking at the test people.
 
 Run: ``python benchmarks/personalisation_tuning.py [--work runs/personalisation_tuning] [--reuse]
-[--data-root ../shared/data]`` (about 75 min on 2 cores: ~75 recipes × 10 people, 2 min for the tuning
+[--data-root ../shared/data]`` (about 90 min on 2 cores: 67 recipes × 10 people, 2 min for the tuning
 generic model)
 
 ``benchmarks/personalisation.py`` reports fine-tuning on the held-out people 1641–1650. The recipe it uses
