@@ -85,7 +85,8 @@ def _named(groups: set[str], names: tuple[str, ...], what: str, split_by: str) -
 
 
 def split_groups(gw: GroupedWindows, *, test_groups: tuple[str, ...], validation_groups: tuple[str, ...],
-                 seed: int, validation_fraction: float = HOLD_OUT_FRACTION) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_], str]:
+                 seed: int, validation_fraction: float = HOLD_OUT_FRACTION
+                 ) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_], str]:
     """Masks ``(train, validation, test)`` over ``gw.windows`` and a one-line description of the split.
 
     ``validation_fraction`` 0: no validation groups (all that is not test trains; the validation mask is empty).

@@ -207,7 +207,7 @@ def fit_model(model: Any, x: Any, y: Any, *, validation_data: tuple[Any, ...] | 
     if say is not None and verbose > 0:
         callbacks.append(_EpochLog(say, train.epochs))
         say(f"training up to {train.epochs} epochs (early stopping after {train.patience} without a better "
-            f"validation loss, at most {train.max_minutes:g} min)")
+            f"{'validation' if validation_data is not None else 'training'} loss, at most {train.max_minutes:g} min)")
         verbose = 0
     t_fit = time.monotonic()
     history = model.fit(x, y, validation_data=validation_data, epochs=train.epochs, callbacks=callbacks, verbose=verbose,
@@ -301,7 +301,8 @@ def train_run(
         say(f"keep_source {keep:g} (validation accuracy by keep_source: {scores})")
     elif source is not None:
         fine_tuning.blend_with_source(model, source, train.label_names, cfg.train.keep_source)
-    val_metrics = evaluate_windows(predict_probabilities(model, Xva), val.y, train.label_names) if len(val) else {"accuracy": None}
+    val_metrics = (evaluate_windows(predict_probabilities(model, Xva), val.y, train.label_names) if len(val)
+                   else {"accuracy": None})
     test_probs = predict_probabilities(model, Xte)
     test_metrics = evaluate_windows(test_probs, test.y, train.label_names)
     epochs_run = len(history.history["loss"])
