@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     gm = json.loads((generic / "metrics.json").read_text())
     results["generic"] = {"run": str(generic), "test_accuracy_1641_1650": gm["test_accuracy"],
                           "train_seconds": gm["train_seconds"], "epochs_run": gm["epochs_run"]}
-    activities = write_raw(data_root, work / "raw")
+    activities = write_raw(data_root, work / "raw", tuple(args.persons))
     for p in args.persons:
         results["persons"][str(p)] = r = run_person(p, activities[p], work, generic, args.reuse, not args.no_export)
         print(f"{p}: generic {r['generic']:.3f}  fine-tuned {r['fine_tuned']:.3f}  scratch {r['scratch']:.3f}"

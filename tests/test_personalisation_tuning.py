@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.personalisation_tuning import BASE, choose, merged, stage_2, stage_3
+from benchmarks.personalisation_tuning import BASE, choose, choose_among, merged, stage_2, stage_3
 
 STAGE_1 = {"base": ("", {}), "keep 0": ("keep", {"train": {"keep_source": 0.0}}),
            "keep 0.25": ("keep", {"train": {"keep_source": 0.25}}), "lr hi": ("lr", {"train": {"learning_rate": 0.01}}),
@@ -81,3 +81,14 @@ def test_a_person_config_that_changed_marks_its_run_stale(tmp_path: Any) -> None
     assert person_config("fine_tune.toml", 1, folder, out, tmp_path / "generic") == (out, False)  # same recipe
     assert person_config("fine_tune.toml", 1, folder, out, tmp_path / "generic", {"epochs": 3}) == (out, True)
     assert "epochs = 3" in out.read_text()
+
+
+def test_a_window_is_judged_against_its_own_generic_model() -> None:
+    # window 100 has the higher mean but does not improve person 2 over *its* generic model (0.93)
+    windows = {"40": {"per_person": {"1": 0.9, "2": 0.90}, "mean": 0.9},
+               "80": {"per_person": {"1": 0.93, "2": 0.93}, "mean": 0.93},
+               "100": {"per_person": {"1": 0.97, "2": 0.92}, "mean": 0.945}}
+    generic = {"40": {"1": 0.6, "2": 0.8}, "80": {"1": 0.7, "2": 0.9}, "100": {"1": 0.7, "2": 0.93}}
+    assert choose_among(windows, generic) == "80"
+    generic["80"]["1"] = 0.95
+    assert choose_among(windows, generic) == "40"
