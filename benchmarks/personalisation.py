@@ -1,7 +1,7 @@
 """Personalisation: the generic WISDM watch model vs. fine-tuned on 60 s per activity vs. trained from scratch.
 
 Run: ``python benchmarks/personalisation.py [--work runs/personalisation] [--generic-run DIR] [--reuse]
-[--persons 1641 ... 1650] [--data-root ../shared/data]``
+[--persons 1641 ... 1650] [--window-samples N] [--seed N] [--data-root ../shared/data]``
 
 The generic model is ``training/configs/wisdm_watch.toml`` (subjects 1600–1640, seed 42), trained into
 ``WORK/generic`` (or ``--generic-run``). Each held-out person (1641–1650) becomes a user with their own
@@ -109,9 +109,9 @@ def toml_text(d: dict[str, Any]) -> str:
 
 
 def person_config(template: str, p: int, folder: Path, out: Path, generic: Path | None,
-                  train: dict[str, Any] | None = None) -> tuple[Path, bool]:
-    """The template config with the person's folder (and the generic run as init_from, ``train`` overrides),
-    written to ``out``; returns ``(out, changed)``: ``changed`` when ``out`` held another config before (a run
+                  train: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> tuple[Path, bool]:
+    """The template config with the person's folder (and the generic run as init_from, ``train`` and ``data``
+    overrides), written to ``out``; returns ``(out, changed)``: ``changed`` when ``out`` held another config before (a run
     trained from it is stale, whatever ``--reuse`` says)."""
     d = read_toml(CONFIGS / template)
     d["name"] = f"{d['name']}_{p}"
@@ -119,6 +119,7 @@ def person_config(template: str, p: int, folder: Path, out: Path, generic: Path 
     if generic is not None:
         d["train"]["init_from"] = str(generic.resolve())
     d["train"].update(train or {})
+    d["data"].update(data or {})
     out.parent.mkdir(parents=True, exist_ok=True)
     text = toml_text(d)
     changed = out.is_file() and out.read_text() != text
@@ -156,7 +157,11 @@ MODELS = (("fine_tuned", "fine_tune.toml", True, {}),
           ("scratch", "recordings_scratch.toml", False, {}))
 
 
-def run_person(p: int, activities: list[str], work: Path, generic: Path, reuse: bool, export: bool) -> dict[str, Any]:
+def run_person(p: int, activities: list[str], work: Path, generic: Path, reuse: bool, export: bool,
+               window_samples: int | None = None, seed: int | None = None) -> dict[str, Any]:
+    """One person: record, evaluate the generic model, train each of :data:`MODELS`, export; ``window_samples``
+    overrides the from-scratch model's window (the fine-tuned ones take the generic model's), ``seed`` every
+    model's seed."""
     folder, runs, raw = work / "persons" / str(p), work / "runs" / str(p), work / "raw"
     res: dict[str, Any] = {"activities": activities}
     store = runs / "wall_seconds.json"
@@ -175,8 +180,10 @@ def run_person(p: int, activities: list[str], work: Path, generic: Path, reuse: 
     retrained = set()
     for kind, template, from_generic, train in MODELS:
         run = runs / kind
+        window = {"window_samples": window_samples} if window_samples and not from_generic else {}
+        seeded = dict(train, **({"seed": seed} if seed is not None else {}))
         cfg, changed = person_config(template, p, folder, work / "configs" / f"{p}_{kind}.toml",
-                                     generic if from_generic else None, train)
+                                     generic if from_generic else None, seeded, window)
         if changed or not (reuse and (run / "metrics.json").is_file()):
             retrained.add(kind)
         timed(f"{kind}_wall_seconds", store, res, kind not in retrained,
@@ -197,6 +204,18 @@ def run_person(p: int, activities: list[str], work: Path, generic: Path, reuse: 
     return res
 
 
+def generic_config(work: Path, window_samples: int | None) -> Path:
+    """``wisdm_watch.toml``, or a copy in ``work`` with another ``window_samples``."""
+    if window_samples is None:
+        return CONFIGS / "wisdm_watch.toml"
+    d = read_toml(CONFIGS / "wisdm_watch.toml")
+    d["data"]["window_samples"] = window_samples
+    out = work / f"wisdm_watch_w{window_samples}.toml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(toml_text(d))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default=str(REPO / "runs" / "personalisation"))
@@ -204,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse", action="store_true", help="keep recordings, runs and exports that exist")
     ap.add_argument("--persons", type=int, nargs="+", default=list(PERSONS))
     ap.add_argument("--no-export", action="store_true", help="skip the int8 exports")
+    ap.add_argument("--window-samples", type=int,
+                    help="the generic and from-scratch models' window instead of wisdm_watch.toml's (a probe)")
+    ap.add_argument("--seed", type=int, help="seed of every model trained here instead of the configs' 42 (how much is luck)")
     ap.add_argument("--data-root")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
@@ -212,15 +234,17 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"work": str(work), "persons": {}}
     generic = Path(args.generic_run) if args.generic_run else work / "generic"
     if not args.generic_run:
+        config = generic_config(work, args.window_samples)
         timed("generic_train_wall_seconds", work / "wall_seconds.json", results, args.reuse and (generic / "metrics.json").is_file(),
-              lambda: har_edge("train", "--config", str(CONFIGS / "wisdm_watch.toml"), "--out", str(generic), "--seed", "42",
-                               "--quiet", "--data-root", str(data_root))[0])
+              lambda: har_edge("train", "--config", str(config), "--out", str(generic), "--quiet", "--data-root", str(data_root),
+                               "--seed", str(42 if args.seed is None else args.seed))[0])
     gm = json.loads((generic / "metrics.json").read_text())
     results["generic"] = {"run": str(generic), "test_accuracy_1641_1650": gm["test_accuracy"],
                           "train_seconds": gm["train_seconds"], "epochs_run": gm["epochs_run"]}
     activities = write_raw(data_root, work / "raw", tuple(args.persons))
     for p in args.persons:
-        results["persons"][str(p)] = r = run_person(p, activities[p], work, generic, args.reuse, not args.no_export)
+        results["persons"][str(p)] = r = run_person(p, activities[p], work, generic, args.reuse, not args.no_export,
+                                                    args.window_samples, args.seed)
         print(f"{p}: generic {r['generic']:.3f}  fine-tuned {r['fine_tuned']:.3f}  scratch {r['scratch']:.3f}"
               + (f"  int8 {r['int8']:.3f}" if "int8" in r else "") + f"  ({r.get('fine_tuned_wall_seconds', '-')} s)", flush=True)
     return report(results, args.out)

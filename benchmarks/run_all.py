@@ -71,6 +71,15 @@ def steps(runs: Path, dr: list[str], reuse: bool) -> list[tuple[str, list[str], 
                                     *(["--reuse"] if reuse else []), *dr], runs / "personalisation_tuning" / "tuning.json"),
         ("personalisation", [py, "benchmarks/personalisation.py", "--generic-run", str(runs / "wisdm_watch"),
                              "--work", str(runs / "personalisation"), *(["--reuse"] if reuse else []), *dr], None),
+        # the tuning's window stage picked 80 samples; the test people with it (docs/your-own-data.md §8)
+        ("personalisation_w80", [py, "benchmarks/personalisation.py", "--window-samples", "80", "--work",
+                                 str(runs / "personalisation_w80"), "--out", str(RESULTS / "personalisation_w80.json"),
+                                 *(["--reuse"] if reuse else []), *dr], None),
+        # how much of the result is luck: every model (the generic one too) with two other seeds
+        *((f"personalisation_seed{s}", [py, "benchmarks/personalisation.py", "--seed", str(s), "--no-export", "--work",
+                                        str(runs / f"personalisation_seed{s}"),
+                                        "--out", str(RESULTS / f"personalisation_seed{s}.json"),
+                                        *(["--reuse"] if reuse else []), *dr], None) for s in (1, 2)),
     ]
     return out
 

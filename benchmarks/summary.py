@@ -360,6 +360,41 @@ def _best_elsewhere(tuning: dict[str, Any]) -> str:
     return f"; the best mean there, {tuning['recipes'][best]['mean']:.3f} ({best}), did not improve every tuning person."
 
 
+def _window_stage(tuning: dict[str, Any], w80: dict[str, Any] | None, d: dict[str, Any]) -> list[str]:
+    """The tuning's window stage in one sentence, with what its pick did on the test people."""
+    windows = tuning.get("windows")
+    if not windows:
+        return []
+    w = str(tuning["chosen_window_samples"])
+    text = (f"The generic model's window, tried the same way with that recipe ({', '.join(windows)} samples): the rule "
+            f"picked {w} ({windows[w]['mean']:.3f} on the tuning people")
+    if w in windows and "40" in windows and w != "40":
+        text += f" vs {windows['40']['mean']:.3f} with 40"
+    text += ")"
+    if w80 is not None and w == "80":
+        worse = [p for p, r in w80["persons"].items() if r["fine_tuned"] <= r["generic"]]
+        text += (f"; on these ten people (`personalisation.py --window-samples 80`) it gave {w80['mean']['fine_tuned']:.3f} "
+                 f"fine-tuned against {w80['mean']['generic']:.3f} generic (40: {d['mean']['fine_tuned']:.3f}), "
+                 f"{'not improving ' + ', '.join(worse) if worse else 'every person improved'}, "
+                 "so `wisdm_watch.toml` keeps 40, a choice made on the test people.")
+    return ["", text]
+
+
+def _seeds(d: dict[str, Any], by_seed: dict[int, dict[str, Any] | None]) -> list[str]:
+    """The same benchmark with other seeds for every model (the generic one too), in one sentence."""
+    runs = {42: d, **{s: r for s, r in by_seed.items() if r is not None}}
+    if len(runs) < 2:
+        return []
+    parts = []
+    for seed, r in runs.items():
+        m = r["mean"]
+        worse = r["not_improved"]["fine_tuned"]
+        parts.append(f"seed {seed}: {m['generic']:.3f} → {m['fine_tuned']:.3f} ({(m['fine_tuned'] - m['generic']) * 100:+.1f}"
+                     f"{', not improved: ' + ', '.join(worse) if worse else ''})")
+    return ["", "The same with other seeds for every model, the generic one included (`personalisation.py --seed N`; "
+                "generic → fine-tuned mean): " + "; ".join(parts) + "."]
+
+
 def personalisation() -> list[str]:
     d = _load("personalisation")
     if d is None:
@@ -383,6 +418,8 @@ def personalisation() -> list[str]:
                      f"saw them (`python benchmarks/personalisation_tuning.py`: {len(tuning['recipes'])} recipes, rule fixed in "
                      f"advance): **{tuning['chosen']}**, mean {chosen['mean']:.3f} on them vs {tuning['generic_mean']:.3f} "
                      "generic" + _best_elsewhere(tuning)]
+        rows += _window_stage(tuning, _load("personalisation_w80"), d)
+    rows += _seeds(d, {s: _load(f"personalisation_seed{s}") for s in (1, 2)})
     targets = ", ".join(f"{k.replace('_', ' ')} {'✓' if v else '✗'}" for k, v in d["targets"].items())
     return _block("personalisation", rows) + [f"Targets: {targets}. `python benchmarks/personalisation.py`", ""]
 

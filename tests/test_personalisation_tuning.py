@@ -92,3 +92,13 @@ def test_a_window_is_judged_against_its_own_generic_model() -> None:
     assert choose_among(windows, generic) == "80"
     generic["80"]["1"] = 0.95
     assert choose_among(windows, generic) == "40"
+
+
+def test_the_window_and_seed_overrides_reach_the_person_config(tmp_path: Any) -> None:
+    from benchmarks.personalisation import person_config
+    from har_edge.config import read_toml
+
+    out = tmp_path / "scratch.toml"
+    person_config("recordings_scratch.toml", 1, tmp_path / "me", out, None, {"seed": 0}, {"window_samples": 80})
+    d = read_toml(out)
+    assert d["data"]["window_samples"] == 80 and d["train"]["seed"] == 0
