@@ -291,8 +291,9 @@ def report(results: dict[str, Any]) -> None:
                      min(e["per_person"].values()), ", ".join(worse) or "none", e["max_fit_seconds"]])
     print_table(rows, ["generic window (chosen recipe)", "generic mean", "fine-tuned mean", "gain pp", "worst person",
                        "not improved", "max fit s"])
-    print(f"\nthe rule's window: window_samples = {results['chosen_window_samples']}. wisdm_watch.toml keeps 40: the rule's 80 did"
-          " not carry over to the test people (docs/your-own-data.md, section 8)")
+    in_use = read_toml(CONFIGS / "wisdm_watch.toml")["data"]["window_samples"]
+    print(f"\nthe rule's window: window_samples = {results['chosen_window_samples']}; wisdm_watch.toml has {in_use}"
+          " (docs/your-own-data.md, section 8, says why)")
 
 
 if __name__ == "__main__":
