@@ -247,10 +247,13 @@ def main(argv: list[str] | None = None) -> int:
                                                     args.window_samples, args.seed)
         print(f"{p}: generic {r['generic']:.3f}  fine-tuned {r['fine_tuned']:.3f}  scratch {r['scratch']:.3f}"
               + (f"  int8 {r['int8']:.3f}" if "int8" in r else "") + f"  ({r.get('fine_tuned_wall_seconds', '-')} s)", flush=True)
-    return report(results, args.out)
+    # a probe's JSON (another window or seed) never overwrites the benchmark's own personalisation.json
+    name = "personalisation" + (f"_w{args.window_samples}" if args.window_samples else "") + (
+        f"_seed{args.seed}" if args.seed is not None else "")
+    return report(results, args.out, name)
 
 
-def report(results: dict[str, Any], out: str | None) -> int:
+def report(results: dict[str, Any], out: str | None, name: str = "personalisation") -> int:
     per = results["persons"]
     cols = ["generic", "fine_tuned", "fine_tuned_plain", "scratch", "int8"]
     rows = [[p, *(round(r[c], 4) if c in r else "-" for c in cols), f"{(r['fine_tuned'] - r['generic']) * 100:+.1f}",
@@ -281,7 +284,7 @@ def report(results: dict[str, Any], out: str | None) -> int:
           + (f" ({results['generic_train_wall_seconds']:.0f} s wall)" if "generic_train_wall_seconds" in results else ""))
     print("not above the generic model: " + "; ".join(f"{k}: {v or 'none'}" for k, v in worse.items()))
     print("targets: " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in targets.items()))
-    write_json("personalisation", results, out)
+    write_json(name, results, out)
     return 0  # accuracy targets are reported (PASS / FAIL above, "targets" in the JSON), as train_targets does; errors raise
 
 
