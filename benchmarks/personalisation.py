@@ -108,23 +108,28 @@ def toml_text(d: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def person_config(template: str, p: int, folder: Path, out: Path, generic: Path | None,
-                  train: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> tuple[Path, bool]:
-    """The template config with the person's folder (and the generic run as init_from, ``train`` and ``data``
-    overrides), written to ``out``; returns ``(out, changed)``: ``changed`` when ``out`` held another config before (a run
-    trained from it is stale, whatever ``--reuse`` says)."""
+def derived_config(template: str, out: Path, changes: dict[str, dict[str, Any]], name: str | None = None) -> bool:
+    """``CONFIGS/template`` with ``changes`` applied table by table (and ``name``), written to ``out``; returns
+    whether ``out`` held another config before (a run trained from it is stale, whatever ``--reuse`` says)."""
     d = read_toml(CONFIGS / template)
-    d["name"] = f"{d['name']}_{p}"
-    d["data"]["path"] = str(folder.resolve())
-    if generic is not None:
-        d["train"]["init_from"] = str(generic.resolve())
-    d["train"].update(train or {})
-    d["data"].update(data or {})
+    d["name"] = name or d["name"]
+    for table, values in changes.items():
+        d[table].update(values)
     out.parent.mkdir(parents=True, exist_ok=True)
     text = toml_text(d)
     changed = out.is_file() and out.read_text() != text
     out.write_text(text)
-    return out, changed
+    return changed
+
+
+def person_config(template: str, p: int, folder: Path, out: Path, generic: Path | None,
+                  train: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> tuple[Path, bool]:
+    """The template config with the person's folder (and the generic run as init_from, ``train`` and ``data``
+    overrides), written to ``out``; returns ``(out, changed)`` (see :func:`derived_config`)."""
+    base_name = read_toml(CONFIGS / template)["name"]
+    init = {"init_from": str(generic.resolve())} if generic is not None else {}
+    changes = {"data": {"path": str(folder.resolve()), **(data or {})}, "train": {**init, **(train or {})}}
+    return out, derived_config(template, out, changes, name=f"{base_name}_{p}")
 
 
 def timed(key: str, store: Path, res: dict[str, Any], skip: bool, fn: Any) -> None:
@@ -208,11 +213,8 @@ def generic_config(work: Path, window_samples: int | None) -> Path:
     """``wisdm_watch.toml``, or a copy in ``work`` with another ``window_samples``."""
     if window_samples is None:
         return CONFIGS / "wisdm_watch.toml"
-    d = read_toml(CONFIGS / "wisdm_watch.toml")
-    d["data"]["window_samples"] = window_samples
     out = work / f"wisdm_watch_w{window_samples}.toml"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(toml_text(d))
+    derived_config("wisdm_watch.toml", out, {"data": {"window_samples": window_samples}})
     return out
 
 
@@ -229,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
+    if args.window_samples is not None and args.window_samples < 2:
+        ap.error(f"--window-samples {args.window_samples}: expected a window of at least 2 samples")
     work = Path(args.work)
     data_root = resolve_data_root(args.data_root)
     results: dict[str, Any] = {"work": str(work), "persons": {}}

@@ -49,7 +49,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import print_table, write_json  # noqa: E402
-from benchmarks.personalisation import CONFIGS, RATE_HZ, har_edge, record_person, toml_text, write_raw  # noqa: E402
+from benchmarks.personalisation import CONFIGS, RATE_HZ, derived_config, har_edge, record_person, toml_text, write_raw  # noqa: E402
 from har_edge.config import load_run_config, read_toml  # noqa: E402
 from har_edge.data.paths import resolve_data_root  # noqa: E402
 
@@ -159,13 +159,9 @@ def tuning_generic(work: Path, data_root: Path, reuse: bool, window_samples: int
     config = run / "config.json"
     if reuse and (run / "metrics.json").is_file() and json.loads(config.read_text())["data"]["window_samples"] == window_samples:
         return run
-    d = read_toml(CONFIGS / "wisdm_watch.toml")
-    d["name"] = "wisdm_watch_tuning"
-    d["data"]["test_subjects"] = list(HELD_OUT)
-    d["data"]["window_samples"] = window_samples
     cfg = work / f"wisdm_watch_tuning_w{window_samples}.toml"
-    cfg.parent.mkdir(parents=True, exist_ok=True)
-    cfg.write_text(toml_text(d))
+    derived_config("wisdm_watch.toml", cfg, {"data": {"test_subjects": list(HELD_OUT), "window_samples": window_samples}},
+                   name="wisdm_watch_tuning")
     har_edge("train", "--config", str(cfg), "--out", str(run), "--quiet", "--data-root", str(data_root))
     return run
 
