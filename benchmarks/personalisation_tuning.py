@@ -93,6 +93,15 @@ STAGE_1: tuple[tuple[str, str, dict[str, dict[str, Any]]], ...] = (
     ("no validation", "validation", {"data": {"validation_fraction": 0.0}}),
 )
 
+# Probes (``--probe``): ideas tried after the search, each a change on top of the recipe fine_tune.toml has.
+# Replay: the generic model's own training windows (people 1605-1630 here) beside the person's minute per
+# activity, so the batches keep what holds for everyone while the weights move towards the person.
+PROBES: tuple[tuple[str, dict[str, dict[str, Any]]], ...] = (
+    ("replay 600", {"train": {"replay_source_windows": 600}}),
+    ("replay 1800", {"train": {"replay_source_windows": 1800}}),
+    ("replay 1800 | epochs 30", {"train": {"replay_source_windows": 1800, "epochs": 30, "patience": 30}}),
+)
+
 
 def merged(*changes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """BASE with ``changes`` applied in order (table by table)."""
@@ -136,6 +145,22 @@ def stage_3(chosen: str, recipes: dict[str, dict[str, Any]],
         if name != "base" and recipe not in seen and recipe not in out.values():
             out[f"{chosen} | {name}"] = recipe
     return out
+
+
+def current_recipe() -> dict[str, dict[str, Any]]:
+    """The recipe ``training/configs/fine_tune.toml`` has, as BASE's keys (what the search chose)."""
+    toml = read_toml(CONFIGS / "fine_tune.toml")
+    return {table: {key: toml[table][key] for key in keys} for table, keys in BASE.items()}
+
+
+def probe_stage(folders: dict[int, Path], generic: Path, data_root: Path, results: dict[str, Any],
+                done: dict[str, Any] | None) -> None:
+    """``--probe``: fine_tune.toml's recipe and each of :data:`PROBES` on top of it, on the tuning people; the
+    search's rule says whether a probe would replace the recipe (``results["chosen"]``)."""
+    current = current_recipe()
+    recipes = {"fine_tune.toml": current, **{f"fine_tune.toml | {n}": merged(current, c) for n, c in PROBES}}
+    evaluate_recipes(recipes, folders, generic, data_root, results, done)
+    results["chosen"] = choose(results)
 
 
 def fine_tune(person: int, folder: Path, generic: Path, recipe: dict[str, dict[str, Any]], data_root: Path) -> tuple[float, float]:
@@ -235,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse", action="store_true",
                     help="keep the tuning generic model, the recordings and the recipe scores (same settings) that exist")
     ap.add_argument("--data-root")
+    ap.add_argument("--probe", action="store_true",
+                    help="no search: fine_tune.toml's recipe and the PROBES on top of it, on the tuning people (about 25 min)")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     work, data_root = Path(args.work), resolve_data_root(args.data_root)
@@ -252,6 +279,15 @@ def main(argv: list[str] | None = None) -> int:
                                "recipes": {}}
     results["generic_mean"] = round(float(np.mean(list(results["generic_per_person"].values()))), 4)
     print(f"tuning generic model: mean {results['generic_mean']:.4f} on the tuning people's test parts", flush=True)
+    if args.probe:
+        previous = work / "probes.json"
+        done = json.loads(previous.read_text())["recipes"] if args.reuse and previous.is_file() else None
+        probe_stage(folders, generic, data_root, results, done)
+        results["wall_minutes"] = round((time.monotonic() - t0) / 60, 1)
+        report(results)
+        write_json("personalisation_probes", results, args.out)
+        previous.write_text(json.dumps(results, indent=1))
+        return 0
     stage_1 = {name: (knob, change) for name, knob, change in STAGE_1}
     previous = work / "tuning.json"
     done = json.loads(previous.read_text())["recipes"] if args.reuse and previous.is_file() else None
@@ -279,6 +315,8 @@ def report(results: dict[str, Any]) -> None:
     print_table(rows, ["recipe (tuning people 1631-1640)", "mean accuracy", "gain pp", "worst person", "not improved", "max fit s"])
     chosen = results["recipes"][results["chosen"]]["recipe"]
     print(f"\nchosen: {results['chosen']} ({results['wall_minutes']} min). For fine_tune.toml:\n" + toml_text(chosen))
+    if "windows" not in results:  # --probe
+        return
     rows = []
     for w, e in results["windows"].items():
         worse = [p for p, a in e["generic_per_person"].items() if e["per_person"][p] <= a]

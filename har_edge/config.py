@@ -87,6 +87,7 @@ class TrainConfig:
     keep_source_choices: tuple[float, ...] = ()  # instead: each is tried, the best on the validation split kept (ties: the first)
     clip_norm: float = 0.0  # clip the global gradient norm to this (0: off): no single batch throws the weights far
     average_weights: float = 0.0  # momentum of a moving average of the weights after each batch (0: off); validation and the result use it
+    replay_source_windows: int = 0  # fine-tuning: this many of the source run's own training windows (class-stratified) train beside the new data
 
 
 @dataclass(frozen=True)
@@ -281,9 +282,13 @@ def _validate_recordings(cfg: RunConfig, where: str) -> None:
     if d.validation_groups and d.validation_fraction == 0:
         raise ConfigError(f"{where}: data.validation_groups names groups for validation and data.validation_fraction = 0 "
                           "asks for none; use one")
-    if (cfg.train.freeze or cfg.train.keep_source or cfg.train.keep_source_choices) and not cfg.train.init_from:
-        raise ConfigError(f"{where}: train.freeze, keep_source and keep_source_choices need train.init_from "
-                          "(the run fine-tuning starts from)")
+    if (cfg.train.freeze or cfg.train.keep_source or cfg.train.keep_source_choices or cfg.train.replay_source_windows) \
+            and not cfg.train.init_from:
+        raise ConfigError(f"{where}: train.freeze, keep_source, keep_source_choices and replay_source_windows need "
+                          "train.init_from (the run fine-tuning starts from)")
+    r = cfg.train.replay_source_windows
+    if isinstance(r, bool) or not isinstance(r, int) or r < 0:
+        raise ConfigError(f"{where}: train.replay_source_windows={r!r}; expected a whole number of windows >= 0 (0: no replay)")
     if cfg.train.keep_source_choices and (cfg.train.keep_source or not all(
             isinstance(k, (int, float)) and not isinstance(k, bool) and 0 <= k < 1 for k in cfg.train.keep_source_choices)):
         raise ConfigError(f"{where}: train.keep_source_choices={list(cfg.train.keep_source_choices)}; expected numbers "

@@ -28,7 +28,7 @@ from har_edge.data.windowing import windows_from_recordings
 from har_edge.errors import DataError
 
 __all__ = ["SplitWindows", "preprocessing_spec_for", "prepare_windows", "recording_windows", "pin_labels",
-           "split_by_subject", "stratified_slice"]
+           "split_by_subject", "stratified_slice", "concat_windows"]
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def prepare_windows(cfg: RunConfig, data_root: Path) -> SplitWindows:
     if d.dataset == "recordings":
         return _split_recordings(cfg)
     if d.dataset == "uci_har":
-        windows = _concat(load_uci_har_npz(data_root, "train"), load_uci_har_npz(data_root, "test"))
+        windows = concat_windows(load_uci_har_npz(data_root, "train"), load_uci_har_npz(data_root, "test"))
         if d.window_samples != windows.window_samples:
             raise DataError(f"uci_har windows have {windows.window_samples} samples; config says {d.window_samples}")
     else:
@@ -213,7 +213,8 @@ def _split_recordings(cfg: RunConfig) -> SplitWindows:
     )
 
 
-def _concat(a: WindowSet, b: WindowSet) -> WindowSet:
+def concat_windows(a: WindowSet, b: WindowSet) -> WindowSet:
+    """``a``'s windows then ``b``'s (same channels, units and label order)."""
     return WindowSet(
         X=np.concatenate([a.X, b.X]),
         y=np.concatenate([a.y, b.y]),

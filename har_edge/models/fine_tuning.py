@@ -9,7 +9,8 @@ order). A different label set gets a new head: labels the source knew start from
 new labels from fresh ones. ``[train] freeze = ["conv0", "lstm0"]`` keeps those layers' weights fixed
 (layer names as :mod:`~har_edge.models.builders` gives them); ``keep_source = 0.5`` blends the fine-tuned
 weights with the source's after training (:func:`blend_with_source`); ``keep_source_choices = [0.5, 0.25, 0.0]``
-lets the validation split pick the blend (:func:`blend_best`). The result is an ordinary run directory:
+lets the validation split pick the blend (:func:`blend_best`); ``replay_source_windows = N`` trains on N of the
+source run's own training windows beside the new data (:func:`with_replay`). The result is an ordinary run directory:
 ``har-edge export`` and the device runtime treat it like any other.
 """
 
@@ -18,19 +19,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from har_edge.config import PreprocessingConfig, RunConfig
-from har_edge.data.datasets import SplitWindows
+from har_edge.data.datasets import SplitWindows, concat_windows, prepare_windows, stratified_slice
 from har_edge.data.recording import WindowSet
 from har_edge.errors import ConfigError, ModelError
 from har_edge.models.builders import build_classifier
 from har_edge.models.run_dir import RunInfo, load_run_info
 
 __all__ = ["SourceRun", "load_source", "resolve_config", "with_run_pipeline", "align_labels", "initial_model", "freeze_layers",
-           "blend_with_source"]
+           "blend_with_source", "with_replay"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,30 @@ def align_labels(splits: SplitWindows, source_labels: tuple[str, ...]) -> SplitW
         return splits
     return dataclasses.replace(splits, train=_relabel(splits.train, order), validation=_relabel(splits.validation, order),
                                test=_relabel(splits.test, order))
+
+
+def with_replay(train: WindowSet, source: SourceRun, data_root: Path, count: int, *, seed: int) -> WindowSet:
+    """``train`` plus a seeded, class-stratified ``count`` of the source run's own training windows (its data
+    set through its config: same preprocessing, channels, window), labelled in ``train``'s label order; the
+    source's classes the new data lacks are left out. Returns ``(n + ≤count, W, C)`` windows.
+
+    A minute per activity pulls the network towards one person; windows of the people it learned from keep
+    what still holds for everyone in the batches.
+    """
+    src = prepare_windows(source.info.config, data_root).train
+    if src.channel_names != train.channel_names or src.units != train.units or src.window_samples != train.window_samples:
+        raise ConfigError(f"train.replay_source_windows: {source.info.run_dir}'s windows are {src.window_samples} samples of "
+                          f"{list(src.channel_names)} in {list(src.units)}; the new data's are {train.window_samples} "
+                          f"of {list(train.channel_names)} in {list(train.units)}")
+    lookup = np.array([train.label_names.index(n) if n in train.label_names else -1 for n in src.label_names], np.int64)
+    src = src.take(lookup[src.y] >= 0)
+    if not len(src):
+        raise ConfigError(f"train.replay_source_windows: {source.info.run_dir} has no training windows of "
+                          f"{list(train.label_names)}")
+    src = WindowSet(src.X, lookup[src.y], src.subject, src.channel_names, src.units, train.label_names, src.sample_rate_hz)
+    src = stratified_slice(src, count, seed=seed)
+    log.info("replay: %d of %s's training windows beside %d new ones", len(src), source.info.run_dir, len(train))
+    return concat_windows(train, src)
 
 
 def initial_model(source: SourceRun, cfg: RunConfig, label_names: tuple[str, ...], *, seed: int) -> tuple[Any, dict[str, Any]]:

@@ -266,6 +266,8 @@ def train_run(
         splits = fine_tuning.align_labels(splits, source.info.label_names)
     cfg = pin_labels(cfg, splits.train.label_names)  # recordings: evaluate and export read the labels in this order
     train, val, test = splits.train, splits.validation, splits.test
+    if source is not None and cfg.train.replay_source_windows:
+        train = fine_tuning.with_replay(train, source, Path(data_root), cfg.train.replay_source_windows, seed=cfg.train.seed)
     if splits.summary:
         say(splits.summary)
     say(f"data: train {len(train)} / validation {len(val)} / test {len(test)} windows, "

@@ -195,3 +195,48 @@ def test_fine_tuning_without_validation_keeps_the_last_average(tiny_run: Path, p
     assert metrics["epochs_run"] == 3 and 0 <= metrics["test_accuracy"] <= 1
     history = json.loads((out / "history.json").read_text())
     assert "val_loss" not in history and len(history["loss"]) == 3
+
+
+def test_replay_adds_the_source_runs_own_windows_in_the_new_label_order(tiny_run: Path) -> None:
+    """replay_source_windows: a class-stratified draw of the source's training windows, relabelled to the new
+    data's label order; the source's classes the new data lacks stay out."""
+    from har_edge.data.datasets import prepare_windows
+    from har_edge.models import fine_tuning
+
+    source = fine_tuning.load_source(str(tiny_run))
+    src = prepare_windows(source.info.config, SAMPLE_ROOT).train
+    keep = src.label_names[:2][::-1]  # two of the source's classes, in the other order
+    mine = src.take(np.flatnonzero(src.y == 0)[:5])
+    mine = type(mine)(mine.X, np.ones(5, np.int64), mine.subject, mine.channel_names, mine.units, keep, mine.sample_rate_hz)
+    out = fine_tuning.with_replay(mine, source, SAMPLE_ROOT, 40, seed=0)
+    assert len(out) == 45 and out.label_names == keep
+    np.testing.assert_array_equal(out.X[:5], mine.X)
+    replayed_y, replayed_X = out.y[5:], out.X[5:]
+    assert set(replayed_y) == {0, 1} and abs(int((replayed_y == 0).sum()) - 20) <= 1
+    for x, y in zip(replayed_X[:10], replayed_y[:10]):  # each replayed window is a source window of that class
+        same = np.flatnonzero(np.all(src.X == x, axis=(1, 2)))
+        assert len(same) and src.label_names[src.y[same[0]]] == keep[y]
+    other = type(mine)(mine.X, mine.y, mine.subject, mine.channel_names, mine.units, ("nothing_it_knows", "b"), mine.sample_rate_hz)
+    with pytest.raises(ConfigError, match="has no training windows of"):
+        fine_tuning.with_replay(other, source, SAMPLE_ROOT, 40, seed=0)
+
+
+def test_a_fine_tuned_run_with_replay_trains_on_both(tiny_run: Path, personal_recordings: Path, tmp_path: Path) -> None:
+    from har_edge.cli import main
+    from har_edge.config import load_run_config
+
+    (tmp_path / "ft.toml").write_text(FINE_TUNE.replace("keep_source = 0.5", "replay_source_windows = 30"))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(tmp_path / "ft.toml"), "--init-from", str(tiny_run), "--recordings",
+                 str(personal_recordings), "--out", str(out), "--quiet", "--data-root", str(SAMPLE_ROOT)]) == 0
+    (tmp_path / "own.toml").write_text(FINE_TUNE.replace("keep_source = 0.5", "epochs = 1").replace("epochs = 3\n", ""))
+    own = tmp_path / "own"
+    assert main(["train", "--config", str(tmp_path / "own.toml"), "--init-from", str(tiny_run), "--recordings",
+                 str(personal_recordings), "--out", str(own), "--quiet"]) == 0
+    n = [json.loads((d / "metrics.json").read_text())["n_train"] for d in (out, own)]
+    assert n[0] == n[1] + 30
+    for train, match in (("replay_source_windows = 10", "need train.init_from"),
+                         ('init_from = "."\nreplay_source_windows = -1', "replay_source_windows=-1; expected a whole number")):
+        (tmp_path / "bad.toml").write_text(f'name = "x"\n[train]\n{train}\n')
+        with pytest.raises(ConfigError, match=match):
+            load_run_config(tmp_path / "bad.toml")
