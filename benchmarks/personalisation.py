@@ -1,7 +1,7 @@
 """Personalisation: the generic WISDM watch model vs. fine-tuned on 60 s per activity vs. trained from scratch.
 
 Run: ``python benchmarks/personalisation.py [--work runs/personalisation] [--generic-run DIR] [--reuse]
-[--persons 1641 ... 1650] [--window-samples N] [--seed N] [--data-root ../shared/data]``
+[--persons 1641 ... 1650] [--window-samples N] [--lstm-units N] [--seed N] [--data-root ../shared/data]``
 
 The generic model is ``training/configs/wisdm_watch.toml`` (subjects 1600–1640, seed 42), trained into
 ``WORK/generic`` (or ``--generic-run``). Each held-out person (1641–1650) becomes a user with their own
@@ -123,12 +123,14 @@ def derived_config(template: str, out: Path, changes: dict[str, dict[str, Any]],
 
 
 def person_config(template: str, p: int, folder: Path, out: Path, generic: Path | None,
-                  train: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> tuple[Path, bool]:
-    """The template config with the person's folder (and the generic run as init_from, ``train`` and ``data``
-    overrides), written to ``out``; returns ``(out, changed)`` (see :func:`derived_config`)."""
+                  train: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
+                  model: dict[str, Any] | None = None) -> tuple[Path, bool]:
+    """The template config with the person's folder (and the generic run as init_from, ``train``, ``data`` and
+    ``model`` overrides), written to ``out``; returns ``(out, changed)`` (see :func:`derived_config`)."""
     base_name = read_toml(CONFIGS / template)["name"]
     init = {"init_from": str(generic.resolve())} if generic is not None else {}
-    changes = {"data": {"path": str(folder.resolve()), **(data or {})}, "train": {**init, **(train or {})}}
+    changes = {"data": {"path": str(folder.resolve()), **(data or {})}, "train": {**init, **(train or {})},
+               **({"model": model} if model else {})}
     return out, derived_config(template, out, changes, name=f"{base_name}_{p}")
 
 
@@ -163,10 +165,10 @@ MODELS = (("fine_tuned", "fine_tune.toml", True, {}),
 
 
 def run_person(p: int, activities: list[str], work: Path, generic: Path, reuse: bool, export: bool,
-               window_samples: int | None = None, seed: int | None = None) -> dict[str, Any]:
+               window_samples: int | None = None, seed: int | None = None, lstm_units: int | None = None) -> dict[str, Any]:
     """One person: record, evaluate the generic model, train each of :data:`MODELS`, export; ``window_samples``
-    overrides the from-scratch model's window (the fine-tuned ones take the generic model's), ``seed`` every
-    model's seed."""
+    and ``lstm_units`` override the from-scratch model's window and LSTM width (the fine-tuned ones take the
+    generic model's), ``seed`` every model's seed."""
     folder, runs, raw = work / "persons" / str(p), work / "runs" / str(p), work / "raw"
     res: dict[str, Any] = {"activities": activities}
     store = runs / "wall_seconds.json"
@@ -187,8 +189,9 @@ def run_person(p: int, activities: list[str], work: Path, generic: Path, reuse: 
         run = runs / kind
         window = {"window_samples": window_samples} if window_samples and not from_generic else {}
         seeded = dict(train, **({"seed": seed} if seed is not None else {}))
+        model = {"units": [lstm_units]} if lstm_units and not from_generic else None
         cfg, changed = person_config(template, p, folder, work / "configs" / f"{p}_{kind}.toml",
-                                     generic if from_generic else None, seeded, window)
+                                     generic if from_generic else None, seeded, window, model)
         if changed or not (reuse and (run / "metrics.json").is_file()):
             retrained.add(kind)
         timed(f"{kind}_wall_seconds", store, res, kind not in retrained,
@@ -209,12 +212,13 @@ def run_person(p: int, activities: list[str], work: Path, generic: Path, reuse: 
     return res
 
 
-def generic_config(work: Path, window_samples: int | None) -> Path:
-    """``wisdm_watch.toml``, or a copy in ``work`` with another ``window_samples``."""
-    if window_samples is None:
+def generic_config(work: Path, window_samples: int | None, lstm_units: int | None = None) -> Path:
+    """``wisdm_watch.toml``, or a copy in ``work`` with another ``window_samples`` and/or LSTM width."""
+    if window_samples is None and lstm_units is None:
         return CONFIGS / "wisdm_watch.toml"
-    out = work / f"wisdm_watch_w{window_samples}.toml"
-    derived_config("wisdm_watch.toml", out, {"data": {"window_samples": window_samples}})
+    out = work / ("wisdm_watch" + (f"_w{window_samples}" if window_samples else "") + (f"_units{lstm_units}" if lstm_units else "") + ".toml")
+    derived_config("wisdm_watch.toml", out, {**({"data": {"window_samples": window_samples}} if window_samples else {}),
+                                             **({"model": {"units": [lstm_units]}} if lstm_units else {})})
     return out
 
 
@@ -227,18 +231,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-export", action="store_true", help="skip the int8 exports")
     ap.add_argument("--window-samples", type=int,
                     help="the generic and from-scratch models' window instead of wisdm_watch.toml's (a probe)")
+    ap.add_argument("--lstm-units", type=int,
+                    help="the generic and from-scratch models' LSTM width instead of wisdm_watch.toml's 48 (a probe)")
     ap.add_argument("--seed", type=int, help="seed of every model trained here instead of the configs' 42 (how much is luck)")
     ap.add_argument("--data-root")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     if args.window_samples is not None and args.window_samples < 2:
         ap.error(f"--window-samples {args.window_samples}: expected a window of at least 2 samples")
+    if args.lstm_units is not None and args.lstm_units < 1:
+        ap.error(f"--lstm-units {args.lstm_units}: expected at least 1 unit")
     work = Path(args.work)
     data_root = resolve_data_root(args.data_root)
     results: dict[str, Any] = {"work": str(work), "persons": {}}
     generic = Path(args.generic_run) if args.generic_run else work / "generic"
     if not args.generic_run:
-        config = generic_config(work, args.window_samples)
+        config = generic_config(work, args.window_samples, args.lstm_units)
         timed("generic_train_wall_seconds", work / "wall_seconds.json", results, args.reuse and (generic / "metrics.json").is_file(),
               lambda: har_edge("train", "--config", str(config), "--out", str(generic), "--quiet", "--data-root", str(data_root),
                                "--seed", str(42 if args.seed is None else args.seed))[0])
@@ -248,11 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     activities = write_raw(data_root, work / "raw", tuple(args.persons))
     for p in args.persons:
         results["persons"][str(p)] = r = run_person(p, activities[p], work, generic, args.reuse, not args.no_export,
-                                                    args.window_samples, args.seed)
+                                                    args.window_samples, args.seed, args.lstm_units)
         print(f"{p}: generic {r['generic']:.3f}  fine-tuned {r['fine_tuned']:.3f}  scratch {r['scratch']:.3f}"
               + (f"  int8 {r['int8']:.3f}" if "int8" in r else "") + f"  ({r.get('fine_tuned_wall_seconds', '-')} s)", flush=True)
     # a probe's JSON (another window or seed) never overwrites the benchmark's own personalisation.json
     name = "personalisation" + (f"_w{args.window_samples}" if args.window_samples else "") + (
+        f"_units{args.lstm_units}" if args.lstm_units else "") + (
         f"_seed{args.seed}" if args.seed is not None else "")
     return report(results, args.out, name)
 

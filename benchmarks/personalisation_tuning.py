@@ -26,6 +26,11 @@ both on ten other people, 1631–1640 (*tuning people*):
    it); the same rule, each window against its own generic model, picks the window.
 
 It prints the chosen recipe as ``[data]`` / ``[train]`` keys for ``fine_tune.toml`` and the rule's window.
+
+``--probe`` (about 45 min; a ``make bench`` step) runs no search: it scores the recipe ``fine_tune.toml`` has and
+each of :data:`PROBES` on top of it (replaying the generic model's own training windows), then that recipe
+from larger tuning generic models (:data:`GENERIC_PROBES`), each judged against its own generic model by the
+same rule. Ideas tried after the search go there, so they are measured on the tuning people first.
 The window stage was added later. Its pick, 80 samples, was run once on the test people
 (``personalisation.py --window-samples 80``), and it did worse there than 40: 0.885 against 0.909, with 1644
 ending 10 points below its generic model. So ``wisdm_watch.toml`` keeps 40. That decision was taken on the
@@ -101,6 +106,13 @@ PROBES: tuple[tuple[str, dict[str, dict[str, Any]]], ...] = (
     ("replay 1800", {"train": {"replay_source_windows": 1800}}),
     ("replay 1800 | epochs 30", {"train": {"replay_source_windows": 1800, "epochs": 30, "patience": 30}}),
 )
+# ... and a larger generic model (name → (tag, changes to wisdm_watch.toml)), fine-tuned with the chosen recipe and
+# judged against its own tuning generic model, as the window stage does
+GENERIC_PROBES: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
+    "wisdm_watch.toml": ("w40", {}),
+    "units 96": ("w40_units96", {"model": {"units": [96]}}),
+    "conv 64, units 64": ("w40_conv64_units64", {"model": {"conv_filters": [64], "units": [64]}}),
+}
 
 
 def merged(*changes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -153,14 +165,19 @@ def current_recipe() -> dict[str, dict[str, Any]]:
     return {table: {key: toml[table][key] for key in keys} for table, keys in BASE.items()}
 
 
-def probe_stage(folders: dict[int, Path], generic: Path, data_root: Path, results: dict[str, Any],
-                done: dict[str, Any] | None) -> None:
+def probe_stage(folders: dict[int, Path], generic: Path, work: Path, data_root: Path, results: dict[str, Any],
+                done: dict[str, Any] | None, reuse: bool) -> None:
     """``--probe``: fine_tune.toml's recipe and each of :data:`PROBES` on top of it, on the tuning people; the
-    search's rule says whether a probe would replace the recipe (``results["chosen"]``)."""
+    search's rule says whether a probe would replace the recipe (``results["chosen"]``). Then the chosen recipe
+    from each of :data:`GENERIC_PROBES` (``results["generics"]``, ``results["chosen_generic"]``). ``done``: an
+    earlier probe run's results (``--reuse``)."""
     current = current_recipe()
     recipes = {"fine_tune.toml": current, **{f"fine_tune.toml | {n}": merged(current, c) for n, c in PROBES}}
-    evaluate_recipes(recipes, folders, generic, data_root, results, done)
+    evaluate_recipes(recipes, folders, generic, data_root, results, done["recipes"] if done else None)
     results["chosen"] = choose(results)
+    generics = results["generics"] = generic_stage(results["recipes"][results["chosen"]]["recipe"], GENERIC_PROBES, folders,
+                                                   work, data_root, results, done.get("generics") if done else None, reuse)
+    results["chosen_generic"] = choose_among(generics, {n: e["generic_per_person"] for n, e in generics.items()})
 
 
 def fine_tune(person: int, folder: Path, generic: Path, recipe: dict[str, dict[str, Any]], data_root: Path) -> tuple[float, float]:
@@ -177,16 +194,18 @@ def fine_tune(person: int, folder: Path, generic: Path, recipe: dict[str, dict[s
     return float(info.metrics["test_accuracy"]), float(info.metrics["train_seconds"])
 
 
-def tuning_generic(work: Path, data_root: Path, reuse: bool, window_samples: int) -> Path:
-    """Train a tuning generic model (wisdm_watch with 1631–1650 held out and windows of ``window_samples``)
-    into ``WORK/generic_wW``; ``reuse`` keeps one with that window."""
-    run = work / f"generic_w{window_samples}"
-    config = run / "config.json"
-    if reuse and (run / "metrics.json").is_file() and json.loads(config.read_text())["data"]["window_samples"] == window_samples:
+def tuning_generic(work: Path, data_root: Path, reuse: bool, changes: dict[str, dict[str, Any]] | None = None,
+                   tag: str | None = None) -> Path:
+    """Train a tuning generic model (wisdm_watch.toml with 1631–1650 held out, windows of
+    :data:`SEARCH_WINDOW_SAMPLES` and ``changes``) into ``WORK/generic_TAG`` (TAG: ``wW`` by default); ``reuse``
+    keeps one trained from the same config."""
+    changes = changes or {}
+    data = {"test_subjects": list(HELD_OUT), "window_samples": SEARCH_WINDOW_SAMPLES, **changes.get("data", {})}
+    tag = tag or f"w{data['window_samples']}"
+    run, cfg = work / f"generic_{tag}", work / f"wisdm_watch_tuning_{tag}.toml"
+    stale = derived_config("wisdm_watch.toml", cfg, {**changes, "data": data}, name="wisdm_watch_tuning")
+    if reuse and not stale and (run / "metrics.json").is_file():
         return run
-    cfg = work / f"wisdm_watch_tuning_w{window_samples}.toml"
-    derived_config("wisdm_watch.toml", cfg, {"data": {"test_subjects": list(HELD_OUT), "window_samples": window_samples}},
-                   name="wisdm_watch_tuning")
     har_edge("train", "--config", str(cfg), "--out", str(run), "--quiet", "--data-root", str(data_root))
     return run
 
@@ -229,28 +248,39 @@ def choose_among(candidates: dict[str, dict[str, Any]], generic: dict[str, dict[
     return max(improving or list(candidates), key=lambda n: candidates[n]["mean"])
 
 
+def generic_stage(recipe: dict[str, dict[str, Any]], variants: dict[str, tuple[str, dict[str, dict[str, Any]]]],
+                  folders: dict[int, Path], work: Path, data_root: Path, results: dict[str, Any],
+                  done: dict[str, Any] | None, reuse: bool) -> dict[str, dict[str, Any]]:
+    """``recipe`` from a tuning generic model per variant (name → (tag, changes to wisdm_watch.toml); no changes: the
+    search's own generic model, whose score for the chosen recipe exists). Each entry keeps its generic model's
+    per-person accuracy, so :func:`choose_among` judges each against its own generic model."""
+    out = {}
+    for name, (tag, changes) in variants.items():
+        if not changes:
+            entry = {"generic_run": results["generic_run"], "generic_per_person": results["generic_per_person"],
+                     **results["recipes"][results["chosen"]]}
+        elif done and name in done and done[name]["recipe"] == recipe and done[name].get("changes", changes) == changes:
+            entry = done[name]
+            print(f"generic {name}: mean {entry['mean']:.4f} (reused)", flush=True)
+        else:
+            generic = tuning_generic(work, data_root, reuse, changes, tag)
+            entry = {"generic_run": str(generic),
+                     "generic_per_person": {str(p): round(generic_accuracy(generic, f), 4) for p, f in folders.items()}}
+            scored: dict[str, Any] = {"recipes": {}}
+            evaluate_recipes({f"generic {name}": recipe}, folders, generic, data_root, scored)
+            entry.update(scored["recipes"][f"generic {name}"])
+        entry["changes"] = changes
+        entry["generic_mean"] = round(float(np.mean(list(entry["generic_per_person"].values()))), 4)
+        out[name] = entry
+    return out
+
+
 def window_stage(recipe: dict[str, dict[str, Any]], folders: dict[int, Path], work: Path, data_root: Path,
                  results: dict[str, Any], done: dict[str, Any] | None, reuse: bool) -> None:
     """Stage 4: the chosen recipe from a tuning generic model with each of :data:`GENERIC_WINDOWS`
     (``results["windows"]``; the search window's entry is the recipe's own score); the same rule picks one."""
-    results["windows"] = {}
-    for w in GENERIC_WINDOWS:
-        if w == SEARCH_WINDOW_SAMPLES:
-            entry = {"generic_run": results["generic_run"], "generic_per_person": results["generic_per_person"],
-                     **results["recipes"][results["chosen"]]}
-        elif done and str(w) in done and done[str(w)]["recipe"] == recipe:
-            entry = done[str(w)]
-            print(f"generic window {w}: mean {entry['mean']:.4f} (reused)", flush=True)
-        else:
-            generic = tuning_generic(work, data_root, reuse, w)
-            entry = {"generic_run": str(generic),
-                     "generic_per_person": {str(p): round(generic_accuracy(generic, f), 4) for p, f in folders.items()}}
-            scored: dict[str, Any] = {"recipes": {}}
-            evaluate_recipes({f"generic window {w}": recipe}, folders, generic, data_root, scored)
-            entry.update(scored["recipes"][f"generic window {w}"])
-        entry["generic_mean"] = round(float(np.mean(list(entry["generic_per_person"].values()))), 4)
-        results["windows"][str(w)] = entry
-    windows = results["windows"]
+    variants = {str(w): (f"w{w}", {} if w == SEARCH_WINDOW_SAMPLES else {"data": {"window_samples": w}}) for w in GENERIC_WINDOWS}
+    windows = results["windows"] = generic_stage(recipe, variants, folders, work, data_root, results, done, reuse)
     results["chosen_window_samples"] = int(choose_among(windows, {w: e["generic_per_person"] for w, e in windows.items()}))
 
 
@@ -261,12 +291,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="keep the tuning generic model, the recordings and the recipe scores (same settings) that exist")
     ap.add_argument("--data-root")
     ap.add_argument("--probe", action="store_true",
-                    help="no search: fine_tune.toml's recipe and the PROBES on top of it, on the tuning people (about 25 min)")
+                    help="no search: fine_tune.toml's recipe, the PROBES on top of it and the GENERIC_PROBES, on the tuning people")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     work, data_root = Path(args.work), resolve_data_root(args.data_root)
     t0 = time.monotonic()
-    generic = tuning_generic(work, data_root, args.reuse, SEARCH_WINDOW_SAMPLES)
+    generic = tuning_generic(work, data_root, args.reuse)
     activities = write_raw(data_root, work / "raw", TUNING_PERSONS)
     folders = {}
     for p in TUNING_PERSONS:
@@ -281,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tuning generic model: mean {results['generic_mean']:.4f} on the tuning people's test parts", flush=True)
     if args.probe:
         previous = work / "probes.json"
-        done = json.loads(previous.read_text())["recipes"] if args.reuse and previous.is_file() else None
-        probe_stage(folders, generic, data_root, results, done)
+        done = json.loads(previous.read_text()) if args.reuse and previous.is_file() else None
+        probe_stage(folders, generic, work, data_root, results, done, args.reuse)
         results["wall_minutes"] = round((time.monotonic() - t0) / 60, 1)
         report(results)
         write_json("personalisation_probes", results, args.out)
@@ -315,19 +345,25 @@ def report(results: dict[str, Any]) -> None:
     print_table(rows, ["recipe (tuning people 1631-1640)", "mean accuracy", "gain pp", "worst person", "not improved", "max fit s"])
     chosen = results["recipes"][results["chosen"]]["recipe"]
     print(f"\nchosen: {results['chosen']} ({results['wall_minutes']} min). For fine_tune.toml:\n" + toml_text(chosen))
-    if "windows" not in results:  # --probe
+    if "generics" in results:  # --probe
+        generic_table(results["generics"], results["chosen_generic"], "generic model (chosen recipe)")
         return
-    rows = []
-    for w, e in results["windows"].items():
-        worse = [p for p, a in e["generic_per_person"].items() if e["per_person"][p] <= a]
-        rows.append([f"{w} ({int(w) / RATE_HZ:g} s)" + (" ←" if int(w) == results["chosen_window_samples"] else ""),
-                     e["generic_mean"], e["mean"], f"{(e['mean'] - e['generic_mean']) * 100:+.1f}",
-                     min(e["per_person"].values()), ", ".join(worse) or "none", e["max_fit_seconds"]])
-    print_table(rows, ["generic window (chosen recipe)", "generic mean", "fine-tuned mean", "gain pp", "worst person",
-                       "not improved", "max fit s"])
+    generic_table(results["windows"], str(results["chosen_window_samples"]), "generic window (chosen recipe)",
+                  lambda w: f"{w} ({int(w) / RATE_HZ:g} s)")
     in_use = read_toml(CONFIGS / "wisdm_watch.toml")["data"]["window_samples"]
     print(f"\nthe rule's window: window_samples = {results['chosen_window_samples']}; wisdm_watch.toml has {in_use}"
           " (docs/your-own-data.md, section 8, says why)")
+
+
+def generic_table(entries: dict[str, dict[str, Any]], chosen: str, title: str, label: Any = str) -> None:
+    """One row per tuning generic model (:func:`generic_stage`): its mean, the fine-tuned mean, who is not improved."""
+    rows = []
+    for name, e in entries.items():
+        worse = [p for p, a in e["generic_per_person"].items() if e["per_person"][p] <= a]
+        rows.append([label(name) + (" ←" if name == chosen else ""), e["generic_mean"], e["mean"],
+                     f"{(e['mean'] - e['generic_mean']) * 100:+.1f}", min(e["per_person"].values()), ", ".join(worse) or "none",
+                     e["max_fit_seconds"]])
+    print_table(rows, [title, "generic mean", "fine-tuned mean", "gain pp", "worst person", "not improved", "max fit s"])
 
 
 if __name__ == "__main__":

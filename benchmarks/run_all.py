@@ -69,6 +69,10 @@ def steps(runs: Path, dr: list[str], reuse: bool) -> list[tuple[str, list[str], 
         ("memory_soak", [py, "benchmarks/memory_soak.py", "--bundle", str(ex / "float32"), "--hours", "24", *dr], None),
         ("personalisation_tuning", [py, "benchmarks/personalisation_tuning.py", "--work", str(runs / "personalisation_tuning"),
                                     *(["--reuse"] if reuse else []), *dr], runs / "personalisation_tuning" / "tuning.json"),
+        # ideas tried after the search (replay, a larger generic model), on the same tuning people
+        ("personalisation_probes", [py, "benchmarks/personalisation_tuning.py", "--probe", "--work",
+                                    str(runs / "personalisation_tuning"), *(["--reuse"] if reuse else []), *dr],
+         runs / "personalisation_tuning" / "probes.json"),
         ("personalisation", [py, "benchmarks/personalisation.py", "--generic-run", str(runs / "wisdm_watch"),
                              "--work", str(runs / "personalisation"), *(["--reuse"] if reuse else []), *dr], None),
         # the tuning's window stage picked 80 samples; the test people with it (docs/your-own-data.md §8)

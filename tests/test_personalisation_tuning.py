@@ -102,3 +102,33 @@ def test_the_window_and_seed_overrides_reach_the_person_config(tmp_path: Any) ->
     person_config("recordings_scratch.toml", 1, tmp_path / "me", out, None, {"seed": 0}, {"window_samples": 80})
     d = read_toml(out)
     assert d["data"]["window_samples"] == 80 and d["train"]["seed"] == 0
+    person_config("recordings_scratch.toml", 1, tmp_path / "me", out, None, None, None, {"units": [96]})
+    assert read_toml(out)["model"]["units"] == [96]
+
+
+def test_the_generic_config_takes_the_window_and_lstm_width(tmp_path: Any) -> None:
+    from benchmarks.personalisation import CONFIGS, generic_config
+    from har_edge.config import read_toml
+
+    assert generic_config(tmp_path, None, None) == CONFIGS / "wisdm_watch.toml"
+    d = read_toml(generic_config(tmp_path, 80, 96))
+    assert d["data"]["window_samples"] == 80 and d["model"]["units"] == [96]
+    assert d["model"]["conv_filters"] == read_toml(CONFIGS / "wisdm_watch.toml")["model"]["conv_filters"]
+    assert read_toml(generic_config(tmp_path, None, 96))["data"]["window_samples"] == 40
+
+
+def test_a_probe_of_the_generic_model_is_judged_against_its_own_generic_model(tmp_path: Any) -> None:
+    """generic_stage: a variant without changes is the search's own generic model and score; entries
+    keep the changes, and an earlier run's entry for the same recipe and changes is reused."""
+    from benchmarks.personalisation_tuning import generic_stage
+
+    recipe = {"train": {"epochs": 1}}
+    results = {"generic_run": "g40", "generic_per_person": {"1": 0.5}, "chosen": "r",
+               "recipes": {"r": {"recipe": recipe, "per_person": {"1": 0.9}, "mean": 0.9, "max_fit_seconds": 1.0}}}
+    done = {"big": {"recipe": recipe, "changes": {"model": {"units": [96]}}, "generic_run": "g96",
+                    "generic_per_person": {"1": 0.6}, "per_person": {"1": 0.95}, "mean": 0.95, "max_fit_seconds": 2.0}}
+    out = generic_stage(recipe, {"own": ("w40", {}), "big": ("w40_units96", {"model": {"units": [96]}})}, {},
+                        tmp_path, tmp_path, results, done, reuse=True)
+    assert out["own"]["generic_run"] == "g40" and out["own"]["mean"] == 0.9 and out["own"]["changes"] == {}
+    assert out["big"]["generic_run"] == "g96" and out["big"]["generic_mean"] == 0.6
+    assert choose_among(out, {n: e["generic_per_person"] for n, e in out.items()}) == "big"
