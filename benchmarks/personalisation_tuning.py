@@ -27,7 +27,7 @@ both on ten other people, 1631–1640 (*tuning people*):
 
 It prints the chosen recipe as ``[data]`` / ``[train]`` keys for ``fine_tune.toml`` and the rule's window.
 
-``--probe`` (about 45 min; a ``make bench`` step) runs no search: it scores the recipe ``fine_tune.toml`` has and
+``--probe`` (about 35 min; a ``make bench`` step) runs no search: it scores the recipe ``fine_tune.toml`` has and
 each of :data:`PROBES` on top of it (replaying the generic model's own training windows), then that recipe
 from larger tuning generic models (:data:`GENERIC_PROBES`), each judged against its own generic model by the
 same rule. Ideas tried after the search go there, so they are measured on the tuning people first.

@@ -79,6 +79,10 @@ def steps(runs: Path, dr: list[str], reuse: bool) -> list[tuple[str, list[str], 
         ("personalisation_w80", [py, "benchmarks/personalisation.py", "--window-samples", "80", "--work",
                                  str(runs / "personalisation_w80"), "--out", str(RESULTS / "personalisation_w80.json"),
                                  *(["--reuse"] if reuse else []), *dr], None),
+        # the probes' pick, a generic model with LSTM(96), on the test people (docs/your-own-data.md §8)
+        ("personalisation_units96", [py, "benchmarks/personalisation.py", "--lstm-units", "96", "--work",
+                                     str(runs / "personalisation_units96"), "--out", str(RESULTS / "personalisation_units96.json"),
+                                     *(["--reuse"] if reuse else []), *dr], None),
         # how much of the result is luck: every model (the generic one too) with two other seeds
         *((f"personalisation_seed{s}", [py, "benchmarks/personalisation.py", "--seed", str(s), "--no-export", "--work",
                                         str(runs / f"personalisation_seed{s}"),
