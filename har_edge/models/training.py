@@ -278,6 +278,8 @@ def train_run(
     provenance: dict[str, Any] = {}
     if source is not None:
         model, provenance = fine_tuning.initial_model(source, cfg, train.label_names, seed=cfg.train.seed)
+        if cfg.train.replay_source_windows:
+            provenance["replayed_source_windows"] = len(train) - len(splits.train)
         say(f"fine-tuning {source.info.run_dir}: head {provenance['head']}, frozen {provenance['frozen_layers'] or 'nothing'}")
     else:
         model = build_classifier(cfg.model, window_samples=train.window_samples, n_channels=Xtr.shape[2], n_classes=n_classes, seed=cfg.train.seed)

@@ -235,6 +235,7 @@ def test_a_fine_tuned_run_with_replay_trains_on_both(tiny_run: Path, personal_re
                  str(personal_recordings), "--out", str(own), "--quiet"]) == 0
     n = [json.loads((d / "metrics.json").read_text())["n_train"] for d in (out, own)]
     assert n[0] == n[1] + 30
+    assert json.loads((out / "metrics.json").read_text())["fine_tuned_from"]["replayed_source_windows"] == 30
     for train, match in (("replay_source_windows = 10", "need train.init_from"),
                          ('init_from = "."\nreplay_source_windows = -1', "replay_source_windows=-1; expected a whole number")):
         (tmp_path / "bad.toml").write_text(f'name = "x"\n[train]\n{train}\n')
