@@ -380,6 +380,24 @@ def _window_stage(tuning: dict[str, Any], w80: dict[str, Any] | None, d: dict[st
     return ["", text]
 
 
+def _probes(probes: dict[str, Any] | None, units96: dict[str, Any] | None, d: dict[str, Any]) -> list[str]:
+    """``personalisation_tuning.py --probe`` in one sentence, with what its generic pick did on the test people."""
+    if probes is None:
+        return []
+    recipes = probes["recipes"]
+    text = ("Probes on the tuning people (`personalisation_tuning.py --probe`; fine-tuned mean): "
+            + "; ".join(f"{n} {r['mean']:.3f}" for n, r in recipes.items()) + "; generic models with that recipe: "
+            + "; ".join(f"{n} {e['mean']:.3f}" for n, e in probes["generics"].items())
+            + f" (the rule's pick: {probes['chosen_generic']})")
+    if units96 is not None and probes["chosen_generic"] == "units 96":
+        worse = units96["not_improved"]["fine_tuned"]
+        text += (f"; on these ten people (`personalisation.py --lstm-units 96`) it gave {units96['mean']['fine_tuned']:.3f} "
+                 f"fine-tuned against {units96['mean']['generic']:.3f} generic (48 units: {d['mean']['fine_tuned']:.3f}), "
+                 f"{'not improving ' + ', '.join(worse) if worse else 'every person improved'}, "
+                 "so `wisdm_watch.toml` keeps 48 units, a choice made on the test people")
+    return ["", text + "."]
+
+
 def _seeds(d: dict[str, Any], by_seed: dict[int, dict[str, Any] | None]) -> list[str]:
     """The same benchmark with other seeds for every model (the generic one too), in one sentence."""
     runs = {42: d, **{s: r for s, r in by_seed.items() if r is not None}}
@@ -419,6 +437,7 @@ def personalisation() -> list[str]:
                      f"advance): **{tuning['chosen']}**, mean {chosen['mean']:.3f} on them vs {tuning['generic_mean']:.3f} "
                      "generic" + _best_elsewhere(tuning)]
         rows += _window_stage(tuning, _load("personalisation_w80"), d)
+    rows += _probes(_load("personalisation_probes"), _load("personalisation_units96"), d)
     rows += _seeds(d, {s: _load(f"personalisation_seed{s}") for s in (1, 2)})
     targets = ", ".join(f"{k.replace('_', ' ')} {'✓' if v else '✗'}" for k, v in d["targets"].items())
     return _block("personalisation", rows) + [f"Targets: {targets}. `python benchmarks/personalisation.py`", ""]

@@ -132,3 +132,16 @@ def test_a_probe_of_the_generic_model_is_judged_against_its_own_generic_model(tm
     assert out["own"]["generic_run"] == "g40" and out["own"]["mean"] == 0.9 and out["own"]["changes"] == {}
     assert out["big"]["generic_run"] == "g96" and out["big"]["generic_mean"] == 0.6
     assert choose_among(out, {n: e["generic_per_person"] for n, e in out.items()}) == "big"
+
+
+def test_the_summary_names_the_probes_and_what_the_pick_did_on_the_test_people() -> None:
+    from benchmarks.summary import _probes
+
+    probes = {"recipes": {"fine_tune.toml": {"mean": 0.914}, "fine_tune.toml | replay 600": {"mean": 0.906}},
+              "generics": {"wisdm_watch.toml": {"mean": 0.914}, "units 96": {"mean": 0.925}}, "chosen_generic": "units 96"}
+    units96 = {"mean": {"fine_tuned": 0.901, "generic": 0.856}, "not_improved": {"fine_tuned": ["1645"]}}
+    text = _probes(probes, units96, {"mean": {"fine_tuned": 0.909}})[1]
+    assert "replay 600 0.906" in text and "the rule's pick: units 96" in text
+    assert "0.901 fine-tuned against 0.856 generic (48 units: 0.909), not improving 1645" in text
+    assert "--lstm-units" not in _probes(probes, None, {"mean": {"fine_tuned": 0.909}})[1]
+    assert _probes(None, units96, {}) == []
