@@ -214,11 +214,12 @@ def run_person(p: int, activities: list[str], work: Path, generic: Path, reuse: 
 
 def generic_config(work: Path, window_samples: int | None, lstm_units: int | None = None) -> Path:
     """``wisdm_watch.toml``, or a copy in ``work`` with another ``window_samples`` and/or LSTM width."""
-    if window_samples is None and lstm_units is None:
+    changes = {**({"data": {"window_samples": window_samples}} if window_samples else {}),
+               **({"model": {"units": [lstm_units]}} if lstm_units else {})}
+    if not changes:
         return CONFIGS / "wisdm_watch.toml"
     out = work / ("wisdm_watch" + (f"_w{window_samples}" if window_samples else "") + (f"_units{lstm_units}" if lstm_units else "") + ".toml")
-    derived_config("wisdm_watch.toml", out, {**({"data": {"window_samples": window_samples}} if window_samples else {}),
-                                             **({"model": {"units": [lstm_units]}} if lstm_units else {})})
+    derived_config("wisdm_watch.toml", out, changes)
     return out
 
 

@@ -27,14 +27,15 @@ both on ten other people, 1631–1640 (*tuning people*):
 
 It prints the chosen recipe as ``[data]`` / ``[train]`` keys for ``fine_tune.toml`` and the rule's window.
 
-``--probe`` (about 35 min; a ``make bench`` step) runs no search: it scores the recipe ``fine_tune.toml`` has and
-each of :data:`PROBES` on top of it (replaying the generic model's own training windows), then that recipe
-from larger tuning generic models (:data:`GENERIC_PROBES`), each judged against its own generic model by the
-same rule. Ideas tried after the search go there, so they are measured on the tuning people first.
 The window stage was added later. Its pick, 80 samples, was run once on the test people
 (``personalisation.py --window-samples 80``), and it did worse there than 40: 0.885 against 0.909, with 1644
 ending 10 points below its generic model. So ``wisdm_watch.toml`` keeps 40. That decision was taken on the
 test people, and ``docs/your-own-data.md`` says so.
+
+``--probe`` (about 35 min; a ``make bench`` step) runs no search: it scores the recipe ``fine_tune.toml`` has and
+each of :data:`PROBES` on top of it (replaying the generic model's own training windows), then that recipe
+from larger tuning generic models (:data:`GENERIC_PROBES`), each judged against its own generic model by the
+same rule. Ideas tried after the search go there, so they are measured on the tuning people first.
 """
 
 from __future__ import annotations
@@ -309,30 +310,30 @@ def main(argv: list[str] | None = None) -> int:
                                "recipes": {}}
     results["generic_mean"] = round(float(np.mean(list(results["generic_per_person"].values()))), 4)
     print(f"tuning generic model: mean {results['generic_mean']:.4f} on the tuning people's test parts", flush=True)
-    if args.probe:
-        previous = work / "probes.json"
-        done = json.loads(previous.read_text()) if args.reuse and previous.is_file() else None
-        probe_stage(folders, generic, work, data_root, results, done, args.reuse)
-        results["wall_minutes"] = round((time.monotonic() - t0) / 60, 1)
-        report(results)
-        write_json("personalisation_probes", results, args.out)
-        previous.write_text(json.dumps(results, indent=1))
-        return 0
-    stage_1 = {name: (knob, change) for name, knob, change in STAGE_1}
-    previous = work / "tuning.json"
-    done = json.loads(previous.read_text())["recipes"] if args.reuse and previous.is_file() else None
-    evaluate_recipes({n: merged(c) for n, (_, c) in stage_1.items()}, folders, generic, data_root, results, done)
-    scores = {n: r["mean"] for n, r in results["recipes"].items()}
-    evaluate_recipes(stage_2(scores, stage_1), folders, generic, data_root, results, done)
-    evaluate_recipes(stage_3(choose(results), results["recipes"], stage_1), folders, generic, data_root, results, done)
-    results["chosen"] = choose(results)
-    done_windows = json.loads(previous.read_text()).get("windows") if args.reuse and previous.is_file() else None
-    window_stage(results["recipes"][results["chosen"]]["recipe"], folders, work, data_root, results, done_windows, args.reuse)
+    name, previous = ("personalisation_probes", work / "probes.json") if args.probe else ("personalisation_tuning",
+                                                                                       work / "tuning.json")
+    done = json.loads(previous.read_text()) if args.reuse and previous.is_file() else None  # --reuse: earlier scores
+    (probe_stage if args.probe else search)(folders, generic, work, data_root, results, done, args.reuse)
     results["wall_minutes"] = round((time.monotonic() - t0) / 60, 1)
     report(results)
-    write_json("personalisation_tuning", results, args.out)
-    (work / "tuning.json").write_text(json.dumps(results, indent=1))  # make bench --reuse-runs keeps a finished tuning
+    write_json(name, results, args.out)
+    previous.write_text(json.dumps(results, indent=1))  # make bench --reuse-runs keeps a finished run
     return 0
+
+
+def search(folders: dict[int, Path], generic: Path, work: Path, data_root: Path, results: dict[str, Any],
+           done: dict[str, Any] | None, reuse: bool) -> None:
+    """Stages 1-3 (``results["recipes"]``, ``results["chosen"]``) and the window stage; ``done``: an earlier
+    search's results (``--reuse``)."""
+    stage_1 = {name: (knob, change) for name, knob, change in STAGE_1}
+    recipes = done["recipes"] if done else None
+    evaluate_recipes({n: merged(c) for n, (_, c) in stage_1.items()}, folders, generic, data_root, results, recipes)
+    scores = {n: r["mean"] for n, r in results["recipes"].items()}
+    evaluate_recipes(stage_2(scores, stage_1), folders, generic, data_root, results, recipes)
+    evaluate_recipes(stage_3(choose(results), results["recipes"], stage_1), folders, generic, data_root, results, recipes)
+    results["chosen"] = choose(results)
+    window_stage(results["recipes"][results["chosen"]]["recipe"], folders, work, data_root, results,
+                 done.get("windows") if done else None, reuse)
 
 
 def report(results: dict[str, Any]) -> None:
